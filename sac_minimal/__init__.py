@@ -1,0 +1,29 @@
+"""sac_minimal: a runnable explanation of Structured Attention Composition (SAC, Yang et al., IEEE TIP 2022).
+
+Modules (one concept each; arrows point down only):
+    ot      transport solvers: log-domain Sinkhorn (Algorithm 1), exact and entropic 2 x T solvers.
+    bench   benchmarks run from the command line (``python -m sac_minimal bench ot``).
+
+Importing the package needs only torch, numpy, scipy and matplotlib; POT is used by tests, notebooks and the
+benchmark's reference columns only.
+"""
+
+from sac_minimal.ot import (
+    TransportResult,
+    entropic_ot_2xT,
+    exact_ot_2xT,
+    marginal_error,
+    sinkhorn_log,
+    transport_cost,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TransportResult",
+    "entropic_ot_2xT",
+    "exact_ot_2xT",
+    "marginal_error",
+    "sinkhorn_log",
+    "transport_cost",
+]

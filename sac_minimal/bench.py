@@ -1,0 +1,112 @@
+"""Benchmarks run from the command line; medians over repeats, never asserted in tests.
+
+``python -m sac_minimal bench ot`` times the batched transport solvers against POT on SAC-shaped problems
+(``[B, 2, T]`` costs, eps 0.1, N = 50, float32).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from sac_minimal.ot import entropic_ot_2xT, sinkhorn_log
+
+
+def median_seconds(function, repeats: int, budget_s: float = 5.0) -> float:
+    """Median wall time of ``function()`` over ``repeats`` runs (fewer if they exceed ``budget_s``), after a warm-up."""
+    function()
+    times = []
+    started = time.perf_counter()
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - tick)
+        if time.perf_counter() - started > budget_s:
+            break
+    return statistics.median(times)
+
+
+def sac_shaped_problems(batch: int, length: int, seed: int = 0, dtype=torch.float32):
+    """Costs in (0, 1) ``[B, 2, T]``, modality masses ``[B, 2]`` and frame masses ``[B, T]``, both of mass T."""
+    generator = torch.Generator().manual_seed(seed)
+    cost = torch.sigmoid(2 * torch.randn(batch, 2, length, generator=generator)).to(dtype)
+    supplier = (torch.softmax(torch.randn(batch, 2, generator=generator), -1) * length).to(dtype)
+    receiver = torch.sigmoid(2 * torch.randn(batch, length, generator=generator))
+    receiver = (receiver / receiver.sum(-1, keepdim=True) * length).to(dtype)
+    return cost, supplier, receiver
+
+
+def bench_ot(
+    batches=(64, 256, 1024),
+    lengths=(128, 512, 2048),
+    eps: float = 0.1,
+    n_iter: int = 50,
+    repeats: int = 5,
+    pot_loop_limit: int = 256,
+) -> list[dict]:
+    """Time ``sinkhorn_log``, ``entropic_ot_2xT``, POT looped per problem and ``ot.batch.solve_batch``.
+
+    POT looped per problem is timed on at most ``pot_loop_limit`` problems and scaled linearly to the batch (each
+    problem is independent), which keeps the benchmark short. Returns one dict per (B, T) with seconds per call.
+    """
+    try:
+        import ot as pot
+        from ot.batch import solve_batch
+    except ImportError:
+        pot = None
+    rows = []
+    for batch in batches:
+        for length in lengths:
+            cost, supplier, receiver = sac_shaped_problems(batch, length)
+            row = {"B": batch, "T": length}
+            row["sinkhorn_log"] = median_seconds(
+                lambda: sinkhorn_log(cost, supplier, receiver, eps, n_iter=n_iter, check_inputs=False), repeats)
+            row["entropic_ot_2xT"] = median_seconds(
+                lambda: entropic_ot_2xT(cost, supplier, receiver, eps, check_inputs=False), repeats)
+            exact = entropic_ot_2xT(cost.double(), supplier.double(), receiver.double(), eps).plan
+            row["sinkhorn_error"] = (sinkhorn_log(cost, supplier, receiver, eps, n_iter=n_iter).plan.double()
+                                     - exact).abs().max().item()
+            row["entropic_error"] = (entropic_ot_2xT(cost, supplier, receiver, eps).plan.double()
+                                     - exact).abs().max().item()
+            if pot is not None:
+                looped = min(batch, pot_loop_limit)
+                cost_np, supplier_np, receiver_np = cost.numpy(), supplier.numpy(), receiver.numpy()
+
+                def pot_loop():
+                    for k in range(looped):
+                        pot.sinkhorn(supplier_np[k], receiver_np[k], cost_np[k], eps, method="sinkhorn_log",
+                                     numItermax=n_iter, stopThr=0.0, warn=False)
+
+                row["pot_loop"] = median_seconds(pot_loop, max(1, repeats // 2)) * batch / looped
+                row["pot_solve_batch"] = median_seconds(
+                    lambda: solve_batch(cost, reg=eps, a=supplier, b=receiver, max_iter=n_iter, tol=0.0,
+                                        method="log_sinkhorn", grad="detach"),
+                    repeats,
+                )
+            rows.append(row)
+    return rows
+
+
+def format_ot_table(rows: list[dict]) -> str:
+    """A plain-text table: milliseconds per call and the speed-up ratios the book quotes."""
+    has_pot = "pot_loop" in rows[0]
+    header = f"{'B':>5} {'T':>5} | {'sinkhorn_log':>12} {'entropic_2xT':>12}"
+    if has_pot:
+        header += f" {'POT loop':>10} {'solve_batch':>11} | {'loop/sink':>9} {'batch/sink':>10}"
+    header += f" {'sink/entr':>9} | {'err sink':>8} {'err entr':>8}"
+    lines = ["milliseconds per call (median), eps 0.1, N 50, float32; errors = max |plan - exact| (masses ~1)",
+             header, "-" * len(header)]
+    for row in rows:
+        line = f"{row['B']:>5} {row['T']:>5} | {1e3 * row['sinkhorn_log']:>12.2f} {1e3 * row['entropic_ot_2xT']:>12.2f}"
+        if has_pot:
+            line += (f" {1e3 * row['pot_loop']:>10.1f} {1e3 * row['pot_solve_batch']:>11.2f} |"
+                     f" {row['pot_loop'] / row['sinkhorn_log']:>9.0f}x"
+                     f" {row['pot_solve_batch'] / row['sinkhorn_log']:>9.1f}x")
+        line += (f" {row['sinkhorn_log'] / row['entropic_ot_2xT']:>8.1f}x |"
+                 f" {row['sinkhorn_error']:>8.1e} {row['entropic_error']:>8.1e}")
+        lines.append(line)
+    if not has_pot:
+        lines.append("(POT is not installed: its columns are left out; pip install pot)")
+    return "\n".join(lines)

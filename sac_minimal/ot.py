@@ -1,0 +1,331 @@
+"""Optimal-transport solvers used by SAC: pure functions on tensors.
+
+Everything here is batched over any leading dimensions and works in float32 and float64:
+``cost`` is ``[..., M, N]``, the supplier masses ``a`` are ``[..., M]`` and the receiver masses ``b`` are
+``[..., N]``. A *plan* (coupling) ``P`` is ``[..., M, N]`` with row sums ``a`` and column sums ``b``.
+
+In SAC (Eq. 2 of the paper) ``M = 2`` (the two modalities supply attention), ``N = T`` (the frames receive it)
+and the cost is the learned structure matrix ``S``. The book derives every solver:
+
+* :func:`sinkhorn_log` -- Algorithm 1 of the paper, log-domain Sinkhorn (notebooks 02 and 03);
+* :func:`exact_ot_2xT` -- the unregularised 2 x T problem, solved exactly by sorting (notebook 03);
+* :func:`entropic_ot_2xT` -- the entropic 2 x T problem, solved exactly by a 1-D root-find (notebook 03).
+
+References: Cuturi (2013), "Sinkhorn distances"; Peyre & Cuturi (2019), "Computational Optimal Transport",
+Sections 4.2-4.4 (Sinkhorn, log-domain stabilisation); Yang et al. (2022), SAC, Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "TransportResult",
+    "sinkhorn_log",
+    "transport_cost",
+    "exact_ot_2xT",
+    "entropic_ot_2xT",
+    "marginal_error",
+]
+
+
+@dataclass(frozen=True)
+class TransportResult:
+    """What a regularised solver returns.
+
+    Attributes:
+        plan: the transport plan ``[..., M, N]``.
+        u: row (supplier) dual potential ``[..., M]``, in the units of the cost.
+        v: column (receiver) dual potential ``[..., N]``, in the units of the cost.
+            The plan is ``exp((u_i + v_j - C_ij) / eps)``.
+        n_iter: the number of iterations (Sinkhorn) or root-finding steps actually run.
+        marginal_error: ``[...]``, ``(|P 1 - a|_1 + |P^T 1 - b|_1) / sum(b)`` for each problem: how far the
+            plan is from being a coupling of ``a`` and ``b``, relative to the total mass.
+    """
+
+    plan: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    n_iter: int
+    marginal_error: torch.Tensor
+
+
+def _check_problem(cost, a, b, eps=None, *, need_equal_mass=False, solver="this solver"):
+    """Validate a batch of transport problems; raise ``ValueError`` naming the bad argument."""
+    for name, tensor in (("cost", cost), ("a", a), ("b", b)):
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
+        if not tensor.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {tensor.dtype}.")
+    if cost.dim() < 2:
+        raise ValueError(f"cost must have shape [..., M, N], got {tuple(cost.shape)}.")
+    if a.dim() < 1 or b.dim() < 1:
+        raise ValueError(f"a must be [..., M] and b [..., N]; got a {tuple(a.shape)} and b {tuple(b.shape)}.")
+    rows, cols = cost.shape[-2:]
+    if a.shape[-1] != rows or b.shape[-1] != cols:
+        raise ValueError(
+            f"shape mismatch: cost is [..., {rows}, {cols}] so a must be [..., {rows}] and b [..., {cols}]; "
+            f"got a {tuple(a.shape)} and b {tuple(b.shape)}."
+        )
+    try:
+        torch.broadcast_shapes(cost.shape[:-2], a.shape[:-1], b.shape[:-1])
+    except RuntimeError as error:
+        raise ValueError(
+            f"shape mismatch: the batch dimensions of cost {tuple(cost.shape[:-2])}, a {tuple(a.shape[:-1])} "
+            f"and b {tuple(b.shape[:-1])} do not broadcast."
+        ) from error
+    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
+    with torch.no_grad():
+        problems = torch.stack(
+            [
+                ~torch.isfinite(cost).all(),
+                torch.isnan(a).any(),
+                torch.isnan(b).any(),
+                (a < 0).any(),
+                (b < 0).any(),
+                ~torch.isfinite(a).all(),
+                ~torch.isfinite(b).all(),
+                (a.sum(-1) <= 0).any(),
+                (b.sum(-1) <= 0).any(),
+            ]
+        ).tolist()
+    messages = [
+        "cost contains NaN or Inf; check the network that produced it.",
+        "a contains NaN.",
+        "b contains NaN.",
+        "a has negative entries; masses must be >= 0.",
+        "b has negative entries; masses must be >= 0.",
+        "a contains Inf.",
+        "b contains Inf.",
+        "a has zero total mass in some problem; every problem needs positive mass.",
+        "b has zero total mass in some problem; every problem needs positive mass.",
+    ]
+    for failed, message in zip(problems, messages):
+        if failed:
+            raise ValueError(message)
+    if need_equal_mass:
+        with torch.no_grad():
+            mass_a, mass_b = a.sum(-1), b.sum(-1)
+            relative_gap = ((mass_a - mass_b).abs() / torch.maximum(mass_a, mass_b)).max().item()
+        tolerance = 1e-4 if torch.finfo(cost.dtype).bits <= 32 else 1e-6
+        if relative_gap > tolerance:
+            raise ValueError(
+                f"{solver} needs equal total masses, but sum(a) and sum(b) differ by a relative "
+                f"{relative_gap:.3g}. Rescale one side, e.g. b * a.sum(-1, keepdim=True) / b.sum(-1, keepdim=True) "
+                "(the balanced problem that fixed-iteration log-domain Sinkhorn silently solves)."
+            )
+
+
+def marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(|P 1 - a|_1 + |P^T 1 - b|_1) / sum(b)`` per problem: ``[..., M, N] -> [...]``."""
+    row_gap = (plan.sum(-1) - a).abs().sum(-1)
+    col_gap = (plan.sum(-2) - b).abs().sum(-1)
+    return (row_gap + col_gap) / b.sum(-1)
+
+
+def transport_cost(cost: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+    """The linear transport cost ``<C, P> = sum_ij C_ij P_ij`` per problem (the paper's L_OT, Eq. 2).
+
+    Args:
+        cost: ``[..., M, N]``.
+        plan: ``[..., M, N]``.
+
+    Returns:
+        ``[...]``, one value per problem (no entropy term, like POT's ``sinkhorn2``).
+    """
+    if cost.shape[-2:] != plan.shape[-2:]:
+        raise ValueError(f"cost {tuple(cost.shape)} and plan {tuple(plan.shape)} must share their last two sizes.")
+    return (cost * plan).sum(dim=(-2, -1))
+
+
+def sinkhorn_log(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    eps: float,
+    n_iter: int = 50,
+    tol: float | None = None,
+    gamma: float = 1e-8,
+    check_inputs: bool = True,
+) -> TransportResult:
+    """Log-domain Sinkhorn, exactly the paper's Algorithm 1 (v update, then u update).
+
+    Solves ``min_P <C, P> + eps * sum_ij P_ij (log P_ij - 1)`` subject to ``P 1 = a``, ``P^T 1 = b`` with
+    the dual potentials ``u`` ``[..., M]`` and ``v`` ``[..., N]`` (cost units, starting at zero)::
+
+        v_j <- eps * log(b_j + gamma) - eps * logsumexp_i((u_i - C_ij) / eps)
+        u_i <- eps * log(a_i + gamma) - eps * logsumexp_j((v_j - C_ij) / eps)
+        P_ij = exp((u_i + v_j - C_ij) / eps)
+
+    ``gamma`` keeps ``log`` finite for zero masses (the paper's choice). Because ``u`` is updated last, the row
+    marginal ``P 1 = a`` is exact after every iteration and the column marginal is only approximate.
+
+    With ``tol=None`` exactly ``n_iter`` iterations run (the paper's fixed N). With a ``tol`` the loop stops, after
+    at most ``n_iter`` iterations, once every problem's column-marginal L1 error relative to its total mass is below
+    ``tol`` (``gamma`` perturbs the masses, so a ``tol`` below about ``gamma`` is never reached: use
+    ``gamma=0`` for tighter ones). Gradients flow by unrolled autograd through all iterations.
+
+    Unequal masses are accepted in fixed-iteration mode (the official SAC code relies on it): scaling ``b`` only
+    shifts ``v`` by a constant that the next u update removes, so the plan is the balanced plan for
+    ``(a, b * sum(a) / sum(b))``. With a ``tol`` equal masses are required, since unequal ones never converge.
+
+    Args:
+        cost: ``[..., M, N]`` cost matrix C (SAC: the structure matrix S, ``[B, 2, T]``).
+        a: ``[..., M]`` supplier masses (SAC: modality attention).
+        b: ``[..., N]`` receiver masses (SAC: frame attention).
+        eps: entropic regularisation, absolute on the cost scale (paper 1e-3, official code 0.1).
+        n_iter: the number of iterations (fixed mode) or the cap (tolerance mode).
+        tol: optional stopping threshold on the relative column-marginal error.
+        gamma: added to the masses inside ``log``.
+        check_inputs: validate inputs (costs one host synchronisation; turn off inside compiled code).
+
+    Returns:
+        :class:`TransportResult`.
+    """
+    if check_inputs:
+        _check_problem(cost, a, b, eps, need_equal_mass=tol is not None, solver="sinkhorn_log with a tol")
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be >= 1, got {n_iter}.")
+    neg_cost = -cost / eps  # [..., M, N]
+    log_a = torch.log(a + gamma).unsqueeze(-1)  # [..., M, 1]
+    log_b = torch.log(b + gamma).unsqueeze(-2)  # [..., 1, N]
+    batch_shape = torch.broadcast_shapes(cost.shape[:-2], a.shape[:-1], b.shape[:-1])
+    log_u = cost.new_zeros(*batch_shape, cost.shape[-2], 1)  # u / eps
+    log_v = cost.new_zeros(*batch_shape, 1, cost.shape[-1])  # v / eps
+    iterations = 0
+    for iterations in range(1, n_iter + 1):
+        log_v = log_b - torch.logsumexp(neg_cost + log_u, dim=-2, keepdim=True)
+        log_u = log_a - torch.logsumexp(neg_cost + log_v, dim=-1, keepdim=True)
+        if tol is not None:
+            with torch.no_grad():
+                column_sums = torch.exp(neg_cost + log_u + log_v).sum(-2)
+                relative = (column_sums - b).abs().sum(-1) / b.sum(-1)
+                if bool((relative < tol).all()):
+                    break
+    plan = torch.exp(neg_cost + log_u + log_v)
+    with torch.no_grad():
+        error = marginal_error(plan, a, b)
+    return TransportResult(
+        plan=plan,
+        u=eps * log_u.squeeze(-1),
+        v=eps * log_v.squeeze(-2),
+        n_iter=iterations,
+        marginal_error=error,
+    )
+
+
+def _check_two_rows(cost):
+    if cost.shape[-2] != 2:
+        raise ValueError(
+            f"this solver is for 2 x T problems (two modalities): cost must be [..., 2, T], got {tuple(cost.shape)}."
+        )
+
+
+def exact_ot_2xT(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, check_inputs: bool = True) -> torch.Tensor:
+    """Exact unregularised OT for 2 x T problems, by sorting frames on ``d_t = C_1t - C_2t``.
+
+    With column sums fixed, ``<C, P> = sum_t b_t C_2t + sum_t P_1t d_t``: the first row should take the frames
+    with the smallest ``d_t`` until its mass ``a_1`` is spent. So sort ``d`` ascending, fill greedily, and at most
+    one frame (the split frame) is shared between the rows. Same optimum as ``ot.emd``; O(T log T) per problem.
+
+    Args:
+        cost: ``[..., 2, T]``.
+        a: ``[..., 2]``; ``b``: ``[..., T]``, with ``sum(a) == sum(b)``.
+
+    Returns:
+        the plan ``[..., 2, T]``. It is piecewise constant in ``cost`` (its gradient w.r.t. the cost is zero);
+        ``transport_cost(cost, plan)`` has the correct gradient ``plan`` w.r.t. the cost.
+    """
+    if check_inputs:
+        _check_problem(cost, a, b, need_equal_mass=True, solver="exact_ot_2xT")
+    _check_two_rows(cost)
+    batch_shape = torch.broadcast_shapes(cost.shape[:-2], a.shape[:-1], b.shape[:-1])
+    cost = cost.expand(*batch_shape, *cost.shape[-2:])
+    b = b.expand(*batch_shape, b.shape[-1])
+    first_mass = a[..., :1].expand(*batch_shape, 1)
+    order = torch.argsort(cost[..., 0, :] - cost[..., 1, :], dim=-1)  # [..., T]
+    b_sorted = torch.gather(b, -1, order)
+    mass_before = torch.cumsum(b_sorted, dim=-1) - b_sorted
+    first_row_sorted = torch.minimum(b_sorted, (first_mass - mass_before).clamp_min(0))
+    first_row = torch.empty_like(first_row_sorted).scatter(-1, order, first_row_sorted)
+    return torch.stack([first_row, b - first_row], dim=-2)
+
+
+def _pair_weights(delta, d, b, eps):
+    """``b_t * sigmoid((delta - d_t) / eps)`` and its derivative in delta times eps; shapes ``[..., T]``."""
+    share = torch.sigmoid((delta - d) / eps)
+    return b * share, b * share * (1 - share)
+
+
+def entropic_ot_2xT(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    eps: float,
+    n_steps: int = 30,
+    check_inputs: bool = True,
+) -> TransportResult:
+    """The exact entropic 2 x T transport plan by a 1-D monotone root-find (safeguarded Newton).
+
+    Fixing the column potentials at their optimum for given row potentials gives
+    ``P_1t = b_t * sigmoid((delta - d_t) / eps)`` and ``P_2t = b_t - P_1t`` with ``d_t = C_1t - C_2t`` and
+    ``delta = (u_1 - u_2)``: the columns are exact by construction. The row constraint
+    ``F(delta) = sum_t b_t sigmoid((delta - d_t) / eps) - a_1 = 0`` is one increasing scalar equation per problem.
+    Its root lies in the bracket ``[min d + eps * logit(p), max d + eps * logit(p)]`` with ``p = a_1 / sum(b)``.
+    Each step takes a Newton step and falls back to bisection when the step leaves the bracket; the number of steps
+    is fixed (no host synchronisation, so it suits GPUs and compiled code).
+
+    Gradients use implicit differentiation: ``d delta / d theta = -(dF/d theta) / F'(delta)`` at the root, applied
+    to ``cost``, ``a`` and ``b`` through a straight-through Newton correction (the forward value is unchanged).
+    This is the gradient of the converged solution, which unrolled Sinkhorn only approaches.
+
+    Args:
+        cost: ``[..., 2, T]``; ``a``: ``[..., 2]``; ``b``: ``[..., T]`` with ``sum(a) == sum(b)``.
+        eps: entropic regularisation (> 0), absolute on the cost scale.
+        n_steps: root-finding steps (30 reach machine precision for eps >= 1e-4 and costs in [0, 1]).
+
+    Returns:
+        :class:`TransportResult` with ``u = (delta, 0)`` and the matching column potentials ``v``.
+    """
+    if check_inputs:
+        _check_problem(cost, a, b, eps, need_equal_mass=True, solver="entropic_ot_2xT")
+    _check_two_rows(cost)
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+    d = cost[..., 0, :] - cost[..., 1, :]  # [..., T]
+    total = b.sum(-1, keepdim=True)  # [..., 1]
+    first_mass = a[..., :1]  # [..., 1]
+    with torch.no_grad():
+        tiny = torch.finfo(cost.dtype).eps
+        share = (first_mass / total).clamp(tiny, 1 - tiny)
+        offset = eps * torch.log(share / (1 - share))
+        low = d.amin(-1, keepdim=True) + offset
+        high = d.amax(-1, keepdim=True) + offset
+        delta = 0.5 * (low + high)
+        for _ in range(n_steps):
+            mass, slope = _pair_weights(delta, d, b, eps)
+            residual = mass.sum(-1, keepdim=True) - first_mass
+            low = torch.where(residual < 0, delta, low)
+            high = torch.where(residual >= 0, delta, high)
+            newton = delta - eps * residual / slope.sum(-1, keepdim=True).clamp_min(torch.finfo(cost.dtype).tiny)
+            inside = (newton >= low) & (newton <= high)
+            delta = torch.where(inside, newton, 0.5 * (low + high))
+    if torch.is_grad_enabled() and (cost.requires_grad or a.requires_grad or b.requires_grad):
+        mass, slope = _pair_weights(delta, d, b, eps)
+        residual = mass.sum(-1, keepdim=True) - first_mass
+        # Floor the slope at a tiny fraction of the mass: in the fully saturated (eps -> 0) limit the root is not
+        # differentiable and the floor keeps gradients finite instead of Inf.
+        slope_floor = (total * torch.finfo(cost.dtype).eps).detach()
+        derivative = (slope.sum(-1, keepdim=True).detach() / eps).clamp_min(slope_floor)
+        delta = delta - (residual - residual.detach()) / derivative
+    first_row = b * torch.sigmoid((delta - d) / eps)
+    plan = torch.stack([first_row, b - first_row], dim=-2)
+    u = torch.cat([delta, torch.zeros_like(delta)], dim=-1)
+    v = eps * torch.log(b.clamp_min(torch.finfo(b.dtype).tiny)) - eps * torch.logsumexp((u.unsqueeze(-1) - cost) / eps, dim=-2)
+    with torch.no_grad():
+        error = marginal_error(plan, a, b)
+    return TransportResult(plan=plan, u=u, v=v, n_iter=n_steps, marginal_error=error)
