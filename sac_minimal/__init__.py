@@ -2,6 +2,7 @@
 
 Modules (one concept each; arrows point down only):
     ot      transport solvers: log-domain Sinkhorn (Algorithm 1), exact and entropic 2 x T solvers.
+    sac     the SAC plug-in: Theta projections, attention, structure matrix, OT loss and regularisers.
     bench   benchmarks run from the command line (``python -m sac_minimal bench ot``).
 
 Importing the package needs only torch, numpy, scipy and matplotlib; POT is used by tests, notebooks and the

@@ -1,0 +1,471 @@
+"""Structured Attention Composition (SAC): the plug-in module, piece by piece.
+
+Inputs are the appearance (RGB) features ``[B, Da, T]`` and motion (flow) features ``[B, Dm, T]`` of a window;
+the output is the modulated feature ``[B, Da + Dm, T]`` for any host detector, plus the attention maps and, in
+training, SAC's loss terms. Equation numbers refer to Yang et al., "Structured Attention Composition for Temporal
+Action Localization", IEEE TIP 2022. Where the paper and the official code differ, both are named variants of
+:class:`SACConfig` (presets :meth:`SACConfig.paper` and :meth:`SACConfig.official`).
+
+Pieces (each a small function or module, tested on its own):
+    ThetaProjection        Theta_a, Theta_m: two Conv1d(k3) + LeakyReLU per modality
+    action_aware_pool      Eq. (1): mean of the floor(T k) steps with the largest L2 norm
+    FrameAttention         a_f = sigmoid(conv(F)), ``[B, T]``
+    ModalityAttention      a_m = softmax(conv(pool(F))), ``[B, 2]``
+    compose_attention      A = a_m a_f^T, ``[B, 2, T]``
+    transport_masses       Section III-E: mu = T a_m, nu = T a_f / sum(a_f) (or the raw official masses)
+    StructureMatrix        S = conv(F) (optionally sigmoid), ``[B, 2, T]``
+    ot_loss                Eq. (2): <S, P*> with P* from sac_minimal.ot
+    smoothness_loss        Eqs. (3)-(4), paper and official variants
+    fnorm_loss             Eq. (5): -(1 / 2T) ||S||_F
+    SAC                    the whole module; Eq. (6) sums the terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sac_minimal.ot import entropic_ot_2xT, sinkhorn_log, transport_cost
+
+ATTENTION_MODES = ("none", "joint", "modality", "frame", "composed", "sequential", "nonlocal")
+MODES_WITH_COMPOSED_ATTENTION = ("composed", "sequential")
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Every choice of SAC as a named field, so that an ablation changes one thing at a time.
+
+    Attributes:
+        appearance_channels, motion_channels: Da and Dm of the inputs.
+        attention: ``none`` | ``joint`` (one conv predicts the 2 x T attention: the paper's "predicted attention")
+            | ``modality`` | ``frame`` | ``composed`` (a_m a_f^T) | ``sequential`` (CBAM-style: modality first,
+            then frame attention on the modality-weighted features) | ``nonlocal`` (a non-local block over time).
+        projection: apply the Theta projections (two conv layers per modality).
+        modulate: what the attention multiplies: ``projected`` (official) or ``raw`` features (paper).
+        pooling: ``action_aware`` (Eq. 1) or ``average`` for the modality attention's input.
+        topk_ratio: k in Eq. (1); floor(T k) steps are pooled.
+        structure_activation: ``none`` (paper) or ``sigmoid`` (official) on the structure matrix.
+        mass_normalisation: paper's Section III-E masses (both of mass T) instead of the raw official ones.
+        use_ot: compute L_OT and the regularisers (needs composed or sequential attention).
+        solver: ``sinkhorn`` (Algorithm 1, fixed ``n_iter``) or ``entropic`` (exact root-find, any eps).
+        eps, n_iter: the entropic regularisation and Sinkhorn iterations.
+        smoothness_reduce: ``max`` (paper) or ``sum`` (official) over the two modalities of S.
+        smoothness_difference: ``signed`` (paper) or ``absolute`` (official) temporal differences.
+        eta: the smoothness term keeps the floor(T eta) smallest of the T - 1 temporal differences.
+        lambda_smooth, lambda_fnorm: weights of Eqs. (3)-(5) in Eq. (6).
+    """
+
+    appearance_channels: int = 1024
+    motion_channels: int = 1024
+    attention: str = "composed"
+    projection: bool = True
+    modulate: str = "raw"
+    pooling: str = "action_aware"
+    topk_ratio: float = 1 / 8
+    structure_activation: str = "none"
+    mass_normalisation: bool = True
+    use_ot: bool = True
+    solver: str = "sinkhorn"
+    eps: float = 1e-3
+    n_iter: int = 50
+    smoothness_reduce: str = "max"
+    smoothness_difference: str = "signed"
+    eta: float = 0.8
+    lambda_smooth: float = 0.1
+    lambda_fnorm: float = 0.01
+
+    def __post_init__(self):
+        choices = {
+            "attention": ATTENTION_MODES,
+            "modulate": ("raw", "projected"),
+            "pooling": ("action_aware", "average"),
+            "structure_activation": ("none", "sigmoid"),
+            "solver": ("sinkhorn", "entropic"),
+            "smoothness_reduce": ("max", "sum"),
+            "smoothness_difference": ("signed", "absolute"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SACConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if self.appearance_channels < 1 or self.motion_channels < 1:
+            raise ValueError("SACConfig channel counts must be positive.")
+        if not 0 < self.topk_ratio <= 1:
+            raise ValueError(f"SACConfig.topk_ratio must be in (0, 1], got {self.topk_ratio}.")
+        if not 0 < self.eta <= 1:
+            raise ValueError(f"SACConfig.eta must be in (0, 1], got {self.eta}.")
+        if not (self.eps > 0 and self.n_iter >= 1):
+            raise ValueError(f"SACConfig needs eps > 0 and n_iter >= 1, got eps={self.eps}, n_iter={self.n_iter}.")
+        if self.modulate == "projected" and not self.projection:
+            raise ValueError("SACConfig.modulate='projected' needs projection=True.")
+        if self.use_ot and self.attention not in MODES_WITH_COMPOSED_ATTENTION:
+            raise ValueError(
+                f"SACConfig.use_ot needs modality and frame attention (attention in {MODES_WITH_COMPOSED_ATTENTION}); "
+                f"with attention={self.attention!r} set use_ot=False."
+            )
+
+    @classmethod
+    def paper(cls, **changes) -> SACConfig:
+        """The paper's description: mass-T masses, eps 1e-3, lambda_s 0.1, lambda_F 0.01, raw features modulated."""
+        return dataclasses.replace(cls(), **changes)
+
+    @classmethod
+    def official(cls, **changes) -> SACConfig:
+        """The official code: eps 0.1, N 50, raw masses, sigmoid S, sum/abs smoothness weight 1, no F-norm."""
+        official = cls(
+            modulate="projected",
+            structure_activation="sigmoid",
+            mass_normalisation=False,
+            eps=0.1,
+            n_iter=50,
+            smoothness_reduce="sum",
+            smoothness_difference="absolute",
+            lambda_smooth=1.0,
+            lambda_fnorm=0.0,
+        )
+        return dataclasses.replace(official, **changes)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the modulated output, C = Da + Dm."""
+        return self.appearance_channels + self.motion_channels
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SACConfig:
+        values = json.loads(text)
+        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown SACConfig fields in JSON: {sorted(unknown)}")
+        return cls(**values)
+
+
+class ThetaProjection(nn.Module):
+    """Theta for one modality: two Conv1d(D, D, k3, p1) + LeakyReLU, ``[B, D, T] -> [B, D, T]``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv1d(channels, channels, kernel_size=3, padding=1), nn.LeakyReLU(),
+            nn.Conv1d(channels, channels, kernel_size=3, padding=1), nn.LeakyReLU(),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+def topk_count(length: int, ratio: float) -> int:
+    """floor(T k) steps for action-aware pooling (16 of 128 at k = 1/8)."""
+    return math.floor(length * ratio + 1e-9)
+
+
+def action_aware_pool(features: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Eq. (1): the mean of the floor(T k) time steps with the largest L2 norm over channels.
+
+    Action steps carry larger features than background, so this pools "where the action is".
+
+    Args:
+        features: ``[B, C, T]``.
+        ratio: k, the share of steps kept.
+
+    Returns:
+        ``[B, C]``.
+    """
+    count = topk_count(features.shape[-1], ratio)
+    if count < 1:
+        raise ValueError(
+            f"action-aware pooling keeps floor(T * k) = floor({features.shape[-1]} * {ratio:.4g}) = 0 steps; "
+            f"use windows of at least {math.ceil(1 / ratio)} steps or a larger topk_ratio."
+        )
+    norms = features.norm(dim=1)  # [B, T]
+    chosen = norms.topk(count, dim=-1).indices  # [B, k]
+    gathered = features.gather(-1, chosen.unsqueeze(1).expand(-1, features.shape[1], -1))  # [B, C, k]
+    return gathered.mean(-1)
+
+
+class FrameAttention(nn.Module):
+    """a_f = sigmoid(Conv1d(C, 1, k1)(F)): how much each time step matters, ``[B, C, T] -> [B, T]`` in (0, 1)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.score = nn.Conv1d(channels, 1, kernel_size=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.score(features)).squeeze(1)
+
+
+class ModalityAttention(nn.Module):
+    """a_m = softmax(Conv1d(C, 2, k1)(pooled F)): the share of each modality, ``[B, C] -> [B, 2]``, sums to 1."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.score = nn.Conv1d(channels, 2, kernel_size=1)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.score(pooled.unsqueeze(-1)).squeeze(-1), dim=-1)
+
+
+def compose_attention(modality_attention: torch.Tensor, frame_attention: torch.Tensor) -> torch.Tensor:
+    """A = a_m a_f^T, the frame-modality attention: ``[B, 2]`` x ``[B, T]`` -> ``[B, 2, T]``.
+
+    Each column sums to a_f,t (the modality shares split each frame's attention).
+    """
+    return modality_attention.unsqueeze(-1) * frame_attention.unsqueeze(1)
+
+
+def transport_masses(modality_attention, frame_attention, mass_normalisation: bool):
+    """Supplier and receiver masses of Eq. (2).
+
+    Paper (Section III-E): mu = T a_m ``[B, 2]`` and nu = T a_f / sum_t a_f ``[B, T]``, both of mass T.
+    Official code: mu = a_m (mass 1) and nu = a_f (mass sum_t a_f); fixed-iteration Sinkhorn then solves the
+    balanced problem for (a_m, a_f / sum a_f), i.e. the paper's plan divided by T.
+    """
+    if not mass_normalisation:
+        return modality_attention, frame_attention
+    length = frame_attention.shape[-1]
+    return length * modality_attention, length * frame_attention / frame_attention.sum(-1, keepdim=True)
+
+
+class StructureMatrix(nn.Module):
+    """S = Conv1d(C, 2, k1)(F), optionally through a sigmoid: the cost of serving frame t by modality m, [B, 2, T]."""
+
+    def __init__(self, channels: int, activation: str):
+        super().__init__()
+        self.cost = nn.Conv1d(channels, 2, kernel_size=1)
+        self.activation = activation
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        structure = self.cost(features)
+        return torch.sigmoid(structure) if self.activation == "sigmoid" else structure
+
+
+def ot_loss(structure, supplier, receiver, config: SACConfig) -> torch.Tensor:
+    """Eq. (2): L_OT = <S, P*>, averaged over the batch; P* from Algorithm 1 or the exact root-find.
+
+    Args:
+        structure: S ``[B, 2, T]``; supplier: ``[B, 2]``; receiver: ``[B, T]``.
+    """
+    if config.solver == "sinkhorn":
+        plan = sinkhorn_log(structure, supplier, receiver, config.eps, n_iter=config.n_iter, check_inputs=False).plan
+    else:
+        receiver = receiver * supplier.sum(-1, keepdim=True) / receiver.sum(-1, keepdim=True)  # official masses
+        plan = entropic_ot_2xT(structure, supplier, receiver, config.eps, check_inputs=False).plan
+    return transport_cost(structure, plan).mean()
+
+
+def smoothness_loss(structure, eta: float, reduce: str, difference: str) -> torch.Tensor:
+    """Eqs. (3)-(4): the structure matrix should change slowly over time, except at a few boundaries.
+
+    q_t combines the temporal differences S_{m,t+1} - S_{m,t} of both modalities (paper: ``max`` of the signed
+    differences; official code: ``sum`` of S over modalities, then the ``absolute`` difference); the mean of the
+    min(T - 1, floor(T eta)) smallest q_t, q, is penalised by -log(1 - q) (the official code's BCE(q, 0)), so the largest
+    (1 - eta) share of changes, the action boundaries, are left free.
+
+    Args:
+        structure: S ``[B, 2, T]``.
+
+    Returns:
+        the batch mean, a scalar.
+    """
+    if reduce == "sum":
+        changes = structure.sum(1).diff(dim=-1)  # [B, T-1]
+    else:
+        changes = structure.diff(dim=-1)  # [B, 2, T-1]
+    if difference == "absolute":
+        changes = changes.abs()
+    if reduce == "max":
+        changes = changes.amax(1)
+    length = structure.shape[-1]
+    kept = max(1, min(length - 1, math.floor(length * eta + 1e-9)))  # 102 of 127 at T = 128, eta 0.8
+    q = changes.topk(kept, dim=-1, largest=False).values.mean(-1)  # [B]
+    # BCE's convention: log clamped at -100, so a q >= 1 gives a large finite loss instead of NaN
+    return -torch.log((1 - q).clamp_min(math.exp(-100))).mean()
+
+
+def fnorm_loss(structure: torch.Tensor) -> torch.Tensor:
+    """Eq. (5): L_F = -(1 / 2T) ||S||_F per window, batch mean. Rewards a non-trivial S (prevents S -> 0)."""
+    length = structure.shape[-1]
+    return -(structure.flatten(1).norm(dim=-1) / (2 * length)).mean()
+
+
+class NonLocalBlock(nn.Module):
+    """A non-local (self-attention) block over time, the alternative of Table VII: ``[B, C, T] -> [B, C, T]``."""
+
+    def __init__(self, channels: int, inner: int | None = None):
+        super().__init__()
+        inner = inner or max(1, channels // 2)
+        self.query = nn.Conv1d(channels, inner, kernel_size=1)
+        self.key = nn.Conv1d(channels, inner, kernel_size=1)
+        self.value = nn.Conv1d(channels, inner, kernel_size=1)
+        self.out = nn.Conv1d(inner, channels, kernel_size=1)
+        nn.init.zeros_(self.out.weight)  # starts as the identity, like the original non-local block
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        query, key, value = self.query(features), self.key(features), self.value(features)
+        weights = torch.softmax(query.transpose(1, 2) @ key / math.sqrt(query.shape[1]), dim=-1)  # [B, T, T]
+        return features + self.out((weights @ value.transpose(1, 2)).transpose(1, 2))
+
+
+@dataclass
+class SACOutput:
+    """What :class:`SAC` returns.
+
+    Attributes:
+        features: modulated features for the host ``[B, Da + Dm, T]``.
+        attention: the frame-modality attention A ``[B, 2, T]`` (ones for ``none`` and ``nonlocal``).
+        frame_attention: a_f ``[B, T]`` or None; modality_attention: a_m ``[B, 2]`` or None.
+        structure: S ``[B, 2, T]`` when the OT branch ran, else None.
+        losses: named loss terms (``ot``, ``smooth``, ``fnorm``, ``total``) in training with ``use_ot``, else {}.
+    """
+
+    features: torch.Tensor
+    attention: torch.Tensor
+    frame_attention: torch.Tensor | None
+    modality_attention: torch.Tensor | None
+    structure: torch.Tensor | None
+    losses: dict
+
+
+class SAC(nn.Module):
+    """The SAC plug-in: ``(appearance [B, Da, T], motion [B, Dm, T]) -> SACOutput``.
+
+    In eval mode no transport problem is solved (the attention alone modulates the features).
+    """
+
+    def __init__(self, config: SACConfig = SACConfig()):
+        super().__init__()
+        self.config = config
+        channels = config.channels
+        if config.projection:
+            self.theta_appearance = ThetaProjection(config.appearance_channels)
+            self.theta_motion = ThetaProjection(config.motion_channels)
+        mode = config.attention
+        if mode == "joint":
+            self.joint_attention = nn.Conv1d(channels, 2, kernel_size=1)
+        if mode in ("frame", "composed", "sequential"):
+            self.frame_attention = FrameAttention(channels)
+        if mode in ("modality", "composed", "sequential"):
+            self.modality_attention = ModalityAttention(channels)
+        if mode == "nonlocal":
+            self.nonlocal_block = NonLocalBlock(channels)
+        if config.use_ot:
+            self.structure_matrix = StructureMatrix(channels, config.structure_activation)
+
+    def _check_inputs(self, appearance: torch.Tensor, motion: torch.Tensor):
+        config = self.config
+        for name, tensor, channels in (("appearance", appearance, config.appearance_channels),
+                                       ("motion", motion, config.motion_channels)):
+            if tensor.dim() != 3 or tensor.shape[1] != channels:
+                raise ValueError(
+                    f"{name} features must be [B, {channels}, T] (SACConfig.{name}_channels={channels}); "
+                    f"got {tuple(tensor.shape)}. Check the feature width and the channel order (RGB first)."
+                )
+        if appearance.shape[0] != motion.shape[0] or appearance.shape[-1] != motion.shape[-1]:
+            raise ValueError(
+                f"appearance {tuple(appearance.shape)} and motion {tuple(motion.shape)} must share batch size and "
+                "length T; both modalities describe the same window."
+            )
+        if config.pooling == "action_aware" and topk_count(appearance.shape[-1], config.topk_ratio) < 1:
+            raise ValueError(
+                f"T = {appearance.shape[-1]} is too short for action-aware pooling with topk_ratio "
+                f"{config.topk_ratio:.4g}: needs T >= {math.ceil(1 / config.topk_ratio)}."
+            )
+        if not (torch.isfinite(appearance).all() and torch.isfinite(motion).all()):
+            raise ValueError("the input features contain NaN or Inf; check the feature files (data check).")
+
+    def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> SACOutput:
+        self._check_inputs(appearance, motion)
+        config = self.config
+        batch, length = appearance.shape[0], appearance.shape[-1]
+        if config.projection:
+            projected_appearance, projected_motion = self.theta_appearance(appearance), self.theta_motion(motion)
+        else:
+            projected_appearance, projected_motion = appearance, motion
+        projected = torch.cat([projected_appearance, projected_motion], dim=1)  # [B, C, T]
+        if config.modulate == "projected":
+            modulated_appearance, modulated_motion = projected_appearance, projected_motion
+        else:
+            modulated_appearance, modulated_motion = appearance, motion
+
+        frame_attention = modality_attention = None
+        mode = config.attention
+        if mode in ("modality", "composed", "sequential"):
+            modality_attention = self.modality_attention(self._pool(projected))
+        if mode in ("frame", "composed"):
+            frame_attention = self.frame_attention(projected)
+        if mode == "sequential":
+            weighted = torch.cat([projected_appearance * modality_attention[:, :1, None],
+                                  projected_motion * modality_attention[:, 1:, None]], dim=1)
+            frame_attention = self.frame_attention(weighted)
+        if mode == "joint":
+            attention = torch.sigmoid(self.joint_attention(projected))
+        elif mode in ("none", "nonlocal"):
+            attention = projected.new_ones(batch, 2, length)
+        else:
+            if modality_attention is None:  # frame only: both modalities share the frame attention equally
+                modality_attention = projected.new_full((batch, 2), 0.5)
+            if frame_attention is None:  # modality only: every frame counts fully
+                frame_attention = projected.new_ones(batch, length)
+            attention = compose_attention(modality_attention, frame_attention)
+
+        features = torch.cat([modulated_appearance * attention[:, :1], modulated_motion * attention[:, 1:]], dim=1)
+        if mode == "nonlocal":
+            features = self.nonlocal_block(features)
+
+        structure, losses = None, {}
+        if config.use_ot and self.training:
+            structure = self.structure_matrix(projected)
+            supplier, receiver = transport_masses(modality_attention, frame_attention, config.mass_normalisation)
+            losses["ot"] = ot_loss(structure, supplier, receiver, config)
+            losses["smooth"] = smoothness_loss(structure, config.eta, config.smoothness_reduce,
+                                               config.smoothness_difference)
+            losses["fnorm"] = fnorm_loss(structure)
+            losses["total"] = (losses["ot"] + config.lambda_smooth * losses["smooth"]
+                               + config.lambda_fnorm * losses["fnorm"])  # Eq. (6), SAC's part
+        return SACOutput(features, attention, frame_attention, modality_attention, structure, losses)
+
+    def _pool(self, features: torch.Tensor) -> torch.Tensor:
+        if self.config.pooling == "average":
+            return features.mean(-1)
+        return action_aware_pool(features, self.config.topk_ratio)
+
+
+class WithSAC(nn.Module):
+    """Any host detector taking ``[B, C, T]`` with SAC in front: ``(appearance, motion) -> (host output, SACOutput)``.
+
+    ``total_loss(host_loss, sac_output)`` adds SAC's loss (zero in eval mode or without OT) to the host's.
+    """
+
+    def __init__(self, sac: SAC, host: nn.Module):
+        super().__init__()
+        self.sac, self.host = sac, host
+
+    def forward(self, appearance: torch.Tensor, motion: torch.Tensor):
+        sac_output = self.sac(appearance, motion)
+        return self.host(sac_output.features), sac_output
+
+    @staticmethod
+    def total_loss(host_loss: torch.Tensor, sac_output: SACOutput) -> torch.Tensor:
+        return host_loss + sac_output.losses["total"] if sac_output.losses else host_loss
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
+
+
+def parameter_counts(config: SACConfig) -> dict:
+    """SAC's parameters by part for a config: Theta projections, attention heads, structure matrix, total."""
+    sac = SAC(config)
+    theta = sum(count_parameters(getattr(sac, name)) for name in ("theta_appearance", "theta_motion")
+                if hasattr(sac, name))
+    structure = count_parameters(sac.structure_matrix) if hasattr(sac, "structure_matrix") else 0
+    total = count_parameters(sac)
+    return {"theta": theta, "attention": total - theta - structure, "structure": structure, "total": total}

@@ -1,0 +1,232 @@
+"""Tests of every SAC component against hand-computed cases, and of the module's switches."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from sac_minimal.ot import entropic_ot_2xT, transport_cost
+from sac_minimal.sac import (
+    SAC,
+    SACConfig,
+    WithSAC,
+    action_aware_pool,
+    compose_attention,
+    fnorm_loss,
+    ot_loss,
+    parameter_counts,
+    smoothness_loss,
+    transport_masses,
+)
+
+SMALL = dict(appearance_channels=6, motion_channels=4)
+
+
+def window(batch=3, length=32, seed=0, small=SMALL):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, small["appearance_channels"], length, generator=generator),
+            torch.randn(batch, small["motion_channels"], length, generator=generator))
+
+
+def test_presets_and_json_round_trip():
+    paper, official = SACConfig.paper(), SACConfig.official()
+    assert (paper.eps, paper.lambda_smooth, paper.lambda_fnorm, paper.mass_normalisation) == (1e-3, 0.1, 0.01, True)
+    assert (official.eps, official.n_iter, official.lambda_smooth, official.lambda_fnorm) == (0.1, 50, 1.0, 0.0)
+    assert official.structure_activation == "sigmoid" and official.modulate == "projected"
+    assert paper.structure_activation == "none" and paper.modulate == "raw"
+    for config in (paper, official, SACConfig.paper(attention="sequential", solver="entropic")):
+        assert SACConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="unknown SACConfig fields"):
+        SACConfig.from_json('{"epsilon": 0.1}')
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        SACConfig(attention="spatial")
+    with pytest.raises(ValueError, match="use_ot needs modality and frame attention"):
+        SACConfig(attention="frame")
+    SACConfig(attention="frame", use_ot=False)
+
+
+def test_action_aware_pool_hand_case():
+    features = torch.zeros(1, 2, 8)
+    features[0, :, 2] = torch.tensor([3.0, 4.0])  # norm 5
+    features[0, :, 5] = torch.tensor([0.0, 2.0])  # norm 2
+    features[0, :, 7] = torch.tensor([1.0, 0.0])  # norm 1
+    pooled = action_aware_pool(features, ratio=2 / 8)  # floor(8 * 1/4) = 2 steps: t = 2 and t = 5
+    assert torch.allclose(pooled, torch.tensor([[1.5, 3.0]]))
+    with pytest.raises(ValueError, match="keeps floor"):
+        action_aware_pool(features, ratio=1 / 16)
+
+
+def test_compose_attention_shape_and_columns():
+    modality = torch.tensor([[0.25, 0.75]])
+    frame = torch.tensor([[0.2, 1.0, 0.6]])
+    composed = compose_attention(modality, frame)
+    assert composed.shape == (1, 2, 3)
+    assert torch.allclose(composed, torch.tensor([[[0.05, 0.25, 0.15], [0.15, 0.75, 0.45]]]))
+    assert torch.allclose(composed.sum(1), frame)
+
+
+def test_transport_masses_paper_sum_to_T_and_official_are_raw():
+    modality = torch.softmax(torch.randn(4, 2), -1)
+    frame = torch.sigmoid(torch.randn(4, 16))
+    supplier, receiver = transport_masses(modality, frame, mass_normalisation=True)
+    assert torch.allclose(supplier.sum(-1), torch.full((4,), 16.0))
+    assert torch.allclose(receiver.sum(-1), torch.full((4,), 16.0))
+    raw_supplier, raw_receiver = transport_masses(modality, frame, mass_normalisation=False)
+    assert raw_supplier is modality and raw_receiver is frame
+
+
+def test_ot_loss_official_scale_is_paper_over_T():
+    generator = torch.Generator().manual_seed(1)
+    structure = torch.sigmoid(torch.randn(3, 2, 20, generator=generator, dtype=torch.float64))
+    modality = torch.softmax(torch.randn(3, 2, generator=generator, dtype=torch.float64), -1)
+    frame = torch.sigmoid(torch.randn(3, 20, generator=generator, dtype=torch.float64))
+    paper = SACConfig.paper(eps=0.1)
+    official = SACConfig.official()
+    paper_loss = ot_loss(structure, *transport_masses(modality, frame, True), paper)
+    official_loss = ot_loss(structure, *transport_masses(modality, frame, False), official)
+    assert official_loss.item() == pytest.approx(paper_loss.item() / 20, rel=1e-6)
+    # hand check of the paper loss against the exact entropic plan
+    supplier, receiver = transport_masses(modality, frame, True)
+    exact = transport_cost(structure, entropic_ot_2xT(structure, supplier, receiver, 0.1).plan).mean()
+    assert paper_loss.item() == pytest.approx(exact.item(), rel=1e-6)
+
+
+def test_both_solvers_give_the_same_loss_at_eps_0_1():
+    generator = torch.Generator().manual_seed(2)
+    structure = torch.sigmoid(torch.randn(8, 2, 128, generator=generator))
+    supplier, receiver = transport_masses(torch.softmax(torch.randn(8, 2, generator=generator), -1),
+                                          torch.sigmoid(torch.randn(8, 128, generator=generator)), True)
+    sinkhorn = ot_loss(structure, supplier, receiver, SACConfig.paper(eps=0.1, solver="sinkhorn"))
+    entropic = ot_loss(structure, supplier, receiver, SACConfig.paper(eps=0.1, solver="entropic"))
+    assert abs(sinkhorn.item() - entropic.item()) / abs(entropic.item()) < 1e-5
+
+
+def test_smoothness_hand_cases():
+    # S rises by 0.1 per step in modality 0 and stays flat in modality 1; T = 5, eta = 0.8 keeps 4 of 4 diffs
+    structure = torch.stack([torch.arange(5) * 0.1, torch.zeros(5)]).unsqueeze(0)
+    paper = smoothness_loss(structure, eta=0.8, reduce="max", difference="signed")
+    assert paper.item() == pytest.approx(-math.log(1 - 0.1))
+    official = smoothness_loss(structure, eta=0.8, reduce="sum", difference="absolute")
+    assert official.item() == pytest.approx(-math.log(1 - 0.1))
+    # a single jump (an action boundary) is ignored when eta leaves it out: 3 of 4 differences kept
+    jump = torch.tensor([[[0.0, 0.0, 0.9, 0.9, 0.9], [0.0, 0.0, 0.0, 0.0, 0.0]]])
+    assert smoothness_loss(jump, eta=0.6, reduce="max", difference="signed").item() == pytest.approx(0.0)
+    assert smoothness_loss(jump, eta=1.0, reduce="max", difference="signed").item() > 0.2
+    # signed vs absolute differ on an S that falls in both modalities (by 0.1 and 0.2 per step)
+    falling = -torch.stack([torch.arange(5) * 0.1, torch.arange(5) * 0.2]).unsqueeze(0)
+    assert smoothness_loss(falling, 0.8, "max", "signed").item() == pytest.approx(-math.log(1.1))
+    assert smoothness_loss(falling, 0.8, "max", "absolute").item() == pytest.approx(-math.log(0.8))
+
+
+def test_fnorm_hand_case_and_trivial_solution():
+    structure = torch.tensor([[[3.0, 0.0], [0.0, 4.0]]])  # ||S||_F = 5, T = 2
+    assert fnorm_loss(structure).item() == pytest.approx(-5 / 4)
+    assert fnorm_loss(torch.zeros(1, 2, 2)).item() == 0.0  # S -> 0 is what L_F makes costly
+
+
+@pytest.mark.parametrize("config", [SACConfig.paper(**SMALL), SACConfig.official(**SMALL),
+                                    SACConfig.paper(attention="sequential", solver="entropic", **SMALL)])
+def test_gradients_reach_every_parameter_in_training(config):
+    sac = SAC(config).train()
+    appearance, motion = window()
+    output = sac(appearance, motion)
+    (output.features.square().mean() + output.losses["total"]).backward()
+    for name, parameter in sac.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert output.features.shape == (3, 10, 32) and output.attention.shape == (3, 2, 32)
+    assert set(output.losses) == {"ot", "smooth", "fnorm", "total"}
+
+
+def test_eval_mode_solves_no_transport(monkeypatch):
+    import sac_minimal.sac as sac_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("no OT in eval mode")
+
+    monkeypatch.setattr(sac_module, "ot_loss", forbidden)
+    sac = SAC(SACConfig.paper(**SMALL)).eval()
+    output = sac(*window())
+    assert output.losses == {} and output.structure is None
+
+
+def test_attention_modes_change_what_they_should():
+    appearance, motion = window()
+    for mode in ("none", "joint", "modality", "frame", "composed", "sequential", "nonlocal"):
+        config = SACConfig.paper(attention=mode, use_ot=mode in ("composed", "sequential"), **SMALL)
+        output = SAC(config).train()(appearance, motion)
+        assert output.features.shape == (3, 10, 32), mode
+        if mode == "frame":
+            assert torch.allclose(output.modality_attention, torch.full((3, 2), 0.5))
+            assert torch.allclose(output.attention[:, 0], output.attention[:, 1])
+        if mode == "modality":
+            assert torch.allclose(output.frame_attention, torch.ones(3, 32))
+            assert torch.allclose(output.attention, output.modality_attention.unsqueeze(-1).expand(-1, -1, 32))
+        if mode == "none":
+            assert torch.equal(output.attention, torch.ones(3, 2, 32))
+        if mode in ("composed", "sequential"):
+            assert torch.allclose(output.attention.sum(1), output.frame_attention, atol=1e-6)
+            assert torch.allclose(output.modality_attention.sum(-1), torch.ones(3))
+
+
+def test_modulate_switch_uses_raw_or_projected_features():
+    appearance, motion = window()
+    raw = SAC(SACConfig.paper(attention="none", use_ot=False, **SMALL)).eval()
+    assert torch.allclose(raw(appearance, motion).features, torch.cat([appearance, motion], 1))
+    projected = SAC(SACConfig.paper(attention="none", use_ot=False, modulate="projected", **SMALL)).eval()
+    expected = torch.cat([projected.theta_appearance(appearance), projected.theta_motion(motion)], 1)
+    assert torch.allclose(projected(appearance, motion).features, expected)
+
+
+def test_pooling_switch():
+    appearance, motion = window()
+    base = SACConfig.paper(attention="modality", use_ot=False, projection=False, **SMALL)
+    torch.manual_seed(0)
+    action_aware = SAC(base).eval()
+    torch.manual_seed(0)
+    average = SAC(dataclasses.replace(base, pooling="average")).eval()
+    assert not torch.allclose(action_aware(appearance, motion).modality_attention,
+                              average(appearance, motion).modality_attention)
+
+
+def test_with_sac_adds_the_losses():
+    host = torch.nn.Conv1d(10, 3, kernel_size=1)
+    model = WithSAC(SAC(SACConfig.official(**SMALL)), host).train()
+    prediction, sac_output = model(*window())
+    host_loss = prediction.square().mean()
+    total = WithSAC.total_loss(host_loss, sac_output)
+    assert total.item() == pytest.approx(host_loss.item() + sac_output.losses["total"].item())
+    model.eval()
+    prediction, sac_output = model(*window())
+    assert WithSAC.total_loss(prediction.sum(), sac_output) is not None and sac_output.losses == {}
+
+
+def test_parameter_counts_official_theta():
+    counts = parameter_counts(SACConfig.official())
+    assert counts["theta"] == 4 * (1024 * 1024 * 3 + 1024)  # about 12.6 M
+    assert counts["structure"] == 2048 * 2 + 2
+    assert counts["attention"] == (2048 + 1) + (2048 * 2 + 2)
+
+
+@pytest.mark.parametrize(
+    "appearance_shape, motion_shape, message",
+    [
+        ((2, 5, 32), (2, 4, 32), r"appearance features must be \[B, 6, T\]"),
+        ((2, 6, 32), (2, 4, 30), "must share batch size and length T"),
+        ((2, 6, 4), (2, 4, 4), "too short for action-aware pooling"),
+    ],
+)
+def test_bad_inputs(appearance_shape, motion_shape, message):
+    sac = SAC(SACConfig.paper(**SMALL))
+    with pytest.raises(ValueError, match=message):
+        sac(torch.randn(appearance_shape), torch.randn(motion_shape))
+
+
+def test_nan_features_rejected():
+    appearance, motion = window()
+    appearance[0, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        SAC(SACConfig.paper(**SMALL))(appearance, motion)
