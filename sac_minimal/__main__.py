@@ -2,6 +2,7 @@
 
 Commands:
     bench ot    time the transport solvers against POT (see sac_minimal.bench).
+    bench sac   time SAC's forward + backward, its OT loss, and an SSAD-sized host.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_ot.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
     bench_ot.add_argument("--repeats", type=int, default=5)
     bench_ot.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    bench_sac = bench_targets.add_parser("sac", help="SAC and its OT loss vs an SSAD-sized host")
+    bench_sac.add_argument("--batches", type=int, nargs="+", default=[4, 16, 64])
+    bench_sac.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
     if args.command == "bench" and args.target == "ot":
@@ -33,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
         print(format_ot_table(run_bench_ot(args.batches, args.lengths, repeats=args.repeats)))
+    if args.command == "bench" and args.target == "sac":
+        from sac_minimal.bench import bench_sac as run_bench_sac
+        from sac_minimal.bench import format_sac_table
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        print(format_sac_table(run_bench_sac(args.batches, repeats=args.repeats)))
     return 0
 
 

@@ -110,3 +110,68 @@ def format_ot_table(rows: list[dict]) -> str:
     if not has_pot:
         lines.append("(POT is not installed: its columns are left out; pip install pot)")
     return "\n".join(lines)
+
+
+def ssad_sized_conv_stack(channels: int) -> torch.nn.Module:
+    """A stand-in host with SSAD's layer sizes (SPEC section 4) for timing: ``[B, C, 128] -> 3 pyramid levels``."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv1d(channels, 256, 9, padding=4), nn.LeakyReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(256, 256, 9, padding=4), nn.LeakyReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(256, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
+        nn.Conv1d(512, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
+        nn.Conv1d(512, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
+        nn.Conv1d(512, 5 * 24, 3, padding=1),
+    )
+
+
+def bench_sac(batches=(4, 16, 64), length: int = 128, repeats: int = 3) -> list[dict]:
+    """Forward + backward seconds of SAC, of its OT loss alone, and of an SSAD-sized host, official widths.
+
+    Both solvers: ``sinkhorn`` (Algorithm 1, eps 0.1, N 50) and ``entropic`` (exact root-find).
+    """
+    from sac_minimal.sac import SAC, SACConfig, ot_loss, transport_masses
+
+    rows = []
+    for batch in batches:
+        appearance, motion = torch.randn(batch, 1024, length), torch.randn(batch, 1024, length)
+        host = ssad_sized_conv_stack(2048)
+
+        def host_step():
+            host(torch.randn(batch, 2048, length)).square().mean().backward()
+
+        row = {"B": batch, "host": median_seconds(host_step, repeats)}
+        for solver in ("sinkhorn", "entropic"):
+            sac = SAC(SACConfig.official(solver=solver)).train()
+
+            def sac_step():
+                output = sac(appearance, motion)
+                (output.features.square().mean() + output.losses["total"]).backward()
+
+            structure = torch.sigmoid(torch.randn(batch, 2, length)).requires_grad_(True)
+            modality = torch.softmax(torch.randn(batch, 2), -1).requires_grad_(True)
+            frame = torch.sigmoid(torch.randn(batch, length)).requires_grad_(True)
+
+            def ot_step():
+                ot_loss(structure, *transport_masses(modality, frame, False), sac.config).backward()
+
+            row[f"sac_{solver}"] = median_seconds(sac_step, repeats)
+            row[f"ot_{solver}"] = median_seconds(ot_step, repeats)
+        rows.append(row)
+    return rows
+
+
+def format_sac_table(rows: list[dict]) -> str:
+    header = (f"{'B':>4} | {'host':>8} | {'SAC (sink)':>10} {'OT (sink)':>9} {'OT/step':>7} |"
+              f" {'SAC (exact)':>11} {'OT (exact)':>10} {'OT/step':>7}")
+    lines = ["milliseconds per forward+backward (median), T 128, 2 x 1024 channels, official preset; "
+             "OT/step = OT loss / (host + SAC)", header, "-" * len(header)]
+    for row in rows:
+        line = f"{row['B']:>4} | {1e3 * row['host']:>8.1f} |"
+        for solver, width in (("sinkhorn", 10), ("entropic", 11)):
+            share = row[f"ot_{solver}"] / (row["host"] + row[f"sac_{solver}"])
+            line += (f" {1e3 * row[f'sac_{solver}']:>{width}.1f} {1e3 * row[f'ot_{solver}']:>{width - 1}.2f}"
+                     f" {share:>7.1%} |")
+        lines.append(line.rstrip("|"))
+    return "\n".join(lines)
