@@ -173,5 +173,5 @@ def format_sac_table(rows: list[dict]) -> str:
             share = row[f"ot_{solver}"] / (row["host"] + row[f"sac_{solver}"])
             line += (f" {1e3 * row[f'sac_{solver}']:>{width}.1f} {1e3 * row[f'ot_{solver}']:>{width - 1}.2f}"
                      f" {share:>7.1%} |")
-        lines.append(line.rstrip("|"))
+        lines.append(line.rstrip(" |"))
     return "\n".join(lines)
