@@ -280,9 +280,9 @@ def entropic_ot_2xT(
     Its root lies in the bracket ``[min d + eps * logit(p), max d + eps * logit(p)]`` with ``p = a_1 / sum(b)``.
     Each step takes a Newton step on the log-odds ``logit(A(delta) / sum(b)) - logit(p)`` (``A`` the first row's
     mass; linear in ``delta`` for a single frame, so Newton converges fast and does not cycle) and falls back to
-    bisection when the step leaves the bracket. With
-    ``stop_early`` the loop checks every 4 steps whether every row constraint holds to ``16 * machine eps`` of the
-    total mass (the precision of the sums themselves) and ends there; without it exactly ``n_steps`` run with no host synchronisation (for CUDA graphs, torch.compile).
+    bisection when the step leaves the bracket. With ``stop_early`` the loop checks every 4 steps whether every row
+    constraint holds to ``16 * machine eps`` of the total mass (the precision of the sums themselves) and ends
+    there; without it exactly ``n_steps`` run with no host synchronisation (for CUDA graphs, torch.compile).
 
     Gradients use implicit differentiation: ``d delta / d theta = -(dF/d theta) / F'(delta)`` at the root, applied
     to ``cost``, ``a`` and ``b`` through a straight-through Newton correction (the forward value is unchanged).

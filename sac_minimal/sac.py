@@ -264,8 +264,8 @@ def smoothness_loss(structure, eta: float, reduce: str, difference: str) -> torc
 
     q_t combines the temporal differences S_{m,t+1} - S_{m,t} of both modalities (paper: ``max`` of the signed
     differences; official code: ``sum`` of S over modalities, then the ``absolute`` difference); the mean of the
-    min(T - 1, floor(T eta)) smallest q_t, q, is penalised by -log(1 - q) (the official code's BCE(q, 0)), so the largest
-    (1 - eta) share of changes, the action boundaries, are left free.
+    min(T - 1, floor(T eta)) smallest q_t, q, is penalised by -log(1 - q) (the official code's BCE(q, 0)), so
+    the largest (1 - eta) share of changes, the action boundaries, are left free.
 
     Args:
         structure: S ``[B, 2, T]``.
