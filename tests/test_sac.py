@@ -201,7 +201,8 @@ def test_with_sac_adds_the_losses():
     assert total.item() == pytest.approx(host_loss.item() + sac_output.losses["total"].item())
     model.eval()
     prediction, sac_output = model(*window())
-    assert WithSAC.total_loss(prediction.sum(), sac_output) is not None and sac_output.losses == {}
+    host_loss = prediction.sum()
+    assert sac_output.losses == {} and WithSAC.total_loss(host_loss, sac_output) is host_loss
 
 
 def test_parameter_counts_official_theta():
