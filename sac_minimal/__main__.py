@@ -3,6 +3,8 @@
 Commands:
     bench ot    time the transport solvers against POT (see sac_minimal.bench).
     bench sac   time SAC's forward + backward, its OT loss, and an SSAD-sized host.
+    data check  validate a dataset folder (annotations + features) and print a summary.
+    data synth  write the synthetic surrogate (``--size quick|full``) in the ActionFormer layout.
 """
 
 from __future__ import annotations
@@ -27,7 +29,23 @@ def main(argv: list[str] | None = None) -> int:
     bench_sac = bench_targets.add_parser("sac", help="SAC and its OT loss vs an SSAD-sized host")
     bench_sac.add_argument("--batches", type=int, nargs="+", default=[4, 16, 64])
     bench_sac.add_argument("--repeats", type=int, default=3)
+    data = commands.add_parser("data", help="datasets")
+    data_targets = data.add_subparsers(dest="target", required=True)
+    data_check = data_targets.add_parser("check", help="validate a dataset folder")
+    data_check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
+    data_check.add_argument("--width", type=int, default=None,
+                            help="feature width (default: feature_format.json in the folder, else 2048)")
+    data_check.add_argument("--channel-order", choices=["rgb_flow", "flow_rgb"], default=None,
+                            help="which half of a feature row is RGB (default: feature_format.json, else rgb_flow)")
+    data_check.add_argument("--keep-all", action="store_true", help="do not exclude the commonly dropped videos")
+    data_synth = data_targets.add_parser("synth", help="write the synthetic surrogate")
+    data_synth.add_argument("--root", required=True)
+    data_synth.add_argument("--size", choices=["quick", "full"], default="quick")
+    data_synth.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+
+    if args.command == "data":
+        return run_data_command(args)
 
     if args.command == "bench" and args.target == "ot":
         from sac_minimal.bench import bench_ot as run_bench_ot
@@ -44,6 +62,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
         print(format_sac_table(run_bench_sac(args.batches, repeats=args.repeats)))
     return 0
+
+
+def run_data_command(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sac_minimal.data.thumos14 import DEFAULT_EXCLUDED_VIDEOS, FeatureFormat
+
+    if args.target == "synth":
+        from sac_minimal.data.synthetic import write_synthetic_thumos
+
+        metadata = write_synthetic_thumos(args.root, size=args.size, seed=args.seed)
+        print(f"wrote the {args.size} synthetic surrogate (seed {args.seed}) to {args.root} "
+              f"in {metadata['seconds_to_generate']} s")
+        return 0
+    from sac_minimal.data.check import check_dataset
+
+    feature_format = FeatureFormat.from_root(args.root)
+    overrides = {key: value for key, value in (("width", args.width), ("channel_order", args.channel_order))
+                 if value is not None}
+    feature_format = dataclasses.replace(feature_format, **overrides)
+    exclude = () if args.keep_all else DEFAULT_EXCLUDED_VIDEOS
+    print(f"excluding: {', '.join(exclude) if exclude else 'nothing'}")
+    report = check_dataset(args.root, feature_format=feature_format, exclude=exclude)
+    print(report.format())
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ import torch
 
 __all__ = [
     "TransportResult",
+    "entropic_ot_2xT",
+    "exact_ot_2xT",
+    "marginal_error",
     "sinkhorn_log",
     "transport_cost",
-    "exact_ot_2xT",
-    "entropic_ot_2xT",
-    "marginal_error",
 ]
 
 
@@ -54,10 +54,10 @@ class TransportResult:
 
 
 def _check_problem(cost, a, b, eps=None, *, need_equal_mass=False, solver="this solver"):
-    """Validate a batch of transport problems; raise ``ValueError`` naming the bad argument."""
+    """Validate a batch of transport problems; raise ``TypeError`` or ``ValueError`` naming the bad argument."""
     for name, tensor in (("cost", cost), ("a", a), ("b", b)):
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
         if not tensor.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {tensor.dtype}.")
     if cost.dim() < 2:

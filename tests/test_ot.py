@@ -1,5 +1,7 @@
 """Tests of sac_minimal.ot against POT, known answers, the LP optimum and finite differences."""
 
+import itertools
+
 import numpy as np
 import ot as pot
 import pytest
@@ -121,7 +123,7 @@ def test_entropic_approaches_exact_as_eps_shrinks():
     exact = transport_cost(cost, exact_ot_2xT(cost, a, b))
     gaps = [(transport_cost(cost, entropic_ot_2xT(cost, a, b, eps).plan) - exact).abs().max().item()
             for eps in (0.1, 1e-2, 1e-3, 1e-4)]
-    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(gaps))
     assert gaps[-1] < 1e-2
 
 

@@ -46,7 +46,7 @@ def test_runtime_dependencies_appear_in_environment_yml():
     conda_names = {"torch": "pytorch"}
     for requirement in project["dependencies"]:
         name = _requirement_name(requirement)
-        assert re.search(rf"^\s*-\s*{re.escape(conda_names.get(name, name))}\b", environment, re.M), (
+        assert re.search(rf"^\s*-\s*{re.escape(conda_names.get(name, name))}\b", environment, re.MULTILINE), (
             f"{name} is a runtime dependency in pyproject.toml but missing from environment.yml"
         )
 

@@ -20,7 +20,7 @@ from sac_minimal.sac import (
     transport_masses,
 )
 
-SMALL = dict(appearance_channels=6, motion_channels=4)
+SMALL = {"appearance_channels": 6, "motion_channels": 4}
 
 
 def window(batch=3, length=32, seed=0, small=SMALL):

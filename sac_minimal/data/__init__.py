@@ -1,0 +1,34 @@
+"""Data: THUMOS14's real on-disk formats, the windows SAC and SSAD train on, and a synthetic surrogate.
+
+Modules:
+    thumos14   annotation files (ActionFormer and official SAC layouts), per-video features, SAC window files.
+    windows    the official window recipe, targets, and :class:`WindowDataset`.
+    synthetic  the deterministic surrogate written in the ActionFormer layout (the book's default data).
+    probe      linear probes on ground-truth segments: which modality identifies which class.
+    check      ``python -m sac_minimal data check``.
+    locate     where the real dataset or the surrogate lives.
+"""
+
+from sac_minimal.data.thumos14 import (
+    DEFAULT_EXCLUDED_VIDEOS,
+    THUMOS14_CLASSES,
+    AnnotationSet,
+    FeatureFormat,
+    VideoRecord,
+    load_annotations,
+    load_video_features,
+)
+from sac_minimal.data.windows import WindowDataset, WindowSpec, cut_windows
+
+__all__ = [
+    "DEFAULT_EXCLUDED_VIDEOS",
+    "THUMOS14_CLASSES",
+    "AnnotationSet",
+    "FeatureFormat",
+    "VideoRecord",
+    "WindowDataset",
+    "WindowSpec",
+    "cut_windows",
+    "load_annotations",
+    "load_video_features",
+]

@@ -1,0 +1,131 @@
+"""``python -m sac_minimal data check --root DIR``: validate a dataset folder before training on it.
+
+Everything that would otherwise surface as a deep traceback halfway through an epoch is reported up front:
+videos per split, instances, missing or unreadable feature files, feature widths, rows that do not match the
+video's length, fps values and NaN/Inf counts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sac_minimal.data.thumos14 import (
+    DEFAULT_EXCLUDED_VIDEOS,
+    FeatureFormat,
+    count_non_finite,
+    feature_path,
+    load_annotations,
+)
+
+LENGTH_TOLERANCE = 0.05
+"""Feature rows may differ from frames / frames_per_step by this fraction (plus 8 rows) before it is reported."""
+
+
+@dataclass
+class DatasetReport:
+    """What :func:`check_dataset` found; ``problems`` is empty for a usable dataset."""
+
+    root: Path
+    feature_format: FeatureFormat
+    layout: str = ""
+    excluded: tuple = ()
+    videos: dict = field(default_factory=dict)
+    instances: dict = field(default_factory=dict)
+    widths: Counter = field(default_factory=Counter)
+    fps: Counter = field(default_factory=Counter)
+    clipped: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+    wrong_width: list = field(default_factory=list)
+    length_mismatch: list = field(default_factory=list)
+    non_finite: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self) -> str:
+        lines = [f"dataset {self.root}", f"  feature format: {self.feature_format}"]
+        if self.layout:
+            lines += [f"  annotation layout: {self.layout}",
+                      f"  excluded videos: {', '.join(self.excluded) if self.excluded else 'none'}"]
+            for split in ("train", "test"):
+                lines.append(f"  {split}: {self.videos.get(split, 0)} videos, {self.instances.get(split, 0)} instances")
+            lines.append(f"  fps values: {dict(sorted(self.fps.items()))}")
+            lines.append(f"  feature widths: {dict(self.widths)}")
+            if self.clipped:
+                lines.append(f"  segments clipped at the video's end: {self.clipped}")
+        for title, entries in (("missing feature files", self.missing), ("unreadable feature files", self.unreadable),
+                               ("wrong feature width", self.wrong_width),
+                               ("rows do not match the video length", self.length_mismatch)):
+            if entries:
+                shown = ", ".join(entries[:10]) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "")
+                lines.append(f"  {title} ({len(entries)}): {shown}")
+        if self.non_finite:
+            lines.append(f"  NaN/Inf values: {self.non_finite}")
+        lines.append("  OK" if self.ok else "  PROBLEMS:\n" + "\n".join(f"    - {problem}" for problem in self.problems))
+        return "\n".join(lines)
+
+
+def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = None,
+                  exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS) -> DatasetReport:
+    """Read every annotation and feature file under ``root`` and report what is wrong (never raises on data)."""
+    root = Path(root)
+    feature_format = feature_format or FeatureFormat.from_root(root)
+    report = DatasetReport(root=root, feature_format=feature_format)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            annotations = load_annotations(root, exclude=exclude)
+    except (FileNotFoundError, ValueError) as error:
+        report.problems.append(str(error))
+        return report
+    report.layout, report.excluded, report.clipped = annotations.layout, annotations.excluded, annotations.clipped
+    for video in annotations.videos:
+        report.videos[video.split] = report.videos.get(video.split, 0) + 1
+        report.instances[video.split] = report.instances.get(video.split, 0) + len(video.labels)
+        report.fps[video.fps] += 1
+        path = feature_path(root, video.video)
+        if not path.exists():
+            report.missing.append(video.video)
+            continue
+        try:
+            features = np.load(path, mmap_mode="r")
+        except (ValueError, OSError):
+            report.unreadable.append(video.video)
+            continue
+        if features.ndim != 2:
+            report.unreadable.append(video.video)
+            continue
+        report.widths[int(features.shape[1])] += 1
+        if features.shape[1] != feature_format.width:
+            report.wrong_width.append(f"{video.video} ({features.shape[1]})")
+        expected_rows = video.num_frames / feature_format.frames_per_step
+        if abs(features.shape[0] - expected_rows) > LENGTH_TOLERANCE * expected_rows + 8:
+            report.length_mismatch.append(f"{video.video} ({features.shape[0]} rows, ~{expected_rows:.0f} expected)")
+        counts = count_non_finite(features)
+        if counts["nan"] or counts["inf"]:
+            report.non_finite[video.video] = counts
+    for split in ("train", "test"):
+        if not report.videos.get(split):
+            report.problems.append(f"the {split} split has no videos")
+    if report.missing:
+        report.problems.append(f"{len(report.missing)} feature files are missing")
+    if report.unreadable:
+        report.problems.append(f"{len(report.unreadable)} feature files are not 2-D .npy arrays")
+    if report.wrong_width:
+        report.problems.append(f"{len(report.wrong_width)} feature files are not {feature_format.width} wide; "
+                               "write the right width to feature_format.json or re-extract")
+    if report.non_finite:
+        report.problems.append(f"{len(report.non_finite)} feature files hold NaN or Inf values")
+    if report.length_mismatch:
+        report.problems.append(f"{len(report.length_mismatch)} feature files do not match duration x fps / "
+                               f"{feature_format.frames_per_step}; check fps and frames_per_step")
+    return report
