@@ -3,6 +3,7 @@
 Commands:
     bench ot    time the transport solvers against POT (see sac_minimal.bench).
     bench sac   time SAC's forward + backward, its OT loss, and an SSAD-sized host.
+    bench detection  time post-processing and evaluation at THUMOS14's test-split size.
     data check  validate a dataset folder (annotations + features) and print a summary.
     data synth  write the synthetic surrogate (``--size quick|full``) in the ActionFormer layout.
 """
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_sac = bench_targets.add_parser("sac", help="SAC and its OT loss vs an SSAD-sized host")
     bench_sac.add_argument("--batches", type=int, nargs="+", default=[4, 16, 64])
     bench_sac.add_argument("--repeats", type=int, default=3)
+    bench_detection = bench_targets.add_parser("detection", help="post-processing and evaluation speed")
+    bench_detection.add_argument("--repeats", type=int, default=3)
     data = commands.add_parser("data", help="datasets")
     data_targets = data.add_subparsers(dest="target", required=True)
     data_check = data_targets.add_parser("check", help="validate a dataset folder")
@@ -61,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
         print(format_sac_table(run_bench_sac(args.batches, repeats=args.repeats)))
+    if args.command == "bench" and args.target == "detection":
+        from sac_minimal.bench import bench_detection as run_bench_detection
+        from sac_minimal.bench import format_detection_table
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        print(format_detection_table(run_bench_detection(repeats=args.repeats)))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Benchmarks run from the command line; medians over repeats, never asserted in tests.
 
 ``python -m sac_minimal bench ot`` times the batched transport solvers against POT on SAC-shaped problems
-(``[B, 2, T]`` costs, eps 0.1, N = 50, float32).
+(``[B, 2, T]`` costs, eps 0.1, N = 50, float32); ``bench sac`` times SAC against its SSAD host; ``bench detection``
+times post-processing and evaluation at THUMOS14's test-split size.
 """
 
 from __future__ import annotations
@@ -112,31 +113,18 @@ def format_ot_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def ssad_sized_conv_stack(channels: int) -> torch.nn.Module:
-    """A stand-in host with SSAD's layer sizes (SPEC section 4) for timing: ``[B, C, 128] -> 3 pyramid levels``."""
-    from torch import nn
-
-    return nn.Sequential(
-        nn.Conv1d(channels, 256, 9, padding=4), nn.LeakyReLU(), nn.MaxPool1d(2),
-        nn.Conv1d(256, 256, 9, padding=4), nn.LeakyReLU(), nn.MaxPool1d(2),
-        nn.Conv1d(256, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
-        nn.Conv1d(512, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
-        nn.Conv1d(512, 512, 3, stride=2, padding=1), nn.LeakyReLU(),
-        nn.Conv1d(512, 5 * 24, 3, padding=1),
-    )
-
-
 def bench_sac(batches=(4, 16, 64), length: int = 128, repeats: int = 3) -> list[dict]:
-    """Forward + backward seconds of SAC, of its OT loss alone, and of an SSAD-sized host, official widths.
+    """Forward + backward seconds of SAC, of its OT loss alone, and of the SSAD host, official widths.
 
     Both solvers: ``sinkhorn`` (Algorithm 1, eps 0.1, N 50) and ``entropic`` (exact root-find).
     """
     from sac_minimal.sac import SAC, SACConfig, ot_loss, transport_masses
+    from sac_minimal.ssad import SSAD
 
     rows = []
     for batch in batches:
         appearance, motion = torch.randn(batch, 1024, length), torch.randn(batch, 1024, length)
-        host = ssad_sized_conv_stack(2048)
+        host = SSAD(in_channels=2048)
 
         def host_step():
             host(torch.randn(batch, 2048, length)).square().mean().backward()
@@ -176,3 +164,64 @@ def format_sac_table(rows: list[dict]) -> str:
                      f" {share:>7.1%} |")
         lines.append(line.rstrip(" |"))
     return "\n".join(lines)
+
+
+def thumos_sized_ground_truth(videos: int = 212, instances: int = 16, seed: int = 0) -> list:
+    """Test-split-sized ground truth: ``videos`` videos of THUMOS14-like durations with ``instances`` each."""
+    import numpy as np
+
+    from sac_minimal.data.thumos14 import VideoRecord
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for index in range(videos):
+        duration = float(np.clip(160 * np.exp(0.8 * rng.standard_normal()), 30, 1600))
+        starts = np.sort(rng.uniform(0, duration - 10, instances))
+        segments = np.stack([starts, starts + rng.uniform(0.5, 10, instances)], axis=1)
+        records.append(VideoRecord(video=f"video_{index:04d}", split="test", fps=30.0, duration=duration,
+                                   num_frames=round(duration * 30), segments=segments,
+                                   labels=np.full(instances, rng.integers(0, 20))))
+    return records
+
+
+def bench_detection(repeats: int = 3, detections_per_video: int = 200, seed: int = 0) -> dict:
+    """Seconds to evaluate ``detections_per_video`` detections per video at 7 thresholds, and to post-process the
+    raw outputs of every test window of those videos (random outputs: nothing passes the background filter's
+    test, the worst case for NMS)."""
+    import numpy as np
+
+    from sac_minimal.anchors import default_anchors
+    from sac_minimal.data.windows import window_starts
+    from sac_minimal.detection import Detections, postprocess
+    from sac_minimal.evaluation import evaluate_detections
+
+    rng = np.random.default_rng(seed)
+    ground_truth = thumos_sized_ground_truth(seed=seed)
+    count = len(ground_truth) * detections_per_video
+    video_index = np.repeat(np.arange(len(ground_truth)), detections_per_video)
+    gt_index = rng.integers(0, 16, count)
+    truth = np.stack([ground_truth[video].segments[index] for video, index in zip(video_index, gt_index)])
+    segments = truth + rng.normal(0, 1.0, truth.shape)
+    segments[:, 1] = np.maximum(segments[:, 1], segments[:, 0] + 0.1)
+    labels = np.array([ground_truth[video].labels[0] for video in video_index])
+    detections = Detections(videos=tuple(video.video for video in ground_truth), video_index=video_index,
+                            labels=labels, segments=segments, scores=rng.random(count))
+    evaluation = median_seconds(lambda: evaluate_detections(detections, ground_truth), repeats)
+
+    starts = [window_starts(video.num_frames, 256, 512) for video in ground_truth]
+    window_video = np.concatenate([np.full(len(begin), index) for index, begin in enumerate(starts)])
+    raw = torch.randn(len(window_video), 140, 24, generator=torch.Generator().manual_seed(seed))
+    anchors = default_anchors()
+    post = median_seconds(lambda: postprocess(raw, anchors, window_video=window_video,
+                                              begin_frame=np.concatenate(starts),
+                                              videos=[video.video for video in ground_truth],
+                                              fps=[video.fps for video in ground_truth]), repeats)
+    return {"videos": len(ground_truth), "detections": count, "evaluation_s": evaluation,
+            "windows": len(window_video), "anchors": len(window_video) * 140, "postprocess_s": post}
+
+
+def format_detection_table(result: dict) -> str:
+    return (f"evaluation: {result['videos']} videos, {result['detections']} detections, 7 tIoU thresholds: "
+            f"{result['evaluation_s']:.3f} s\n"
+            f"post-processing: {result['windows']} windows, {result['anchors']} anchors (random outputs): "
+            f"{result['postprocess_s']:.3f} s")

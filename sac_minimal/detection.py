@@ -1,0 +1,267 @@
+"""SSAD's training loss and its post-processing, from raw network outputs to video-level detections in seconds.
+
+Loss (SPEC Section 4), over the anchors of a batch of windows:
+
+* anchors are matched to ground truth (:func:`sac_minimal.anchors.match_anchors`); positives have IoU > 0.5;
+* hard negatives: not positive, but the raw overlap output says > 0.5; random negatives: drawn from the remaining
+  anchors with a seeded generator, ``negative_ratio`` per positive;
+* classification: cross-entropy over positives and both kinds of negatives (target 0 for negatives);
+* overlap: smooth-L1 between the raw overlap output and the IoU target, over the same anchors;
+* localisation: smooth-L1 between the decoded (start, end) of positives and their ground truth;
+* total = 1 x classification + 10 x overlap + 10 x localisation (SAC's loss is added by the caller).
+
+Post-processing (what turns a test split's windows into detections, as the official code):
+
+1. per anchor: softmax over 21 classes; score = max over action classes of p_c x sigmoid(overlap); the class is
+   the argmax; anchors whose background probability is >= 0.98 are dropped;
+2. boxes are decoded, clipped to the window, moved to video frames (``x * 512 + begin_frame``) and to seconds with
+   each video's own fps (the official code assumes 30 fps except for six listed videos), and clipped to the
+   video's duration when it is known;
+3. every CliffDiving detection is duplicated as Diving (THUMOS14 annotates every CliffDiving as Diving too);
+4. hard NMS per video and class at tIoU 0.2, keeping at most 200 per class, then the 200 best per video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sac_minimal.anchors import Anchors, decode, match_anchors
+from sac_minimal.data.thumos14 import CLASS_ID, THUMOS14_CLASSES
+
+LOSS_WEIGHTS = {"classification": 1.0, "overlap": 10.0, "localisation": 10.0}
+BACKGROUND_THRESHOLD = 0.98
+NMS_IOU = 0.2
+MAX_PER_CLASS = 200
+MAX_PER_VIDEO = 200
+
+
+@dataclass(frozen=True)
+class SSADPrediction:
+    """The raw output ``[B, A, num_classes + 4]`` split into its parts.
+
+    Attributes:
+        class_logits: ``[B, A, num_classes + 1]`` (index 0 = background).
+        overlap: ``[B, A]`` raw overlap output.
+        offsets: ``[B, A, 2]`` (rx, rw).
+    """
+
+    class_logits: torch.Tensor
+    overlap: torch.Tensor
+    offsets: torch.Tensor
+
+    @classmethod
+    def from_raw(cls, raw: torch.Tensor) -> SSADPrediction:
+        if raw.dim() != 3 or raw.shape[-1] < 5:
+            raise ValueError(f"expected SSAD output [B, A, classes + 4], got {tuple(raw.shape)}")
+        return cls(class_logits=raw[..., :-3], overlap=raw[..., -3], offsets=raw[..., -2:])
+
+
+def select_negatives(positive: torch.Tensor, overlap: torch.Tensor, negative_ratio: float,
+                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard negatives (not positive, raw overlap > 0.5) and ``negative_ratio`` random negatives per positive,
+    drawn uniformly from the remaining anchors of the whole batch. Returns two ``[B, A]`` masks."""
+    hard = ~positive & (overlap.detach() > 0.5)
+    remaining = ~positive & ~hard
+    wanted = min(round(negative_ratio * int(positive.sum())), int(remaining.sum()))
+    random_negative = torch.zeros_like(positive)
+    if wanted > 0:
+        priority = torch.rand(remaining.shape, generator=generator, device="cpu").to(overlap.device)
+        priority = torch.where(remaining, priority, torch.full_like(priority, -1.0))
+        chosen = priority.flatten().topk(wanted).indices
+        random_negative.view(-1)[chosen] = True
+    return hard, random_negative
+
+
+def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, anchors: Anchors, *,
+              matching: str = "decoded", negative_ratio: float = 1.0,
+              generator: torch.Generator | None = None) -> dict:
+    """SSAD's three loss terms and their weighted total for a batch of windows.
+
+    Args:
+        raw: ``[B, A, num_classes + 4]`` SSAD output.
+        segments: ``[B, S, 2]`` ground truth in window units; ``labels``: ``[B, S]`` class ids, -1 = padding.
+        anchors: the default anchors (on the same device).
+        matching: ``decoded`` (official: IoU with the decoded predicted boxes) or ``static`` (default anchors).
+        negative_ratio: random negatives per positive.
+        generator: CPU generator for the random negatives (reproducible runs).
+
+    Returns:
+        ``{"classification", "overlap", "localisation", "total", "positives"}``; every term is finite, also for a
+        batch without positives.
+    """
+    if matching not in ("decoded", "static"):
+        raise ValueError(f"matching must be 'decoded' or 'static', got {matching!r}")
+    prediction = SSADPrediction.from_raw(raw)
+    predicted_boxes = decode(prediction.offsets, anchors)
+    boxes_to_match = (predicted_boxes.detach() if matching == "decoded"
+                      else anchors.boxes().to(raw.dtype).expand(raw.shape[0], -1, -1))
+    targets = match_anchors(boxes_to_match, segments, labels)
+    hard, random_negative = select_negatives(targets.positive, prediction.overlap, negative_ratio, generator)
+    selected = targets.positive | hard | random_negative
+    zero = raw.sum() * 0.0  # keeps the graph and the dtype when a term has no anchors
+    count = int(selected.sum())
+    classification = (F.cross_entropy(prediction.class_logits[selected], targets.labels[selected]) if count else zero)
+    overlap = (F.smooth_l1_loss(prediction.overlap[selected], targets.iou[selected].to(raw.dtype)) if count else zero)
+    positives = int(targets.positive.sum())
+    localisation = (F.smooth_l1_loss(predicted_boxes[targets.positive], targets.boxes[targets.positive])
+                    if positives else zero)
+    total = (LOSS_WEIGHTS["classification"] * classification + LOSS_WEIGHTS["overlap"] * overlap
+             + LOSS_WEIGHTS["localisation"] * localisation)
+    return {"classification": classification, "overlap": overlap, "localisation": localisation, "total": total,
+            "positives": positives}
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of many videos as flat arrays.
+
+    Attributes:
+        videos: video names; ``video_index`` points into it.
+        video_index: ``[N]``.
+        labels: ``[N]`` class ids into :data:`THUMOS14_CLASSES`.
+        segments: ``[N, 2]`` start and end in seconds.
+        scores: ``[N]``.
+    """
+
+    videos: tuple[str, ...]
+    video_index: np.ndarray
+    labels: np.ndarray
+    segments: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_json(self) -> dict:
+        """ActivityNet-style ``{"version", "results": {video: [{"label", "segment", "score"}]}, "external_data"}``."""
+        results = {video: [] for video in self.videos}
+        for video, label, (start, end), score in zip(self.video_index.tolist(), self.labels.tolist(),
+                                                     self.segments.tolist(), self.scores.tolist()):
+            results[self.videos[video]].append({"label": THUMOS14_CLASSES[label], "segment": [start, end],
+                                                "score": score})
+        return {"version": "THUMOS14 detections (sac_minimal)", "results": results, "external_data": {}}
+
+    @classmethod
+    def from_json(cls, document: dict) -> Detections:
+        """Read ActivityNet-style detections; labels must be THUMOS14 class names."""
+        if not isinstance(document, dict) or not isinstance(document.get("results"), dict):
+            raise TypeError("detections must be a JSON object with 'results': {video: [{label, segment, score}]}")
+        videos, video_index, labels, segments, scores = [], [], [], [], []
+        for index, (video, entries) in enumerate(document["results"].items()):
+            videos.append(video)
+            for entry in entries:
+                if entry["label"] not in CLASS_ID:
+                    raise ValueError(f"video {video}: detection label {entry['label']!r} is not a THUMOS14 class; "
+                                     f"expected one of {', '.join(THUMOS14_CLASSES)}")
+                video_index.append(index)
+                labels.append(CLASS_ID[entry["label"]])
+                segments.append(entry["segment"])
+                scores.append(entry["score"])
+        return cls(videos=tuple(videos), video_index=np.asarray(video_index, dtype=np.int64),
+                   labels=np.asarray(labels, dtype=np.int64),
+                   segments=np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+                   scores=np.asarray(scores, dtype=np.float64))
+
+
+def _run_starts(groups: np.ndarray) -> np.ndarray:
+    """For an array sorted by group: True at the first element of every run of equal values."""
+    return np.concatenate([[True], groups[1:] != groups[:-1]]) if len(groups) else np.zeros(0, dtype=bool)
+
+
+def rank_within_groups(groups: np.ndarray) -> np.ndarray:
+    """For an array sorted by group: 0, 1, 2, ... within every run of equal values."""
+    starts = _run_starts(groups)
+    positions = np.arange(len(groups))
+    return positions - np.maximum.accumulate(np.where(starts, positions, 0))
+
+
+def batched_nms(groups: np.ndarray, segments: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU,
+                max_keep: int = MAX_PER_CLASS) -> np.ndarray:
+    """Greedy hard NMS inside every group at once; returns the kept indices.
+
+    Within a group, the best remaining segment is kept and every remaining one with tIoU > ``iou_threshold`` to it
+    is removed, until nothing remains or ``max_keep`` are kept. Each round handles all groups together and drops
+    what it suppressed, so the number of rounds is at most ``max_keep``, not the number of segments.
+    """
+    order = np.lexsort((-scores, groups))
+    alive_groups, alive_index = groups[order], order
+    kept = []
+    for _ in range(max_keep):
+        if not len(alive_index):
+            break
+        leaders = _run_starts(alive_groups)
+        leader_position = np.maximum.accumulate(np.where(leaders, np.arange(len(alive_index)), 0))
+        kept.append(alive_index[leaders])
+        leader_segment = segments[alive_index[leader_position]]
+        candidate = segments[alive_index]
+        intersection = (np.minimum(candidate[:, 1], leader_segment[:, 1])
+                        - np.maximum(candidate[:, 0], leader_segment[:, 0])).clip(min=0)
+        union = (candidate[:, 1] - candidate[:, 0]) + (leader_segment[:, 1] - leader_segment[:, 0]) - intersection
+        iou = np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+        survive = ~leaders & (iou <= iou_threshold)
+        alive_groups, alive_index = alive_groups[survive], alive_index[survive]
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def window_candidates(raw: torch.Tensor, anchors: Anchors,
+                      background_threshold: float = BACKGROUND_THRESHOLD) -> dict:
+    """Scores, classes and boxes (window units, clipped to [0, 1]) of the anchors that pass the background filter.
+
+    Returns ``{"window", "labels", "boxes", "scores"}`` NumPy arrays; ``window`` indexes ``raw``'s first axis.
+    """
+    with torch.no_grad():
+        prediction = SSADPrediction.from_raw(raw.float())
+        probabilities = prediction.class_logits.softmax(dim=-1)
+        action = probabilities[..., 1:] * torch.sigmoid(prediction.overlap)[..., None]
+        scores, labels = action.max(dim=-1)
+        boxes = decode(prediction.offsets, anchors.to(raw.device)).clamp(0.0, 1.0)
+        keep = probabilities[..., 0] < background_threshold
+        window = torch.nonzero(keep, as_tuple=True)[0]
+    return {"window": window.cpu().numpy(), "labels": labels[keep].cpu().numpy(),
+            "boxes": boxes[keep].double().cpu().numpy(), "scores": scores[keep].double().cpu().numpy()}
+
+
+def postprocess(raw: torch.Tensor, anchors: Anchors, *, window_video: np.ndarray, begin_frame: np.ndarray,
+                videos: Sequence[str], fps: Sequence[float], durations: Sequence[float] | None = None,
+                window_frames: int = 512, background_threshold: float = BACKGROUND_THRESHOLD,
+                nms_iou: float = NMS_IOU, max_per_class: int = MAX_PER_CLASS, max_per_video: int = MAX_PER_VIDEO,
+                duplicate_cliff_diving: bool = True) -> Detections:
+    """Raw SSAD outputs of many windows -> video-level detections in seconds (steps 1-4 of the module docstring).
+
+    Args:
+        raw: ``[W, A, 24]`` outputs of W windows.
+        window_video: ``[W]`` index into ``videos`` of each window's video.
+        begin_frame: ``[W]`` first frame of each window.
+        videos, fps: per video; ``durations`` (seconds) clips detections to the video when given.
+    """
+    window_video, begin_frame = np.asarray(window_video), np.asarray(begin_frame)
+    if len(window_video) != raw.shape[0] or len(begin_frame) != raw.shape[0]:
+        raise ValueError(f"{raw.shape[0]} windows of outputs but {len(window_video)} video indices and "
+                         f"{len(begin_frame)} begin frames")
+    fps = np.asarray(fps, dtype=np.float64)
+    if not (fps > 0).all():
+        raise ValueError("every video needs a positive fps")
+    candidates = window_candidates(raw, anchors, background_threshold)
+    video_index = window_video[candidates["window"]]
+    frames = candidates["boxes"] * window_frames + begin_frame[candidates["window"], None]
+    segments = frames / fps[video_index, None]
+    if durations is not None:
+        segments = np.minimum(segments, np.asarray(durations, dtype=np.float64)[video_index, None])
+    labels, scores = candidates["labels"].astype(np.int64), candidates["scores"]
+    if duplicate_cliff_diving:
+        cliff = labels == CLASS_ID["CliffDiving"]
+        video_index = np.concatenate([video_index, video_index[cliff]])
+        segments = np.concatenate([segments, segments[cliff]])
+        scores = np.concatenate([scores, scores[cliff]])
+        labels = np.concatenate([labels, np.full(int(cliff.sum()), CLASS_ID["Diving"])])
+    groups = video_index * len(THUMOS14_CLASSES) + labels
+    kept = batched_nms(groups, segments, scores, nms_iou, max_per_class)
+    order = kept[np.lexsort((-scores[kept], video_index[kept]))]
+    order = order[rank_within_groups(video_index[order]) < max_per_video]
+    return Detections(videos=tuple(videos), video_index=video_index[order], labels=labels[order],
+                      segments=segments[order], scores=scores[order])
