@@ -190,21 +190,22 @@ def batched_nms(groups: np.ndarray, segments: np.ndarray, scores: np.ndarray, io
     """
     order = np.lexsort((-scores, groups))
     alive_groups, alive_index = groups[order], order
+    alive_start, alive_end = segments[order, 0], segments[order, 1]
     kept = []
     for _ in range(max_keep):
         if not len(alive_index):
             break
         leaders = _run_starts(alive_groups)
-        leader_position = np.maximum.accumulate(np.where(leaders, np.arange(len(alive_index)), 0))
+        positions = np.arange(len(alive_index))
+        leader_position = np.maximum.accumulate(np.where(leaders, positions, 0))
         kept.append(alive_index[leaders])
-        leader_segment = segments[alive_index[leader_position]]
-        candidate = segments[alive_index]
-        intersection = (np.minimum(candidate[:, 1], leader_segment[:, 1])
-                        - np.maximum(candidate[:, 0], leader_segment[:, 0])).clip(min=0)
-        union = (candidate[:, 1] - candidate[:, 0]) + (leader_segment[:, 1] - leader_segment[:, 0]) - intersection
-        iou = np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
-        survive = ~leaders & (iou <= iou_threshold)
+        leader_start, leader_end = alive_start[leader_position], alive_end[leader_position]
+        intersection = (np.minimum(alive_end, leader_end) - np.maximum(alive_start, leader_start)).clip(min=0)
+        union = (alive_end - alive_start) + (leader_end - leader_start) - intersection
+        # Suppressed: tIoU > threshold, i.e. intersection > threshold x union (no division needed).
+        survive = ~leaders & ~(intersection > iou_threshold * union)
         alive_groups, alive_index = alive_groups[survive], alive_index[survive]
+        alive_start, alive_end = alive_start[survive], alive_end[survive]
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
