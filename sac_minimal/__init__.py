@@ -8,6 +8,10 @@ Modules (one concept each; arrows point down only):
     anchors     default anchors, decoding, tIoU, matching.
     detection   SSAD's loss and post-processing to video-level detections.
     evaluation  ActivityNet-style AP and mAP at tIoU thresholds.
+    config      training configurations and the quick / full profiles.
+    train       one training run: fit, checkpoint, resume, evaluate.
+    experiments seeds x models grids, Student's t-test, results with provenance, sharding.
+    plots       figures drawn by more than one chapter.
     bench       benchmarks run from the command line (``python -m sac_minimal bench ot``).
 
 Importing the package needs only torch, numpy, scipy and matplotlib; POT is used by tests, notebooks and the

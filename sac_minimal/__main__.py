@@ -2,8 +2,12 @@
 
 Commands:
     bench ot    time the transport solvers against POT (see sac_minimal.bench).
-    bench sac   time SAC's forward + backward, its OT loss, and an SSAD-sized host.
+    bench sac   time SAC's forward + backward, its OT loss, and the SSAD host.
     bench detection  time post-processing and evaluation at THUMOS14's test-split size.
+    bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead.
+    train       train one model for one seed (``--model ssad|ssad_theta|ssad_sac --profile quick|full``).
+    table1      the Table I grid: models x seeds, t-tests, results with provenance (``--shard i/n``).
+    merge       join the run files of a (sharded) table1 into table1.json / table1.csv.
     data check  validate a dataset folder (annotations + features) and print a summary.
     data synth  write the synthetic surrogate (``--size quick|full``) in the ActionFormer layout.
 """
@@ -11,6 +15,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import torch
@@ -32,6 +37,32 @@ def main(argv: list[str] | None = None) -> int:
     bench_sac.add_argument("--repeats", type=int, default=3)
     bench_detection = bench_targets.add_parser("detection", help="post-processing and evaluation speed")
     bench_detection.add_argument("--repeats", type=int, default=3)
+    bench_train = bench_targets.add_parser("train", help="training steps per second")
+    bench_train.add_argument("--batch", type=int, default=4)
+    bench_train.add_argument("--repeats", type=int, default=10)
+    bench_train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    def add_run_arguments(command):
+        command.add_argument("--profile", choices=["quick", "full"], default="quick")
+        command.add_argument("--sac-preset", choices=["official", "paper"], default="official")
+        command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.config)")
+        command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        command.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+        command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")
+
+    train = commands.add_parser("train", help="train one model for one seed")
+    add_run_arguments(train)
+    train.add_argument("--model", choices=["ssad", "ssad_theta", "ssad_sac"], default="ssad_sac")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--run-dir", default=None, help="checkpoints and metrics (default data/cache/runs/...)")
+    table1 = commands.add_parser("table1", help="models x seeds, t-tests, results with provenance")
+    add_run_arguments(table1)
+    table1.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1")
+    table1.add_argument("--name", default=None, help="results/<name> (default table1_<profile>)")
+    table1.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
+    merge = commands.add_parser("merge", help="join a table1's run files")
+    merge.add_argument("results_dir")
+
     data = commands.add_parser("data", help="datasets")
     data_targets = data.add_subparsers(dest="target", required=True)
     data_check = data_targets.add_parser("check", help="validate a dataset folder")
@@ -49,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "data":
         return run_data_command(args)
+    if args.command in ("train", "table1", "merge"):
+        return run_training_command(args)
+    if args.command == "bench" and args.target == "train":
+        from sac_minimal.bench import bench_train, format_train_table
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device)))
 
     if args.command == "bench" and args.target == "ot":
         from sac_minimal.bench import bench_ot as run_bench_ot
@@ -70,6 +108,41 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
         print(format_detection_table(run_bench_detection(repeats=args.repeats)))
+    return 0
+
+
+def run_training_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sac_minimal.config import profile
+    from sac_minimal.data.locate import data_dir
+    from sac_minimal.experiments import format_table1, merge_table1, run_table1
+
+    if args.command == "merge":
+        print(format_table1(merge_table1(args.results_dir)))
+        return 0
+    changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    base = profile(args.profile, **changes)
+    if args.command == "train":
+        from sac_minimal.train import fit
+
+        config = base.replace(model=args.model, seed=args.seed)
+        run_dir = Path(args.run_dir) if args.run_dir else (
+            data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
+        result = fit(config, run_dir, verbose=True)
+        print(json.dumps(result.evaluation, indent=1))
+        print(f"metrics, checkpoint and result in {run_dir}")
+        return 0
+    name = args.name or f"table1_{args.profile}"
+    results_dir = Path("results") / name
+    run_table1(base, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
+               shard=args.shard, verbose=True)
+    if args.shard is None:
+        print(format_table1(merge_table1(results_dir)))
+    else:
+        print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")
     return 0
 
 

@@ -296,3 +296,30 @@ class SacWindowFolder(torch.utils.data.Dataset):
             "begin_frame": torch.tensor(window.begin_frame),
             "fps": torch.tensor(self.fps.get(window.video, float("nan")), dtype=torch.float64),
         }
+
+
+class ResidentWindows:
+    """A :class:`WindowDataset`'s features and targets as tensors on one device (e.g. GPU-resident), so a training
+    step's batch is a single index operation there, with no host-to-device copy per step."""
+
+    def __init__(self, dataset: WindowDataset, device: torch.device | str):
+        if not dataset.in_memory:
+            raise ValueError("ResidentWindows needs a WindowDataset built with in_memory=True")
+        self.device = torch.device(device)
+        self.feature_format = dataset.feature_format
+        self.bank = torch.from_numpy(dataset._bank).to(self.device)
+        self.rows = torch.from_numpy(dataset._rows).to(self.device)
+        self.segments = torch.from_numpy(dataset.table.segments).to(self.device)
+        self.labels = torch.from_numpy(dataset.table.labels).to(self.device)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(appearance ``[B, Da, T]``, motion ``[B, Dm, T]``, segments ``[B, S, 2]``, labels ``[B, S]``)."""
+        indices = indices.to(self.device)
+        features = self.bank[self.rows[indices]].transpose(1, 2)
+        half = self.feature_format.channels_per_modality
+        first, second = features[:, :half], features[:, half:]
+        appearance, motion = (first, second) if self.feature_format.channel_order == "rgb_flow" else (second, first)
+        return appearance, motion, self.segments[indices], self.labels[indices]

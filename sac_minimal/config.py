@@ -1,0 +1,132 @@
+"""Training configurations: one frozen dataclass, two profiles, JSON round-trip.
+
+``full`` is the official recipe (SPEC Section 4): Adam, lr 1e-4, batch 4, 40 epochs, lr x 0.1 after epoch 30,
+SSAD with 256/512 channels, evaluation at the last epoch. ``quick`` is what the book build trains on two CPU cores:
+the quick surrogate (2 x 64 channels), a slimmer SSAD (64/128 channels), batch 8, 12 epochs, lr 1e-3 decayed x 0.1
+after epoch 9. Its numbers show the pipeline working, not THUMOS14 performance.
+
+The model is one of:
+
+* ``ssad``: SSAD on the concatenated appearance and motion features;
+* ``ssad_theta``: SSAD on Θ-projected features with no attention (the capacity-matched baseline the paper skips:
+  SSAD+SAC also gains Θ's parameters);
+* ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official`` or ``paper``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from sac_minimal.sac import SACConfig
+
+MODELS = ("ssad", "ssad_theta", "ssad_sac")
+SAC_PRESETS = ("official", "paper")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on.
+
+    Attributes:
+        model: ``ssad`` | ``ssad_theta`` | ``ssad_sac``.
+        sac_preset: ``official`` | ``paper`` (:meth:`SACConfig.official` / :meth:`SACConfig.paper`).
+        sac_changes: extra :class:`SACConfig` fields as ``((name, value), ...)`` (ablations).
+        profile: the profile this config came from (``quick`` | ``full``), recorded in results.
+        data_root: dataset folder; ``None`` picks the surrogate of ``data_size`` for the quick profile, and for
+            the full profile the real THUMOS14 folder when present, else the full surrogate.
+        data_size: surrogate size when no real data is used (``quick`` | ``full``).
+        seed: seeds the model's initialisation, the shuffling and the random negatives.
+        epochs, learning_rate, lr_decay_epochs, lr_decay_factor: Adam's schedule (lr x factor after each listed
+            epoch).
+        batch_size: windows per step.
+        base_channels, main_channels: SSAD widths (256/512 official).
+        matching, negative_ratio: SSAD loss options (:func:`sac_minimal.detection.ssad_loss`).
+        device: ``auto`` (cuda when present), ``cpu``, ``cuda``.
+        amp: bf16 autocast for the SSAD host on CUDA (SAC and its transport problem stay float32; ignored on CPU).
+
+    The model is evaluated once, after the last epoch: a fixed epoch, never one chosen by test mAP.
+    """
+
+    model: str = "ssad_sac"
+    sac_preset: str = "official"
+    sac_changes: tuple = ()
+    profile: str = "full"
+    data_root: str | None = None
+    data_size: str = "full"
+    seed: int = 0
+    epochs: int = 40
+    learning_rate: float = 1e-4
+    lr_decay_epochs: tuple = (30,)
+    lr_decay_factor: float = 0.1
+    batch_size: int = 4
+    base_channels: int = 256
+    main_channels: int = 512
+    matching: str = "decoded"
+    negative_ratio: float = 1.0
+    device: str = "auto"
+    amp: bool = False
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.sac_preset not in SAC_PRESETS:
+            raise ValueError(f"sac_preset must be one of {SAC_PRESETS}, got {self.sac_preset!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError(f"epochs, batch_size and learning_rate must be positive: {self.epochs}, "
+                             f"{self.batch_size}, {self.learning_rate}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        object.__setattr__(self, "lr_decay_epochs", tuple(self.lr_decay_epochs))
+        object.__setattr__(self, "sac_changes", tuple(tuple(change) for change in self.sac_changes))
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of 1-based ``epoch``."""
+        decays = sum(epoch > boundary for boundary in self.lr_decay_epochs)
+        return self.learning_rate * self.lr_decay_factor ** decays
+
+    def sac_config(self, appearance_channels: int, motion_channels: int) -> SACConfig | None:
+        """SAC's config for this model (``None`` for plain SSAD); ``ssad_theta`` is Θ without attention or OT."""
+        if self.model == "ssad":
+            return None
+        preset = SACConfig.official if self.sac_preset == "official" else SACConfig.paper
+        changes = dict(self.sac_changes)
+        if self.model == "ssad_theta":
+            changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
+        return preset(appearance_channels=appearance_channels, motion_channels=motion_channels, **changes)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+PROFILES = {
+    "full": TrainConfig(profile="full"),
+    "quick": TrainConfig(profile="quick", data_size="quick", epochs=12, learning_rate=1e-3, lr_decay_epochs=(9,),
+                         batch_size=8, base_channels=64, main_channels=128),
+}
+
+
+def profile(name: str, **changes) -> TrainConfig:
+    """The ``quick`` or ``full`` profile with ``changes`` applied."""
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    return PROFILES[name].replace(**changes)

@@ -1,0 +1,216 @@
+"""Many runs: the Table I grid (models x seeds), Student's t-test, provenance, sharding and merging.
+
+A Table I experiment trains SSAD, the capacity-matched SSAD+Θ and SSAD+SAC for every seed, then reports per-seed
+mAP, mean and standard deviation per model, and two-sample t-tests (SSAD vs SSAD+SAC, SSAD+Θ vs SSAD+SAC) with the
+pooled-variance statistic of the paper (Eqs. 9-10):
+
+    s_p^2 = ((n_1 - 1) s_1^2 + (n_2 - 1) s_2^2) / (n_1 + n_2 - 2),   t = (m_1 - m_2) / (s_p sqrt(1/n_1 + 1/n_2))
+
+with n_1 + n_2 - 2 degrees of freedom (two-sided p-value).
+
+Files (``results/<name>/``, small and committed): ``runs/<model>_seed<k>.json`` (one :class:`RunResult` each, with
+provenance), ``table1.json`` and ``table1.csv`` (written by :func:`merge_table1`). Checkpoints go to
+``data/cache/runs/<name>/`` (not committed). ``--shard i/n`` runs every n-th cell of the grid, so that several
+machines can share it; ``merge`` joins what they wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sac_minimal.config import MODELS, TrainConfig
+from sac_minimal.train import RunResult, fit
+
+TABLE1_MODELS = MODELS
+COMPARISONS = (("ssad", "ssad_sac"), ("ssad_theta", "ssad_sac"))
+REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
+                    "Avg 0.3:0.7")
+
+PAPER_TABLE1 = {
+    "SSAD": (72.2, 69.7, 65.2, 56.5, 45.5, 31.0, 17.0, 51.0),
+    "SSAD+SAC": (75.5, 73.7, 69.1, 61.1, 51.4, 37.1, 22.8, 55.8),
+}
+"""The paper's Table I: THUMOS14 test mAP (%) at tIoU 0.1..0.7 and their mean (Yang et al. 2022)."""
+
+
+def student_t_test(first: Sequence[float], second: Sequence[float]) -> dict:
+    """Two-sample Student's t-test with pooled variance (Eqs. 9-10): ``{"t", "dof", "p", "pooled_std"}``."""
+    from scipy.stats import t as student_t
+
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    n1, n2 = len(first), len(second)
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"a t-test needs at least two runs per group, got {n1} and {n2}")
+    pooled_variance = ((n1 - 1) * first.var(ddof=1) + (n2 - 1) * second.var(ddof=1)) / (n1 + n2 - 2)
+    pooled_std = math.sqrt(pooled_variance)
+    dof = n1 + n2 - 2
+    difference = first.mean() - second.mean()
+    if pooled_std == 0:
+        statistic = 0.0 if difference == 0 else math.copysign(math.inf, difference)
+    else:
+        statistic = difference / (pooled_std * math.sqrt(1 / n1 + 1 / n2))
+    return {"t": float(statistic), "dof": dof, "p": float(2 * student_t.sf(abs(statistic), dof)),
+            "pooled_std": pooled_std}
+
+
+def git_state(path: Path | None = None) -> dict:
+    """``{"commit", "dirty"}`` of the repository holding this package (``unknown`` outside a git checkout)."""
+    folder = path or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def provenance(device: str = "") -> dict:
+    """Where and with what a result was produced."""
+    return {
+        **git_state(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device or ("cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def code_changed_since(commit: str, folder: str = "sac_minimal") -> bool | None:
+    """Whether the package's code differs from ``commit`` (None when it cannot be told, e.g. no git)."""
+    try:
+        result = subprocess.run(["git", "diff", "--quiet", commit, "--", folder],
+                                cwd=Path(__file__).resolve().parents[1], capture_output=True, check=False)
+    except OSError:
+        return None
+    return {0: False, 1: True}.get(result.returncode)
+
+
+def table1_grid(seeds: Sequence[int], models: Sequence[str] = TABLE1_MODELS) -> list[tuple[str, int]]:
+    return [(model, seed) for seed in seeds for model in models]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; ``None`` -> (0, 1)."""
+    if text is None:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError as error:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from error
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def run_file(results_dir: Path, model: str, seed: int) -> Path:
+    return Path(results_dir) / "runs" / f"{model}_seed{seed}.json"
+
+
+def run_table1(base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *, checkpoints_dir: str | Path,
+               shard: str | None = None, models: Sequence[str] = TABLE1_MODELS, verbose: bool = False) -> list[Path]:
+    """Train this shard's cells of the (model, seed) grid; each finished cell writes its run JSON. Cells whose JSON
+    exists are skipped, so an interrupted experiment is resumed by running the same command again."""
+    index, count = parse_shard(shard)
+    results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
+    written = []
+    for model, seed in table1_grid(seeds, models)[index::count]:
+        path = run_file(results_dir, model, seed)
+        if not path.exists():
+            config = base.replace(model=model, seed=seed)
+            result = fit(config, checkpoints_dir / f"{model}_seed{seed}", verbose=verbose)
+            result.extra["provenance"] = provenance(result.device)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result.to_dict(), indent=1))
+            if verbose:
+                print(f"{model} seed {seed}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} "
+                      f"({result.seconds:.0f} s)")
+        written.append(path)
+    return written
+
+
+def load_runs(results_dir: str | Path) -> list[RunResult]:
+    files = sorted((Path(results_dir) / "runs").glob("*.json"))
+    return [RunResult.from_dict(json.loads(path.read_text())) for path in files]
+
+
+def summarize_table1(runs: Sequence[RunResult], models: Sequence[str] = TABLE1_MODELS) -> dict:
+    """Per-model per-seed metrics, mean and std (ddof 1), and the t-tests of :data:`COMPARISONS` on every metric."""
+    by_model: dict = {model: {} for model in models}
+    for run in runs:
+        if run.config.model in by_model:
+            by_model[run.config.model][run.config.seed] = run.evaluation
+    seeds = sorted({seed for per_seed in by_model.values() for seed in per_seed})
+    missing = [(model, seed) for model in models for seed in seeds if seed not in by_model[model]]
+    if missing:
+        raise ValueError(f"incomplete grid: missing {missing}; run the remaining shards, then merge")
+    table = {"seeds": seeds, "models": {}, "t_tests": {}}
+    for model in models:
+        values = {metric: [by_model[model][seed][metric] for seed in seeds] for metric in REPORTED_METRICS}
+        table["models"][model] = {
+            "per_seed": values,
+            "mean": {metric: float(np.mean(column)) for metric, column in values.items()},
+            "std": {metric: float(np.std(column, ddof=1)) if len(column) > 1 else 0.0
+                    for metric, column in values.items()},
+        }
+    if len(seeds) >= 2:
+        for baseline, candidate in COMPARISONS:
+            if baseline in by_model and candidate in by_model:
+                table["t_tests"][f"{candidate} vs {baseline}"] = {
+                    metric: student_t_test(table["models"][candidate]["per_seed"][metric],
+                                           table["models"][baseline]["per_seed"][metric])
+                    for metric in REPORTED_METRICS}
+    return table
+
+
+def merge_table1(results_dir: str | Path) -> dict:
+    """Join the run files of ``results_dir`` into ``table1.json`` and ``table1.csv`` (with the runs' provenance)."""
+    results_dir = Path(results_dir)
+    runs = load_runs(results_dir)
+    if not runs:
+        raise FileNotFoundError(f"no run files under {results_dir / 'runs'}; run `python -m sac_minimal table1` first")
+    table = summarize_table1(runs)
+    first = runs[0]
+    table["config"] = first.config.replace(model="ssad_sac", seed=0).to_dict()
+    table["dataset"] = first.dataset
+    table["provenance"] = sorted({json.dumps(run.extra.get("provenance", {}), sort_keys=True) for run in runs})
+    table["provenance"] = [json.loads(entry) for entry in table["provenance"]]
+    table["wall_seconds"] = float(sum(run.seconds for run in runs))
+    (results_dir / "table1.json").write_text(json.dumps(table, indent=1))
+    with open(results_dir / "table1.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "seed", *REPORTED_METRICS])
+        for model, entry in table["models"].items():
+            for position, seed in enumerate(table["seeds"]):
+                writer.writerow([model, seed, *(f"{entry['per_seed'][metric][position]:.6f}"
+                                               for metric in REPORTED_METRICS)])
+    return table
+
+
+def format_table1(table: dict, percent: bool = True) -> str:
+    """Mean +- std per model and metric, then the t-tests on the averages and mAP@0.5."""
+    scale = 100 if percent else 1
+    header = f"{'model':<11} " + " ".join(f"{metric.replace('mAP@', ''):>11}" for metric in REPORTED_METRICS)
+    lines = [f"mean +- std over seeds {table['seeds']} ({'percent' if percent else 'fraction'})", header]
+    for model, entry in table["models"].items():
+        cells = " ".join(f"{scale * entry['mean'][metric]:>5.1f}+-{scale * entry['std'][metric]:<4.1f}"
+                         for metric in REPORTED_METRICS)
+        lines.append(f"{model:<11} {cells}")
+    for comparison, tests in table["t_tests"].items():
+        for metric in ("mAP@0.5", "Avg 0.1:0.7"):
+            test = tests[metric]
+            lines.append(f"t-test {comparison}, {metric}: t = {test['t']:.3f}, dof {test['dof']}, p = {test['p']:.4f}")
+    return "\n".join(lines)

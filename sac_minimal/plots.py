@@ -1,0 +1,21 @@
+"""Figures drawn by more than one chapter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODEL_LABELS = {"ssad": "SSAD", "ssad_theta": "SSAD+Θ", "ssad_sac": "SSAD+SAC"}
+
+
+def table1_boxplot(table: dict, metric: str, axis, *, title: str = "") -> None:
+    """Box plot of per-seed ``metric`` (percent) per model, every seed drawn as a dot (the paper's Fig. 3)."""
+    models = list(table["models"])
+    values = [100 * np.asarray(table["models"][model]["per_seed"][metric]) for model in models]
+    axis.boxplot(values, widths=0.5)
+    axis.set_xticks(range(1, len(models) + 1), [MODEL_LABELS.get(model, model) for model in models])
+    for position, column in enumerate(values, start=1):
+        axis.plot(np.full(len(column), position) + np.linspace(-0.08, 0.08, len(column)), column, "o", ms=4,
+                  alpha=0.7)
+    axis.set_ylabel(f"{metric} (%)")
+    if title:
+        axis.set_title(title)

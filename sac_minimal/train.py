@@ -1,0 +1,282 @@
+"""One training run: fit SSAD (with or without SAC) for one seed, evaluate it at the last epoch, record everything.
+
+The loop is plain PyTorch, one explicit step at a time::
+
+    for epoch in 1..E:                      lr from the schedule (x 0.1 after the decay epochs)
+        for batch in shuffled windows:      order from a generator seeded by (seed, epoch)
+            raw, sac_losses = model(appearance, motion)
+            loss = ssad_loss(raw, ...)["total"] + sac_losses["total"]     (Eq. 6 + SSAD's three terms)
+            loss.backward(); optimizer.step()
+        append a row to metrics.csv; save checkpoint.pt
+    evaluate on the test windows -> detections -> mAP (sac_minimal.evaluation)
+
+Because every random draw of an epoch comes from generators seeded by (seed, epoch), a run interrupted after any
+epoch and resumed from its checkpoint ends with exactly the metrics of an uninterrupted run (on the same machine).
+A non-finite loss stops the run, names the step and the term, and saves the state it happened in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sac_minimal.anchors import default_anchors
+from sac_minimal.config import TrainConfig
+from sac_minimal.data.locate import dataset_root
+from sac_minimal.data.thumos14 import FeatureFormat, load_annotations
+from sac_minimal.data.windows import ResidentWindows, WindowDataset
+from sac_minimal.detection import postprocess, ssad_loss
+from sac_minimal.evaluation import evaluate_detections
+from sac_minimal.sac import SAC
+from sac_minimal.ssad import SSAD
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+RESULT = "result.json"
+NONFINITE_STATE = "nonfinite_state.pt"
+LOSS_COLUMNS = ("classification", "overlap", "localisation", "sac_ot", "sac_smooth", "sac_fnorm", "total")
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU. Asking for ``cuda`` without a GPU is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False; use --device auto or cpu")
+    return torch.device(name)
+
+
+class Detector(nn.Module):
+    """SSAD, optionally behind SAC (or behind Θ alone for the capacity-matched baseline).
+
+    ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (raw [B, 140, 24], sac_losses dict)``.
+    """
+
+    def __init__(self, config: TrainConfig, appearance_channels: int, motion_channels: int):
+        super().__init__()
+        sac_config = config.sac_config(appearance_channels, motion_channels)
+        self.sac = SAC(sac_config) if sac_config is not None else None
+        self.ssad = SSAD(in_channels=appearance_channels + motion_channels, base_channels=config.base_channels,
+                         main_channels=config.main_channels)
+        self.amp = config.amp
+
+    def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.sac is None:
+            features, sac_losses = torch.cat([appearance, motion], dim=1), {}
+        else:
+            output = self.sac(appearance, motion)
+            features, sac_losses = output.features, output.losses
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and features.is_cuda):
+            raw = self.ssad(features)
+        return raw.float(), sac_losses
+
+
+@dataclass
+class RunResult:
+    """What one run produced.
+
+    Attributes:
+        config: the run's :class:`TrainConfig`.
+        metrics: one dict per epoch (loss terms, lr, seconds).
+        evaluation: mAP per threshold and the averages (fractions), from :meth:`EvaluationResult.summary`.
+        average_precision: ``[thresholds][20]`` AP per class (NaN as None).
+        dataset: ``{"kind", "root", "annotation_sha256"}``.
+        seconds: training + evaluation wall time of this process (excluding resumed epochs' earlier time).
+    """
+
+    config: TrainConfig
+    metrics: list
+    evaluation: dict
+    average_precision: list
+    dataset: dict
+    seconds: float
+    device: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "metrics": self.metrics, "evaluation": self.evaluation,
+                "average_precision": self.average_precision, "dataset": self.dataset, "seconds": self.seconds,
+                "device": self.device, **self.extra}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunResult:
+        known = ("config", "metrics", "evaluation", "average_precision", "dataset", "seconds", "device")
+        return cls(config=TrainConfig.from_dict(values["config"]), metrics=values["metrics"],
+                   evaluation=values["evaluation"], average_precision=values["average_precision"],
+                   dataset=values["dataset"], seconds=values["seconds"], device=values.get("device", ""),
+                   extra={key: value for key, value in values.items() if key not in known})
+
+
+def resolve_data_root(config: TrainConfig) -> tuple[Path, str]:
+    """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``)."""
+    if config.data_root is not None:
+        root = Path(config.data_root)
+        kind = "synthetic" if (root / "synthetic.json").exists() else "folder"
+        return root, kind
+    return dataset_root(prefer_real=config.profile == "full", size=config.data_size)
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _progress(enabled: bool, text: str) -> None:
+    if enabled:
+        sys.stdout.write("\r" + text)
+        sys.stdout.flush()
+
+
+def _loss_terms(losses: dict, sac_losses: dict) -> dict:
+    terms = {"classification": losses["classification"], "overlap": losses["overlap"],
+             "localisation": losses["localisation"]}
+    for name in ("ot", "smooth", "fnorm"):
+        if name in sac_losses:
+            terms[f"sac_{name}"] = sac_losses[name]
+    return terms
+
+
+def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, verbose: bool = False,
+        epoch_budget: int | None = None) -> RunResult | None:
+    """Train one model for one seed and evaluate it after the last epoch.
+
+    Args:
+        config: the run.
+        run_dir: where ``checkpoint.pt``, ``metrics.csv`` and ``result.json`` go; an existing checkpoint of the same
+            config is resumed.
+        progress: a live progress line (default: only when stdout is a terminal).
+        verbose: print one line per epoch.
+        epoch_budget: train at most this many epochs in this call and return ``None`` if the run is not finished
+            (a later call resumes it), for time-limited or preemptible machines.
+
+    Returns:
+        The :class:`RunResult` (also written to ``run_dir/result.json``), or ``None`` when stopped by the budget.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = sys.stdout.isatty() if progress is None else progress
+    started = time.perf_counter()
+    device = choose_device(config.device)
+    root, kind = resolve_data_root(config)
+    annotations = load_annotations(root)
+    feature_format = FeatureFormat.from_root(root)
+    train_windows = WindowDataset(root, "train", annotations=annotations, feature_format=feature_format)
+    resident = ResidentWindows(train_windows, device)
+    anchors = default_anchors().to(device)
+
+    torch.manual_seed(config.seed)
+    channels = feature_format.channels_per_modality
+    model = Detector(config, channels, channels).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    metrics, first_epoch = [], 1
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state["config"] != config.to_dict():
+            raise ValueError(f"{checkpoint_path} belongs to another config; use a new run directory or delete it")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        metrics, first_epoch = state["metrics"], state["epoch"] + 1
+
+    last_epoch = config.epochs if epoch_budget is None else min(config.epochs, first_epoch + epoch_budget - 1)
+    for epoch in range(first_epoch, last_epoch + 1):
+        epoch_started = time.perf_counter()
+        learning_rate = config.learning_rate_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+        model.train()
+        shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        negatives = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
+        order = torch.randperm(len(resident), generator=shuffle)
+        sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
+        steps = 0
+        for step, start in enumerate(range(0, len(order), config.batch_size), start=1):
+            appearance, motion, segments, labels = resident.batch(order[start:start + config.batch_size])
+            raw, sac_losses = model(appearance, motion)
+            losses = ssad_loss(raw, segments, labels, anchors, matching=config.matching,
+                               negative_ratio=config.negative_ratio, generator=negatives)
+            total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
+            terms = {**_loss_terms(losses, sac_losses), "total": total}
+            # One device-to-host transfer per step for all terms.
+            values = dict(zip(terms, torch.stack([value.detach().float() for value in terms.values()]).tolist()))
+            if not all(np.isfinite(list(values.values()))):
+                bad = ", ".join(f"{name}={value}" for name, value in values.items() if not np.isfinite(value))
+                torch.save({"config": config.to_dict(), "epoch": epoch, "step": step, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "batch": order[start:start + config.batch_size]},
+                           run_dir / NONFINITE_STATE)
+                raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model, "
+                                         f"optimizer and batch were saved to {run_dir / NONFINITE_STATE}")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            for name, value in values.items():
+                sums[name] += value
+            steps += 1
+            _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values['total']:.4f}")
+        row = {"epoch": epoch, "lr": learning_rate, **{name: sums[name] / steps for name in LOSS_COLUMNS},
+               "seconds": time.perf_counter() - epoch_started}
+        metrics.append(row)
+        torch.save({"config": config.to_dict(), "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "metrics": metrics}, checkpoint_path)
+        _write_metrics(run_dir / METRICS, metrics)
+        if progress:
+            sys.stdout.write("\n")
+        if verbose:
+            print(f"epoch {epoch:3d}  lr {learning_rate:.1e}  loss {row['total']:.4f}  ({row['seconds']:.1f} s)")
+
+    if last_epoch < config.epochs:
+        return None
+    evaluation = evaluate_model(model, root, annotations, feature_format, device)
+    result = RunResult(config=config, metrics=metrics, evaluation=evaluation.summary(),
+                       average_precision=[[None if np.isnan(value) else float(value) for value in row]
+                                          for row in evaluation.average_precision],
+                       dataset={"kind": kind, "root": root.name,
+                                "annotation_sha256": file_sha256(root / "annotations" / "thumos14.json")},
+                       seconds=time.perf_counter() - started, device=_device_name(device))
+    (run_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=1))
+    return result
+
+
+def _write_metrics(path: Path, metrics: list) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(metrics[0]))
+        writer.writeheader()
+        writer.writerows(metrics)
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def predict_windows(model: Detector, windows: WindowDataset, device: torch.device,
+                    batch_size: int = 64) -> torch.Tensor:
+    """Raw outputs ``[W, 140, 24]`` of every window (eval mode: SAC solves no transport problem)."""
+    model.eval()
+    resident = ResidentWindows(windows, device)
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(resident), batch_size):
+            appearance, motion, _, _ = resident.batch(torch.arange(start, min(start + batch_size, len(resident))))
+            outputs.append(model(appearance, motion)[0].cpu())
+    return torch.cat(outputs)
+
+
+def evaluate_model(model: Detector, root: Path, annotations, feature_format: FeatureFormat,
+                   device: torch.device):
+    """Test-split mAP of a model: predict every test window, post-process, evaluate."""
+    test_windows = WindowDataset(root, "test", annotations=annotations, feature_format=feature_format)
+    outputs = predict_windows(model, test_windows, device)
+    videos = test_windows.table.videos
+    detections = postprocess(outputs, default_anchors(), window_video=test_windows.table.video_index,
+                             begin_frame=test_windows.table.begin_frame, videos=[video.video for video in videos],
+                             fps=[video.fps for video in videos], durations=[video.duration for video in videos])
+    return evaluate_detections(detections, annotations.split("test"))

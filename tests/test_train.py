@@ -1,0 +1,129 @@
+"""Training runs, resume, the NaN guard, the t-test, results with provenance, sharding."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import sac_minimal.train as train_module
+from sac_minimal.config import TrainConfig, profile
+from sac_minimal.data.synthetic import write_synthetic_thumos
+from sac_minimal.experiments import (
+    format_table1,
+    merge_table1,
+    parse_shard,
+    run_table1,
+    student_t_test,
+    summarize_table1,
+)
+from sac_minimal.train import RunResult, choose_device, fit
+
+
+@pytest.fixture(scope="module")
+def surrogate(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_surrogate")
+    write_synthetic_thumos(root, "quick", seed=3)
+    return root
+
+
+def quick(surrogate, **changes):
+    return profile("quick", data_root=str(surrogate), device="cpu", **changes)
+
+
+def without_times(metrics):
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in metrics]
+
+
+def test_config_round_trip_and_schedule():
+    config = profile("full", model="ssad_theta", sac_changes=(("eps", 0.05),))
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert [config.learning_rate_at(epoch) for epoch in (1, 30, 31, 40)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
+    sac = config.sac_config(64, 64)
+    assert sac.attention == "none" and not sac.use_ot and sac.projection and sac.eps == 0.05
+    assert profile("full", model="ssad").sac_config(64, 64) is None
+    with pytest.raises(ValueError, match="model must be one of"):
+        profile("quick", model="ssad_plus")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"modle": "ssad"})
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cuda"):
+            choose_device("cuda")
+
+
+def test_training_reduces_the_loss(surrogate, tmp_path):
+    result = fit(quick(surrogate, model="ssad", epochs=3), tmp_path / "run")
+    totals = [row["total"] for row in result.metrics]
+    assert totals[-1] < totals[0]
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,classification")
+    assert 0 <= result.evaluation["Avg 0.1:0.7"] <= 1 and result.dataset["kind"] == "synthetic"
+    assert RunResult.from_dict(json.loads((tmp_path / "run" / "result.json").read_text())).evaluation == \
+        result.evaluation
+
+
+def test_resume_after_interrupt_gives_identical_results(surrogate, tmp_path):
+    config = quick(surrogate, model="ssad_sac", epochs=3)
+    straight = fit(config, tmp_path / "straight")
+    assert fit(config, tmp_path / "interrupted", epoch_budget=2) is None
+    checkpoint = torch.load(tmp_path / "interrupted" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["epoch"] == 2
+    resumed = fit(config, tmp_path / "interrupted")
+    assert without_times(resumed.metrics) == without_times(straight.metrics)
+    assert resumed.evaluation == straight.evaluation
+    with pytest.raises(ValueError, match="another config"):
+        fit(config.replace(seed=9), tmp_path / "interrupted")
+
+
+def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monkeypatch):
+    real_loss = train_module.ssad_loss
+    calls = {"count": 0}
+
+    def failing_loss(*args, **kwargs):
+        losses = real_loss(*args, **kwargs)
+        calls["count"] += 1
+        if calls["count"] == 2:
+            losses["overlap"] = losses["overlap"] * float("nan")
+            losses["total"] = losses["total"] + losses["overlap"]
+        return losses
+
+    monkeypatch.setattr(train_module, "ssad_loss", failing_loss)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 2: overlap=nan, total=nan"):
+        fit(quick(surrogate, model="ssad", epochs=1), tmp_path / "nan")
+    saved = torch.load(tmp_path / "nan" / "nonfinite_state.pt", weights_only=False)
+    assert saved["step"] == 2 and "model" in saved
+
+
+def test_t_test_matches_scipy():
+    rng = np.random.default_rng(0)
+    for sizes in ((6, 6), (3, 5), (10, 4)):
+        first, second = rng.normal(0.5, 0.02, sizes[0]), rng.normal(0.52, 0.03, sizes[1])
+        ours = student_t_test(first, second)
+        reference = stats.ttest_ind(first, second, equal_var=True)
+        assert ours["t"] == pytest.approx(reference.statistic, rel=1e-12)
+        assert ours["p"] == pytest.approx(reference.pvalue, rel=1e-9)
+        assert ours["dof"] == sum(sizes) - 2
+    with pytest.raises(ValueError, match="at least two runs"):
+        student_t_test([0.5], [0.4, 0.6])
+
+
+def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
+    base = quick(surrogate, epochs=1)
+    run_table1(base, [0, 1], tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
+    whole = merge_table1(tmp_path / "whole")
+    for shard in ("0/2", "1/2"):
+        run_table1(base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded", shard=shard)
+    sharded = merge_table1(tmp_path / "sharded")
+    assert sharded["models"] == whole["models"] and sharded["t_tests"] == whole["t_tests"]
+    assert set(whole["models"]) == {"ssad", "ssad_theta", "ssad_sac"} and whole["seeds"] == [0, 1]
+    provenance = whole["provenance"][0]
+    assert {"commit", "dirty", "date", "device", "torch", "cuda", "python"} <= set(provenance)
+    assert whole["dataset"]["kind"] == "synthetic" and len(whole["dataset"]["annotation_sha256"]) == 64
+    assert (tmp_path / "whole" / "table1.csv").read_text().count("\n") == 7
+    assert "t-test ssad_sac vs ssad" in format_table1(whole)
+    with pytest.raises(ValueError, match="incomplete grid"):
+        runs = [RunResult.from_dict(json.loads(path.read_text()))
+                for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]
+        summarize_table1(runs[:-1])
+    with pytest.raises(ValueError, match="i/n"):
+        parse_shard("2")
