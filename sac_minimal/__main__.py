@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         command.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
         command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")
+        command.add_argument("--batch-size", type=int, default=None,
+                             help="another batch size; the learning rate is scaled linearly with it")
+        command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
+                             help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
 
     train = commands.add_parser("train", help="train one model for one seed")
     add_run_arguments(train)
@@ -124,7 +128,11 @@ def run_training_command(args: argparse.Namespace) -> int:
     changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
+    if args.solver is not None:
+        changes["sac_changes"] = (("solver", args.solver),)
     base = profile(args.profile, **changes)
+    if args.batch_size is not None:
+        base = base.with_batch_size(args.batch_size)
     if args.command == "train":
         from sac_minimal.train import fit
 

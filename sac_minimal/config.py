@@ -96,6 +96,13 @@ class TrainConfig:
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
         return preset(appearance_channels=appearance_channels, motion_channels=motion_channels, **changes)
 
+    def with_batch_size(self, batch_size: int) -> TrainConfig:
+        """The same run with another batch size and the learning rate scaled linearly with it (the linear scaling
+        rule: lr x batch_size / this config's batch size). The epochs and the decay epochs stay as they are."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        return self.replace(batch_size=batch_size, learning_rate=self.learning_rate * batch_size / self.batch_size)
+
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 

@@ -43,6 +43,8 @@ def test_config_round_trip_and_schedule():
     sac = config.sac_config(64, 64)
     assert sac.attention == "none" and not sac.use_ot and sac.projection and sac.eps == 0.05
     assert profile("full", model="ssad").sac_config(64, 64) is None
+    larger = profile("full").with_batch_size(16)
+    assert (larger.batch_size, larger.learning_rate) == (16, pytest.approx(4e-4))
     with pytest.raises(ValueError, match="model must be one of"):
         profile("quick", model="ssad_plus")
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
