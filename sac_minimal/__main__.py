@@ -7,6 +7,7 @@ Commands:
     bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead.
     train       train one model for one seed (``--model ssad|ssad_theta|ssad_sac --profile quick|full``).
     table1      the Table I grid: models x seeds, t-tests, results with provenance (``--shard i/n``).
+    ablate      an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
     merge       join the run files of a (sharded) table1 into table1.json / table1.csv.
     data check  validate a dataset folder (annotations + features) and print a summary.
     data synth  write the synthetic surrogate (``--size quick|full``) in the ActionFormer layout.
@@ -64,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     table1.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1")
     table1.add_argument("--name", default=None, help="results/<name> (default table1_<profile>)")
     table1.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
-    merge = commands.add_parser("merge", help="join a table1's run files")
+    ablate = commands.add_parser("ablate", help="ablation grids (Tables V-VII, sweeps) and the cost table (VIII)")
+    add_run_arguments(ablate)
+    ablate.add_argument("name", help="attention | components | alternatives | variants | sweep_eta | sweep_k | "
+                                     "sweep_lambda_s | sweep_lambda_f | cost")
+    ablate.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    ablate.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
+    merge = commands.add_parser("merge", help="join the run files of a table1 or ablation")
     merge.add_argument("results_dir")
 
     data = commands.add_parser("data", help="datasets")
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "data":
         return run_data_command(args)
-    if args.command in ("train", "table1", "merge"):
+    if args.command in ("train", "table1", "merge", "ablate"):
         return run_training_command(args)
     if args.command == "bench" and args.target == "train":
         from sac_minimal.bench import bench_train, format_train_table
@@ -120,10 +127,10 @@ def run_training_command(args: argparse.Namespace) -> int:
 
     from sac_minimal.config import profile
     from sac_minimal.data.locate import data_dir
-    from sac_minimal.experiments import format_table1, merge_table1, run_table1
+    from sac_minimal.experiments import format_table, merge_grid, run_table1
 
     if args.command == "merge":
-        print(format_table1(merge_table1(args.results_dir)))
+        print(format_table(merge_grid(args.results_dir)))
         return 0
     changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data}
     if args.epochs is not None:
@@ -143,12 +150,42 @@ def run_training_command(args: argparse.Namespace) -> int:
         print(json.dumps(result.evaluation, indent=1))
         print(f"metrics, checkpoint and result in {run_dir}")
         return 0
+    if args.command == "ablate":
+        return run_ablation_command(args, base)
     name = args.name or f"table1_{args.profile}"
     results_dir = Path("results") / name
     run_table1(base, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
                shard=args.shard, verbose=True)
     if args.shard is None:
-        print(format_table1(merge_table1(results_dir)))
+        print(format_table(merge_grid(results_dir)))
+    else:
+        print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")
+    return 0
+
+
+def run_ablation_command(args: argparse.Namespace, base) -> int:
+    from pathlib import Path
+
+    from sac_minimal.ablations import PAPER_COST, cost_table, run_ablation
+    from sac_minimal.data.locate import data_dir
+    from sac_minimal.experiments import format_table, merge_grid, provenance
+
+    if args.name == "cost":
+        rows = cost_table()
+        for row in rows:
+            print(f"{row['model']:<9} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
+                  f"{row['GFLOPs']:.3f} GFLOPs per window")
+        print("paper (Table VIII): " + ", ".join(f"{model} {params} M / {flops} GFLOPs"
+                                                 for model, (params, flops) in PAPER_COST.items()))
+        Path("results").mkdir(exist_ok=True)
+        Path("results/ablation_cost.json").write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
+        return 0
+    name = f"ablation_{args.name}_{args.profile}"
+    results_dir = Path("results") / name
+    run_ablation(args.name, base, range(args.seeds), results_dir,
+                 checkpoints_dir=data_dir() / "cache" / "runs" / name, shard=args.shard, verbose=True)
+    if args.shard is None:
+        print(format_table(merge_grid(results_dir)))
     else:
         print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")
     return 0

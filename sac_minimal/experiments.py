@@ -8,8 +8,12 @@ pooled-variance statistic of the paper (Eqs. 9-10):
 
 with n_1 + n_2 - 2 degrees of freedom (two-sided p-value).
 
-Files (``results/<name>/``, small and committed): ``runs/<model>_seed<k>.json`` (one :class:`RunResult` each, with
-provenance), ``table1.json`` and ``table1.csv`` (written by :func:`merge_table1`). Checkpoints go to
+The same machinery runs the ablations (:mod:`sac_minimal.ablations`): an experiment is a list of :class:`Variant`
+rows, a list of seeds and the (baseline, candidate) pairs to test.
+
+Files (``results/<name>/``, small and committed): ``grid.json`` (variants, seeds, comparisons),
+``runs/<variant>_seed<k>.json`` (one :class:`RunResult` each, with provenance), ``table.json`` and ``table.csv``
+(written by :func:`merge_grid`). Checkpoints go to
 ``data/cache/runs/<name>/`` (not committed). ``--shard i/n`` runs every n-th cell of the grid, so that several
 machines can share it; ``merge`` joins what they wrote.
 """
@@ -17,22 +21,42 @@ machines can share it; ``merge`` joins what they wrote.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 import math
 import platform
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sac_minimal.config import MODELS, TrainConfig
+from sac_minimal.config import TrainConfig
 from sac_minimal.train import RunResult, fit
 
-TABLE1_MODELS = MODELS
-COMPARISONS = (("ssad", "ssad_sac"), ("ssad_theta", "ssad_sac"))
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of an experiment table: a model, the SAC fields it changes from the base config, and optionally
+    another SAC preset."""
+
+    name: str
+    model: str
+    sac_changes: tuple = ()
+    label: str = ""
+    sac_preset: str | None = None
+
+    def config(self, base: TrainConfig, seed: int) -> TrainConfig:
+        return base.replace(model=self.model, seed=seed, sac_preset=self.sac_preset or base.sac_preset,
+                            sac_changes=tuple(base.sac_changes) + tuple(self.sac_changes))
+
+
+TABLE1 = (Variant("ssad", "ssad", label="SSAD"), Variant("ssad_theta", "ssad_theta", label="SSAD+Θ"),
+          Variant("ssad_sac", "ssad_sac", label="SSAD+SAC"))
+TABLE1_COMPARISONS = (("ssad", "ssad_sac"), ("ssad_theta", "ssad_sac"))
 REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
                     "Avg 0.3:0.7")
 
@@ -99,10 +123,6 @@ def code_changed_since(commit: str, folder: str = "sac_minimal") -> bool | None:
     return {0: False, 1: True}.get(result.returncode)
 
 
-def table1_grid(seeds: Sequence[int], models: Sequence[str] = TABLE1_MODELS) -> list[tuple[str, int]]:
-    return [(model, seed) for seed in seeds for model in models]
-
-
 def parse_shard(text: str | None) -> tuple[int, int]:
     """``"i/n"`` -> (i, n) with 0 <= i < n; ``None`` -> (0, 1)."""
     if text is None:
@@ -116,30 +136,44 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return index, count
 
 
-def run_file(results_dir: Path, model: str, seed: int) -> Path:
-    return Path(results_dir) / "runs" / f"{model}_seed{seed}.json"
+def run_file(results_dir: Path, variant: str, seed: int) -> Path:
+    return Path(results_dir) / "runs" / f"{variant}_seed{seed}.json"
 
 
-def run_table1(base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *, checkpoints_dir: str | Path,
-               shard: str | None = None, models: Sequence[str] = TABLE1_MODELS, verbose: bool = False) -> list[Path]:
-    """Train this shard's cells of the (model, seed) grid; each finished cell writes its run JSON. Cells whose JSON
-    exists are skipped, so an interrupted experiment is resumed by running the same command again."""
+def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], results_dir: str | Path, *,
+             checkpoints_dir: str | Path, comparisons: Sequence[tuple[str, str]] = (), shard: str | None = None,
+             verbose: bool = False) -> list[Path]:
+    """Train this shard's cells of the (variant, seed) grid; each finished cell writes its run JSON. Cells whose JSON
+    exists are skipped, so an interrupted experiment is resumed by running the same command again. The grid itself
+    (variants, seeds, comparisons) is written to ``grid.json`` for :func:`merge_grid`."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "grid.json").write_text(json.dumps({
+        "variants": [dataclasses.asdict(variant) for variant in variants], "seeds": list(seeds),
+        "comparisons": [list(pair) for pair in comparisons]}, indent=1))
+    cells = [(variant, seed) for seed in seeds for variant in variants]
     written = []
-    for model, seed in table1_grid(seeds, models)[index::count]:
-        path = run_file(results_dir, model, seed)
+    for variant, seed in cells[index::count]:
+        path = run_file(results_dir, variant.name, seed)
         if not path.exists():
-            config = base.replace(model=model, seed=seed)
-            result = fit(config, checkpoints_dir / f"{model}_seed{seed}", verbose=verbose)
+            result = fit(variant.config(base, seed), checkpoints_dir / f"{variant.name}_seed{seed}", verbose=verbose)
+            result.extra["variant"] = variant.name
             result.extra["provenance"] = provenance(result.device)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result.to_dict(), indent=1))
             if verbose:
-                print(f"{model} seed {seed}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} "
+                print(f"{variant.name} seed {seed}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} "
                       f"({result.seconds:.0f} s)")
         written.append(path)
     return written
+
+
+def run_table1(base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *, checkpoints_dir: str | Path,
+               shard: str | None = None, verbose: bool = False) -> list[Path]:
+    """The Table I grid: SSAD, SSAD+Θ and SSAD+SAC over ``seeds`` (see :func:`run_grid`)."""
+    return run_grid(base, TABLE1, seeds, results_dir, checkpoints_dir=checkpoints_dir,
+                    comparisons=TABLE1_COMPARISONS, shard=shard, verbose=verbose)
 
 
 def load_runs(results_dir: str | Path) -> list[RunResult]:
@@ -147,70 +181,81 @@ def load_runs(results_dir: str | Path) -> list[RunResult]:
     return [RunResult.from_dict(json.loads(path.read_text())) for path in files]
 
 
-def summarize_table1(runs: Sequence[RunResult], models: Sequence[str] = TABLE1_MODELS) -> dict:
-    """Per-model per-seed metrics, mean and std (ddof 1), and the t-tests of :data:`COMPARISONS` on every metric."""
-    by_model: dict = {model: {} for model in models}
+def summarize_grid(runs: Sequence[RunResult], variants: Sequence[str],
+                   comparisons: Sequence[tuple[str, str]] = ()) -> dict:
+    """Per-variant per-seed metrics, mean and std (ddof 1), and a t-test for each (baseline, candidate) pair on every
+    metric (``t_tests["<candidate> vs <baseline>"]``)."""
+    by_variant: dict = {name: {} for name in variants}
     for run in runs:
-        if run.config.model in by_model:
-            by_model[run.config.model][run.config.seed] = run.evaluation
-    seeds = sorted({seed for per_seed in by_model.values() for seed in per_seed})
-    missing = [(model, seed) for model in models for seed in seeds if seed not in by_model[model]]
+        name = run.extra.get("variant", run.config.model)
+        if name in by_variant:
+            by_variant[name][run.config.seed] = run.evaluation
+    seeds = sorted({seed for per_seed in by_variant.values() for seed in per_seed})
+    missing = [(name, seed) for name in variants for seed in seeds if seed not in by_variant[name]]
     if missing:
         raise ValueError(f"incomplete grid: missing {missing}; run the remaining shards, then merge")
-    table = {"seeds": seeds, "models": {}, "t_tests": {}}
-    for model in models:
-        values = {metric: [by_model[model][seed][metric] for seed in seeds] for metric in REPORTED_METRICS}
-        table["models"][model] = {
+    table = {"seeds": seeds, "variants": {}, "t_tests": {}}
+    for name in variants:
+        values = {metric: [by_variant[name][seed][metric] for seed in seeds] for metric in REPORTED_METRICS}
+        table["variants"][name] = {
             "per_seed": values,
             "mean": {metric: float(np.mean(column)) for metric, column in values.items()},
             "std": {metric: float(np.std(column, ddof=1)) if len(column) > 1 else 0.0
                     for metric, column in values.items()},
         }
     if len(seeds) >= 2:
-        for baseline, candidate in COMPARISONS:
-            if baseline in by_model and candidate in by_model:
-                table["t_tests"][f"{candidate} vs {baseline}"] = {
-                    metric: student_t_test(table["models"][candidate]["per_seed"][metric],
-                                           table["models"][baseline]["per_seed"][metric])
-                    for metric in REPORTED_METRICS}
+        for baseline, candidate in comparisons:
+            table["t_tests"][f"{candidate} vs {baseline}"] = {
+                metric: student_t_test(table["variants"][candidate]["per_seed"][metric],
+                                       table["variants"][baseline]["per_seed"][metric])
+                for metric in REPORTED_METRICS}
     return table
 
 
-def merge_table1(results_dir: str | Path) -> dict:
-    """Join the run files of ``results_dir`` into ``table1.json`` and ``table1.csv`` (with the runs' provenance)."""
+def summarize_table1(runs: Sequence[RunResult]) -> dict:
+    return summarize_grid(runs, [variant.name for variant in TABLE1], TABLE1_COMPARISONS)
+
+
+def merge_grid(results_dir: str | Path) -> dict:
+    """Join the run files of ``results_dir`` into ``table.json`` and ``table.csv`` (with the runs' provenance)."""
     results_dir = Path(results_dir)
     runs = load_runs(results_dir)
-    if not runs:
-        raise FileNotFoundError(f"no run files under {results_dir / 'runs'}; run `python -m sac_minimal table1` first")
-    table = summarize_table1(runs)
-    first = runs[0]
-    table["config"] = first.config.replace(model="ssad_sac", seed=0).to_dict()
-    table["dataset"] = first.dataset
-    table["provenance"] = sorted({json.dumps(run.extra.get("provenance", {}), sort_keys=True) for run in runs})
-    table["provenance"] = [json.loads(entry) for entry in table["provenance"]]
+    if not runs or not (results_dir / "grid.json").exists():
+        raise FileNotFoundError(f"no grid.json and run files under {results_dir}; run the experiment first")
+    grid = json.loads((results_dir / "grid.json").read_text())
+    names = [variant["name"] for variant in grid["variants"]]
+    table = summarize_grid(runs, names, [tuple(pair) for pair in grid["comparisons"]])
+    table["labels"] = {variant["name"]: variant["label"] or variant["name"] for variant in grid["variants"]}
+    table["config"] = runs[0].config.replace(model="ssad_sac", seed=0, sac_changes=()).to_dict()
+    table["dataset"] = runs[0].dataset
+    unique = sorted({json.dumps(run.extra.get("provenance", {}), sort_keys=True) for run in runs})
+    table["provenance"] = [json.loads(entry) for entry in unique]
     table["wall_seconds"] = float(sum(run.seconds for run in runs))
-    (results_dir / "table1.json").write_text(json.dumps(table, indent=1))
-    with open(results_dir / "table1.csv", "w", newline="") as handle:
+    (results_dir / "table.json").write_text(json.dumps(table, indent=1))
+    with open(results_dir / "table.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["model", "seed", *REPORTED_METRICS])
-        for model, entry in table["models"].items():
+        writer.writerow(["variant", "seed", *REPORTED_METRICS])
+        for name, entry in table["variants"].items():
             for position, seed in enumerate(table["seeds"]):
-                writer.writerow([model, seed, *(f"{entry['per_seed'][metric][position]:.6f}"
-                                               for metric in REPORTED_METRICS)])
+                writer.writerow([name, seed, *(f"{entry['per_seed'][metric][position]:.6f}"
+                                              for metric in REPORTED_METRICS)])
     return table
 
 
-def format_table1(table: dict, percent: bool = True) -> str:
-    """Mean +- std per model and metric, then the t-tests on the averages and mAP@0.5."""
+
+def format_table(table: dict, percent: bool = True, metrics: Sequence[str] = REPORTED_METRICS) -> str:
+    """Mean +- std per variant and metric, then the t-tests on Avg 0.1:0.7 and mAP@0.5."""
     scale = 100 if percent else 1
-    header = f"{'model':<11} " + " ".join(f"{metric.replace('mAP@', ''):>11}" for metric in REPORTED_METRICS)
+    width = max(11, *(len(name) for name in table["variants"]))
+    header = f"{'variant':<{width}} " + " ".join(f"{metric.replace('mAP@', ''):>11}" for metric in metrics)
     lines = [f"mean +- std over seeds {table['seeds']} ({'percent' if percent else 'fraction'})", header]
-    for model, entry in table["models"].items():
+    for name, entry in table["variants"].items():
         cells = " ".join(f"{scale * entry['mean'][metric]:>5.1f}+-{scale * entry['std'][metric]:<4.1f}"
-                         for metric in REPORTED_METRICS)
-        lines.append(f"{model:<11} {cells}")
+                         for metric in metrics)
+        lines.append(f"{name:<{width}} {cells}")
     for comparison, tests in table["t_tests"].items():
         for metric in ("mAP@0.5", "Avg 0.1:0.7"):
             test = tests[metric]
             lines.append(f"t-test {comparison}, {metric}: t = {test['t']:.3f}, dof {test['dof']}, p = {test['p']:.4f}")
     return "\n".join(lines)
+

@@ -11,8 +11,8 @@ import sac_minimal.train as train_module
 from sac_minimal.config import TrainConfig, profile
 from sac_minimal.data.synthetic import write_synthetic_thumos
 from sac_minimal.experiments import (
-    format_table1,
-    merge_table1,
+    format_table,
+    merge_grid,
     parse_shard,
     run_table1,
     student_t_test,
@@ -112,17 +112,17 @@ def test_t_test_matches_scipy():
 def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
     base = quick(surrogate, epochs=1)
     run_table1(base, [0, 1], tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
-    whole = merge_table1(tmp_path / "whole")
+    whole = merge_grid(tmp_path / "whole")
     for shard in ("0/2", "1/2"):
         run_table1(base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded", shard=shard)
-    sharded = merge_table1(tmp_path / "sharded")
-    assert sharded["models"] == whole["models"] and sharded["t_tests"] == whole["t_tests"]
-    assert set(whole["models"]) == {"ssad", "ssad_theta", "ssad_sac"} and whole["seeds"] == [0, 1]
+    sharded = merge_grid(tmp_path / "sharded")
+    assert sharded["variants"] == whole["variants"] and sharded["t_tests"] == whole["t_tests"]
+    assert set(whole["variants"]) == {"ssad", "ssad_theta", "ssad_sac"} and whole["seeds"] == [0, 1]
     provenance = whole["provenance"][0]
     assert {"commit", "dirty", "date", "device", "torch", "cuda", "python"} <= set(provenance)
     assert whole["dataset"]["kind"] == "synthetic" and len(whole["dataset"]["annotation_sha256"]) == 64
-    assert (tmp_path / "whole" / "table1.csv").read_text().count("\n") == 7
-    assert "t-test ssad_sac vs ssad" in format_table1(whole)
+    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 7
+    assert "t-test ssad_sac vs ssad" in format_table(whole)
     with pytest.raises(ValueError, match="incomplete grid"):
         runs = [RunResult.from_dict(json.loads(path.read_text()))
                 for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]

@@ -1,0 +1,45 @@
+"""Ablation grids: every variant is a valid configuration, union runs serve each table, Table VIII's counts."""
+
+import pytest
+
+from sac_minimal.ablations import EXPERIMENTS, VARIANTS, ablation_table, cost_table, run_union, variants_of
+from sac_minimal.config import profile
+from sac_minimal.data.synthetic import write_synthetic_thumos
+from sac_minimal.experiments import load_runs
+
+
+def test_every_variant_builds_a_valid_config():
+    base = profile("quick")
+    for variant in VARIANTS.values():
+        config = variant.config(base, seed=0)
+        sac = config.sac_config(64, 64)
+        assert (sac is None) == (variant.model == "ssad")
+    assert VARIANTS["ot"].config(base, 0).sac_config(8, 8).pooling == "average"
+    assert VARIANTS["paper_sigmoid_s"].config(base, 0).sac_config(8, 8).eps == 1e-3
+    for name, experiment in EXPERIMENTS.items():
+        assert all(baseline in experiment.variants and candidate in experiment.variants
+                   for baseline, candidate in experiment.comparisons), name
+    with pytest.raises(ValueError, match="unknown ablation"):
+        variants_of("everything")
+
+
+def test_union_run_serves_each_table(tmp_path):
+    root = tmp_path / "data"
+    write_synthetic_thumos(root, "quick", seed=4)
+    base = profile("quick", data_root=str(root), device="cpu", epochs=1)
+    run_union(["alternatives"], base, [0, 1], tmp_path / "results", checkpoints_dir=tmp_path / "runs")
+    table = ablation_table(load_runs(tmp_path / "results"), "alternatives")
+    assert list(table["variants"]) == ["sequential", "nonlocal", "composed", "sac"]
+    assert set(table["t_tests"]) == {"sequential vs composed", "nonlocal vs composed", "sac vs composed"}
+    assert table["labels"]["sac"] == "SAC (complete)"
+
+
+def test_cost_table_counts():
+    rows = {row["model"]: row for row in cost_table()}
+    assert rows["SSAD"]["parameters_M"] == pytest.approx(7.829864)
+    # 2 x the multiply-adds of SSAD's convolutions on a 2048 x 128 window, counted by hand.
+    macs = (2048 * 256 * 9 * 128 + 256 * 256 * 9 * 64 + 256 * 512 * 3 * 16 + 512 * 512 * 3 * 8 + 512 * 512 * 3 * 4
+            + 512 * 120 * 3 * (16 + 8 + 4))
+    assert rows["SSAD"]["GFLOPs"] == pytest.approx(2 * macs / 1e9)
+    assert rows["SSAD+Θ"]["theta_parameters_M"] == pytest.approx(4 * (1024 * 1024 * 3 + 1024) / 1e6)
+    assert rows["SSAD+SAC"]["parameters_M"] > rows["SSAD+Θ"]["parameters_M"] > rows["SSAD"]["parameters_M"]
