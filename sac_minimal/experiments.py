@@ -244,7 +244,8 @@ def merge_grid(results_dir: str | Path) -> dict:
 
 
 def format_table(table: dict, percent: bool = True, metrics: Sequence[str] = REPORTED_METRICS) -> str:
-    """Mean +- std per variant and metric, then the t-tests on Avg 0.1:0.7 and mAP@0.5."""
+    """Mean +- std per variant and metric, then each comparison's difference of means and t-test on mAP@0.5 and
+    Avg 0.1:0.7."""
     scale = 100 if percent else 1
     width = max(11, *(len(name) for name in table["variants"]))
     header = f"{'variant':<{width}} " + " ".join(f"{metric.replace('mAP@', ''):>11}" for metric in metrics)
@@ -254,8 +255,12 @@ def format_table(table: dict, percent: bool = True, metrics: Sequence[str] = REP
                          for metric in metrics)
         lines.append(f"{name:<{width}} {cells}")
     for comparison, tests in table["t_tests"].items():
+        candidate, baseline = comparison.split(" vs ")
         for metric in ("mAP@0.5", "Avg 0.1:0.7"):
             test = tests[metric]
-            lines.append(f"t-test {comparison}, {metric}: t = {test['t']:.3f}, dof {test['dof']}, p = {test['p']:.4f}")
+            difference = scale * (table["variants"][candidate]["mean"][metric]
+                                  - table["variants"][baseline]["mean"][metric])
+            lines.append(f"{comparison}, {metric}: difference {difference:+.2f}, t = {test['t']:.3f}, "
+                         f"dof {test['dof']}, p = {test['p']:.4f}")
     return "\n".join(lines)
 

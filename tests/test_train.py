@@ -122,7 +122,8 @@ def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
     assert {"commit", "dirty", "date", "device", "torch", "cuda", "python"} <= set(provenance)
     assert whole["dataset"]["kind"] == "synthetic" and len(whole["dataset"]["annotation_sha256"]) == 64
     assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 7
-    assert "t-test ssad_sac vs ssad" in format_table(whole)
+    difference = 100 * (whole["variants"]["ssad_sac"]["mean"]["mAP@0.5"] - whole["variants"]["ssad"]["mean"]["mAP@0.5"])
+    assert f"ssad_sac vs ssad, mAP@0.5: difference {difference:+.2f}" in format_table(whole)
     with pytest.raises(ValueError, match="incomplete grid"):
         runs = [RunResult.from_dict(json.loads(path.read_text()))
                 for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]
