@@ -127,7 +127,7 @@ def run_training_command(args: argparse.Namespace) -> int:
 
     from sac_minimal.config import profile
     from sac_minimal.data.locate import data_dir
-    from sac_minimal.experiments import format_table, merge_grid, run_table1
+    from sac_minimal.experiments import format_table, merge_grid
 
     if args.command == "merge":
         print(format_table(merge_grid(args.results_dir)))
@@ -150,12 +150,21 @@ def run_training_command(args: argparse.Namespace) -> int:
         print(json.dumps(result.evaluation, indent=1))
         print(f"metrics, checkpoint and result in {run_dir}")
         return 0
+    if args.command == "ablate" and args.name == "cost":
+        return print_cost_table()
+    from sac_minimal.experiments import TABLE1, TABLE1_COMPARISONS, run_grid
+
     if args.command == "ablate":
-        return run_ablation_command(args, base)
-    name = args.name or f"table1_{args.profile}"
+        from sac_minimal.ablations import EXPERIMENTS, variants_of
+
+        name = f"ablation_{args.name}_{args.profile}"
+        variants, comparisons = variants_of(args.name), EXPERIMENTS[args.name].comparisons
+    else:
+        name = args.name or f"table1_{args.profile}"
+        variants, comparisons = TABLE1, TABLE1_COMPARISONS
     results_dir = Path("results") / name
-    run_table1(base, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
-               shard=args.shard, verbose=True)
+    run_grid(base, variants, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
+             comparisons=comparisons, shard=args.shard, verbose=True)
     if args.shard is None:
         print(format_table(merge_grid(results_dir)))
     else:
@@ -163,31 +172,21 @@ def run_training_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ablation_command(args: argparse.Namespace, base) -> int:
+def print_cost_table() -> int:
+    """Table VIII at the official widths, beside the paper's figures; also written to results/ablation_cost.json."""
     from pathlib import Path
 
-    from sac_minimal.ablations import PAPER_COST, cost_table, run_ablation
-    from sac_minimal.data.locate import data_dir
-    from sac_minimal.experiments import format_table, merge_grid, provenance
+    from sac_minimal.ablations import PAPER_COST, cost_table
+    from sac_minimal.experiments import provenance
 
-    if args.name == "cost":
-        rows = cost_table()
-        for row in rows:
-            print(f"{row['model']:<9} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
-                  f"{row['GFLOPs']:.3f} GFLOPs per window")
-        print("paper (Table VIII): " + ", ".join(f"{model} {params} M / {flops} GFLOPs"
-                                                 for model, (params, flops) in PAPER_COST.items()))
-        Path("results").mkdir(exist_ok=True)
-        Path("results/ablation_cost.json").write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
-        return 0
-    name = f"ablation_{args.name}_{args.profile}"
-    results_dir = Path("results") / name
-    run_ablation(args.name, base, range(args.seeds), results_dir,
-                 checkpoints_dir=data_dir() / "cache" / "runs" / name, shard=args.shard, verbose=True)
-    if args.shard is None:
-        print(format_table(merge_grid(results_dir)))
-    else:
-        print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")
+    rows = cost_table()
+    for row in rows:
+        print(f"{row['model']:<9} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
+              f"{row['GFLOPs']:.3f} GFLOPs per window")
+    print("paper (Table VIII): " + ", ".join(f"{model} {params} M / {flops} GFLOPs"
+                                             for model, (params, flops) in PAPER_COST.items()))
+    Path("results").mkdir(exist_ok=True)
+    Path("results/ablation_cost.json").write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
     return 0
 
 

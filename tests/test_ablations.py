@@ -43,3 +43,23 @@ def test_cost_table_counts():
     assert rows["SSAD"]["GFLOPs"] == pytest.approx(2 * macs / 1e9)
     assert rows["SSAD+Θ"]["theta_parameters_M"] == pytest.approx(4 * (1024 * 1024 * 3 + 1024) / 1e6)
     assert rows["SSAD+SAC"]["parameters_M"] > rows["SSAD+Θ"]["parameters_M"] > rows["SSAD"]["parameters_M"]
+
+
+def test_command_line_ablate_merge_cost_and_train(tmp_path, monkeypatch, capsys):
+    from sac_minimal.__main__ import main as cli
+
+    root = tmp_path / "data"
+    write_synthetic_thumos(root, "quick", seed=5)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "cache_root"))
+    common = ["--profile", "quick", "--epochs", "1", "--data", str(root), "--device", "cpu"]
+    assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "0/2"]) == 0
+    assert "when every shard is done" in capsys.readouterr().out
+    assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "1/2"]) == 0
+    assert cli(["merge", "results/ablation_alternatives_quick"]) == 0
+    assert "sac vs composed, Avg 0.1:0.7: difference" in capsys.readouterr().out
+    assert cli(["ablate", "cost"]) == 0
+    assert "SSAD+SAC" in capsys.readouterr().out and (tmp_path / "results" / "ablation_cost.json").exists()
+    assert cli(["train", "--model", "ssad", *common, "--run-dir", str(tmp_path / "one")]) == 0
+    assert (tmp_path / "one" / "result.json").exists()
+    assert (tmp_path / "cache_root" / "cache" / "runs" / "ablation_alternatives_quick" / "sac_seed1").is_dir()
