@@ -29,7 +29,14 @@ from sac_minimal.data.thumos14 import (
     parse_annotations,
     read_sac_window,
 )
-from sac_minimal.data.windows import SacWindowFolder, WindowDataset, WindowSpec, cut_windows, window_starts
+from sac_minimal.data.windows import (
+    SacWindowFolder,
+    WindowDataset,
+    WindowSpec,
+    cut_windows,
+    segment_coverage,
+    window_starts,
+)
 
 REAL_ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "thumos14" / "thumos14.json"
 needs_real = pytest.mark.skipif(not REAL_ANNOTATIONS.exists(), reason="real THUMOS14 annotation file absent")
@@ -72,6 +79,11 @@ def test_window_counts_on_the_real_annotation_file():
     assert abs(len(train) - 4770) <= 47.7 and abs(len(test) - 5150) <= 51.5
     assert abs(int(train.num_segments.sum()) - 9450) <= 94.5
     assert int(train.num_segments.max()) == 18
+    # Notebook 06: attaching every overlapping segment to the same windows would give about 12,400 targets.
+    any_overlap = sum(int((segment_coverage(train.begin_frame[train.video_index == index],
+                                            video.segments_frames, 512) > 0).sum())
+                      for index, video in enumerate(train.videos))
+    assert abs(any_overlap - 12400) <= 124
     assert (train.num_segments > 0).all()
     assert train.segments.min() >= 0 and train.segments.max() <= 1
 

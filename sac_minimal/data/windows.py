@@ -28,6 +28,7 @@ from sac_minimal.data.thumos14 import (
     AnnotationSet,
     FeatureFormat,
     VideoRecord,
+    list_sac_windows,
     load_annotations,
     load_video_features,
     read_sac_window,
@@ -263,8 +264,6 @@ class SacWindowFolder(torch.utils.data.Dataset):
     """
 
     def __init__(self, folder: str | Path, *, max_segments: int = 30, annotations: AnnotationSet | None = None):
-        from sac_minimal.data.thumos14 import list_sac_windows
-
         self.files = list_sac_windows(folder)
         self.max_segments = max_segments
         self.fps = {video.video: video.fps for video in annotations.videos} if annotations else {}
