@@ -23,6 +23,8 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sac_minimal.config import SAC_PRESETS
+
     parser = argparse.ArgumentParser(prog="python -m sac_minimal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def add_run_arguments(command):
         command.add_argument("--profile", choices=["quick", "full"], default="quick")
-        command.add_argument("--sac-preset", choices=["official", "paper"], default="official")
+        command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
         command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.config)")
         command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         command.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
@@ -181,10 +183,13 @@ def print_cost_table() -> int:
 
     rows = cost_table()
     for row in rows:
-        print(f"{row['model']:<9} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
-              f"{row['GFLOPs']:.3f} GFLOPs per window")
+        print(f"{row['model']:<20} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
+              f"{row['GFLOPs']:.3f} GFLOPs per window; over SSAD +{row['added_parameters_M']:.2f} M, "
+              f"+{row['added_GFLOPs']:.3f} GFLOPs")
     print("paper (Table VIII): " + ", ".join(f"{model} {params} M / {flops} GFLOPs"
-                                             for model, (params, flops) in PAPER_COST.items()))
+                                             for model, (params, flops) in PAPER_COST.items())
+          + f"; SAC adds +{PAPER_COST['SSAD+SAC'][0] - PAPER_COST['SSAD'][0]:.2f} M, "
+            f"+{PAPER_COST['SSAD+SAC'][1] - PAPER_COST['SSAD'][1]:.2f} GFLOPs")
     Path("results").mkdir(exist_ok=True)
     Path("results/ablation_cost.json").write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
     return 0

@@ -9,7 +9,7 @@ configuration; an experiment is a list of variant names plus the (baseline, cand
 ``components`` (Table VI) composed, + OT, + OT + action-aware pooling, + OT + smoothness, complete SAC
 ``alternatives`` (VII)    sequential (CBAM-style) attention, non-local block, composed, SAC
 ``variants`` (ours)       official SAC vs paper preset (raw S and with a sigmoid), exact 2 x T solver,
-                          mass-T normalisation, the capacity-matched SSAD+Θ
+                          mass-T normalisation, light Θ (Table VIII's cost), the capacity-matched SSAD+Θ
 ``sweep_eta`` ...         Fig. 6: eta, k, lambda_s, lambda_F around their paper values
 ``cost`` (Table VIII)     parameters and FLOPs per window (:func:`cost_table`; no training)
 ========================  =============================================================================
@@ -46,6 +46,7 @@ VARIANTS = {variant.name: variant for variant in (
             sac_preset="paper"),
     Variant("exact_solver", "ssad_sac", (("solver", "entropic"),), "exact 2xT solver"),
     Variant("mass_t", "ssad_sac", (("mass_normalisation", True),), "mass-T masses"),
+    Variant("light_theta", "ssad_sac", (), "SAC, light Θ", sac_preset="light"),
 )}
 
 SWEEPS = {
@@ -83,7 +84,7 @@ VARIANTS.update(_sweep_variants())
 _ATTENTION = ("ssad", "joint", "modality", "frame", "composed")
 _COMPONENTS = ("composed", "ot", "ot_pooling", "ot_smooth", "sac")
 _ALTERNATIVES = ("sequential", "nonlocal", "composed", "sac")
-_OURS = ("sac", "paper_raw_s", "paper_sigmoid_s", "exact_solver", "mass_t", "ssad_theta")
+_OURS = ("sac", "paper_raw_s", "paper_sigmoid_s", "exact_solver", "mass_t", "light_theta", "ssad_theta")
 
 EXPERIMENTS = {
     "attention": Experiment(_ATTENTION, _against("ssad", _ATTENTION), "Table V: which attention"),
@@ -136,17 +137,23 @@ def ablation_table(runs: Sequence, name: str) -> dict:
     return table
 
 
+COST_MODELS = (("ssad", "official", "SSAD"), ("ssad_theta", "official", "SSAD+Θ"),
+               ("ssad_sac", "official", "SSAD+SAC"), ("ssad_sac", "light", "SSAD+SAC (light Θ)"))
+"""Table VIII's rows: (model, SAC preset, label)."""
+
+
 def cost_table(channels: int = 1024, length: int = 128) -> list[dict]:
-    """Parameters and FLOPs of one window's inference forward for SSAD, SSAD+Θ and SSAD+SAC at the official widths
-    (FLOPs as counted by ``torch.utils.flop_counter``: a multiply-add is 2 FLOPs; convolutions and matmuls only)."""
+    """Parameters and FLOPs of one window's inference forward for the :data:`COST_MODELS` at the official widths
+    (FLOPs as counted by ``torch.utils.flop_counter``: a multiply-add is 2 FLOPs; convolutions and matmuls only).
+    Each row also gives its increments over SSAD, the quantities the paper's Table VIII lets one check."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from sac_minimal.train import Detector
 
     rows = []
     appearance, motion = torch.randn(1, channels, length), torch.randn(1, channels, length)
-    for model_name, label in (("ssad", "SSAD"), ("ssad_theta", "SSAD+Θ"), ("ssad_sac", "SSAD+SAC")):
-        model = Detector(profile("full", model=model_name), channels, channels).eval()
+    for model_name, preset, label in COST_MODELS:
+        model = Detector(profile("full", model=model_name, sac_preset=preset), channels, channels).eval()
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(appearance, motion)
@@ -154,4 +161,7 @@ def cost_table(channels: int = 1024, length: int = 128) -> list[dict]:
         theta = sum(parameter.numel() for name, parameter in model.named_parameters() if "theta" in name)
         rows.append({"model": label, "parameters_M": parameters / 1e6, "theta_parameters_M": theta / 1e6,
                      "GFLOPs": counter.get_total_flops() / 1e9})
+    for row in rows:
+        row["added_parameters_M"] = row["parameters_M"] - rows[0]["parameters_M"]
+        row["added_GFLOPs"] = row["GFLOPs"] - rows[0]["GFLOPs"]
     return rows

@@ -227,9 +227,15 @@ def format_detection_table(result: dict) -> str:
             f"{result['postprocess_s']:.3f} s")
 
 
+TRAIN_BENCH_MODELS = (("ssad", "ssad", "official"), ("ssad_theta", "ssad_theta", "official"),
+                      ("ssad_sac", "ssad_sac", "official"), ("ssad_sac_light", "ssad_sac", "light"))
+"""The models :func:`bench_train` times: (result key, model, SAC preset)."""
+
+
 def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto") -> dict:
-    """Training steps per second (forward, SSAD loss, backward, Adam) of SSAD, SSAD+Θ and SSAD+SAC at the official
-    widths on random windows, and SAC's overhead ratio over SSAD."""
+    """Training steps per second (forward, SSAD loss, backward, Adam) of SSAD, SSAD+Θ, SSAD+SAC and SSAD+SAC with the
+    light Θ (:meth:`~sac_minimal.sac.SACConfig.light`) at the official widths on random windows, and each one's
+    cost ratio over a SSAD step."""
     from sac_minimal.anchors import default_anchors
     from sac_minimal.config import profile
     from sac_minimal.detection import ssad_loss
@@ -242,14 +248,16 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
     segments = torch.tensor([[[0.1, 0.3], [0.5, 0.8]]]).repeat(batch, 1, 1).to(target)
     labels = torch.tensor([[3, 7]]).repeat(batch, 1).to(target)
     anchors = default_anchors().to(target)
-    result = {"device": str(target), "batch": batch, "channels": channels}
-    for model_name in ("ssad", "ssad_theta", "ssad_sac"):
-        model = Detector(profile("full", model=model_name), channels, channels).to(target).train()
+    result = {"device": str(target), "batch": batch, "channels": channels, "repeats": repeats}
+
+    def make_step(model_name: str, preset: str):
+        torch.manual_seed(0)
+        model = Detector(profile("full", model=model_name, sac_preset=preset), channels, channels).to(target).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
         def step():
             raw, sac_losses = model(appearance, motion)
-            loss = ssad_loss(raw, segments, labels, anchors)["total"]
+            loss = ssad_loss(raw, segments, labels, anchors, generator=torch.Generator().manual_seed(0))["total"]
             if sac_losses:
                 loss = loss + sac_losses["total"]
             optimizer.zero_grad(set_to_none=True)
@@ -258,14 +266,28 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
             if target.type == "cuda":
                 torch.cuda.synchronize()
 
-        result[model_name] = 1.0 / median_seconds(step, repeats)
-    result["sac_overhead"] = result["ssad"] / result["ssad_sac"]
-    result["theta_overhead"] = result["ssad"] / result["ssad_theta"]
+        return step
+
+    steps = {key: make_step(model_name, preset) for key, model_name, preset in TRAIN_BENCH_MODELS}
+    times = {key: [] for key in steps}
+    for step in steps.values():  # warm-up
+        step()
+    for _ in range(repeats):  # round robin, so that a slow phase of the machine hits every model alike
+        for key, step in steps.items():
+            tick = time.perf_counter()
+            step()
+            times[key].append(time.perf_counter() - tick)
+    for key in steps:
+        result[key] = 1.0 / statistics.median(times[key])
+    for key, _, _ in TRAIN_BENCH_MODELS[1:]:
+        result[f"{key}_overhead"] = result["ssad"] / result[key]
     return result
 
 
 def format_train_table(result: dict) -> str:
     return (f"training steps/s on {result['device']}, batch {result['batch']}, 2 x {result['channels']} channels: "
-            f"SSAD {result['ssad']:.1f}, SSAD+Θ {result['ssad_theta']:.1f}, SSAD+SAC {result['ssad_sac']:.1f}; "
-            f"SAC step costs {result['sac_overhead']:.2f}x a SSAD step (Θ alone {result['theta_overhead']:.2f}x; "
-            "the paper's FLOPs ratio is 0.62 / 0.42 = 1.48)")
+            f"SSAD {result['ssad']:.1f}, SSAD+Θ {result['ssad_theta']:.1f}, SSAD+SAC {result['ssad_sac']:.1f}, "
+            f"SSAD+SAC light Θ {result['ssad_sac_light']:.1f}\n"
+            f"cost of a step over SSAD's: SSAD+SAC {result['ssad_sac_overhead']:.2f}x (Θ alone "
+            f"{result['ssad_theta_overhead']:.2f}x), SSAD+SAC light Θ {result['ssad_sac_light_overhead']:.2f}x; "
+            "the paper's FLOPs ratio is 0.62 / 0.42 = 1.48")

@@ -10,7 +10,7 @@ The model is one of:
 * ``ssad``: SSAD on the concatenated appearance and motion features;
 * ``ssad_theta``: SSAD on Θ-projected features with no attention (the capacity-matched baseline the paper skips:
   SSAD+SAC also gains Θ's parameters);
-* ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official`` or ``paper``).
+* ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official``, ``paper`` or ``light``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sac_minimal.sac import SACConfig
 
 MODELS = ("ssad", "ssad_theta", "ssad_sac")
-SAC_PRESETS = ("official", "paper")
+SAC_PRESETS = ("official", "paper", "light")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class TrainConfig:
 
     Attributes:
         model: ``ssad`` | ``ssad_theta`` | ``ssad_sac``.
-        sac_preset: ``official`` | ``paper`` (:meth:`SACConfig.official` / :meth:`SACConfig.paper`).
+        sac_preset: ``official`` | ``paper`` | ``light`` (:meth:`SACConfig.official`, :meth:`SACConfig.paper`,
+            :meth:`SACConfig.light`).
         sac_changes: extra :class:`SACConfig` fields as ``((name, value), ...)`` (ablations).
         profile: the profile this config came from (``quick`` | ``full``), recorded in results.
         data_root: dataset folder; ``None`` picks the surrogate of ``data_size`` for the quick profile, and for
@@ -90,7 +91,7 @@ class TrainConfig:
         """SAC's config for this model (``None`` for plain SSAD); ``ssad_theta`` is Θ without attention or OT."""
         if self.model == "ssad":
             return None
-        preset = SACConfig.official if self.sac_preset == "official" else SACConfig.paper
+        preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light}[self.sac_preset]
         changes = dict(self.sac_changes)
         if self.model == "ssad_theta":
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)

@@ -64,7 +64,8 @@ class Detector(nn.Module):
         super().__init__()
         sac_config = config.sac_config(appearance_channels, motion_channels)
         self.sac = SAC(sac_config) if sac_config is not None else None
-        self.ssad = SSAD(in_channels=appearance_channels + motion_channels, base_channels=config.base_channels,
+        host_channels = sac_config.output_channels if sac_config is not None else appearance_channels + motion_channels
+        self.ssad = SSAD(in_channels=host_channels, base_channels=config.base_channels,
                          main_channels=config.main_channels)
         self.amp = config.amp
 

@@ -2,7 +2,15 @@
 
 import pytest
 
-from sac_minimal.ablations import EXPERIMENTS, VARIANTS, ablation_table, cost_table, run_union, variants_of
+from sac_minimal.ablations import (
+    EXPERIMENTS,
+    PAPER_COST,
+    VARIANTS,
+    ablation_table,
+    cost_table,
+    run_union,
+    variants_of,
+)
 from sac_minimal.config import profile
 from sac_minimal.data.synthetic import write_synthetic_thumos
 from sac_minimal.experiments import load_runs
@@ -43,6 +51,14 @@ def test_cost_table_counts():
     assert rows["SSAD"]["GFLOPs"] == pytest.approx(2 * macs / 1e9)
     assert rows["SSAD+Θ"]["theta_parameters_M"] == pytest.approx(4 * (1024 * 1024 * 3 + 1024) / 1e6)
     assert rows["SSAD+SAC"]["parameters_M"] > rows["SSAD+Θ"]["parameters_M"] > rows["SSAD"]["parameters_M"]
+    # The light Θ (one Conv1d(1024, 128, k3) per modality) adds the paper's Table VIII increments, to its digits.
+    light = rows["SSAD+SAC (light Θ)"]
+    assert light["theta_parameters_M"] == pytest.approx(2 * (1024 * 128 * 3 + 128) / 1e6)
+    assert light["GFLOPs"] - rows["SSAD"]["GFLOPs"] >= 2 * 2 * 1024 * 128 * 3 * 128 / 1e9
+    paper_params = PAPER_COST["SSAD+SAC"][0] - PAPER_COST["SSAD"][0]
+    paper_flops = PAPER_COST["SSAD+SAC"][1] - PAPER_COST["SSAD"][1]
+    assert round(light["added_parameters_M"], 2) == pytest.approx(paper_params)
+    assert round(light["added_GFLOPs"], 2) == pytest.approx(paper_flops)
 
 
 def test_command_line_ablate_merge_cost_and_train(tmp_path, monkeypatch, capsys):

@@ -212,6 +212,29 @@ def test_parameter_counts_official_theta():
     assert counts["attention"] == (2048 + 1) + (2048 * 2 + 2)
 
 
+def test_light_theta_widths_and_counts():
+    light = SACConfig.light()
+    assert (light.theta_layers, light.theta_reduction, light.modulate) == (1, 8, "raw")
+    assert light.eps == SACConfig.official().eps and light.structure_activation == "sigmoid"
+    counts = parameter_counts(light)
+    assert counts["theta"] == 2 * (1024 * 128 * 3 + 128)  # one Conv1d(1024, 128, k3) per modality
+    assert counts["attention"] == (256 + 1) + (256 * 2 + 2) and counts["structure"] == 256 * 2 + 2
+    # Reduced Theta and projected modulation: the host gets the reduced width, heads read it too.
+    config = SACConfig.official(theta_reduction=2, theta_layers=3, **SMALL)
+    assert (config.projected_channels, config.output_channels) == (5, 5)
+    output = SAC(config).train()(*window())
+    assert output.features.shape == (3, 5, 32) and output.structure.shape == (3, 2, 32)
+    assert len(SAC(config).theta_appearance.layers) == 6
+    raw_output = SAC(SACConfig.light(**SMALL, theta_reduction=2))(*window())
+    assert raw_output.features.shape == (3, 10, 32)
+    nonlocal_config = SACConfig.official(attention="nonlocal", use_ot=False, theta_reduction=2, **SMALL)
+    assert SAC(nonlocal_config)(*window()).features.shape == (3, 5, 32)
+    with pytest.raises(ValueError, match="theta_layers >= 1"):
+        SACConfig(theta_layers=0)
+    with pytest.raises(ValueError, match="leaves no channels"):
+        SACConfig(theta_reduction=8, **SMALL)
+
+
 @pytest.mark.parametrize(
     "appearance_shape, motion_shape, message",
     [
