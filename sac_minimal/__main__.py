@@ -21,6 +21,8 @@ import sys
 
 import torch
 
+SEEDS_TOGETHER_HELP = "train each model's seeds in one batched loop (sac_minimal.group; for GPUs)"
+
 
 def main(argv: list[str] | None = None) -> int:
     from sac_minimal.config import SAC_PRESETS
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_train.add_argument("--batch", type=int, default=4)
     bench_train.add_argument("--repeats", type=int, default=10)
     bench_train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench_train.add_argument("--runs", type=int, default=1, help="runs trained at once (sac_minimal.group)")
 
     def add_run_arguments(command):
         command.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -67,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     table1.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1")
     table1.add_argument("--name", default=None, help="results/<name> (default table1_<profile>)")
     table1.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
+    table1.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
     ablate = commands.add_parser("ablate", help="ablation grids (Tables V-VII, sweeps) and the cost table (VIII)")
     add_run_arguments(ablate)
     ablate.add_argument("name", help="attention | components | alternatives | variants | sweep_eta | sweep_k | "
                                      "sweep_lambda_s | sweep_lambda_f | cost")
     ablate.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     ablate.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
+    ablate.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
     merge = commands.add_parser("merge", help="join the run files of a table1 or ablation")
     merge.add_argument("results_dir")
 
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         from sac_minimal.bench import bench_train, format_train_table
 
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device)))
+        print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device,
+                                                    runs=args.runs)))
 
     if args.command == "bench" and args.target == "ot":
         from sac_minimal.bench import bench_ot as run_bench_ot
@@ -166,7 +172,7 @@ def run_training_command(args: argparse.Namespace) -> int:
         variants, comparisons = TABLE1, TABLE1_COMPARISONS
     results_dir = Path("results") / name
     run_grid(base, variants, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
-             comparisons=comparisons, shard=args.shard, verbose=True)
+             comparisons=comparisons, shard=args.shard, verbose=True, seeds_together=args.seeds_together)
     if args.shard is None:
         print(format_table(merge_grid(results_dir)))
     else:

@@ -114,18 +114,20 @@ def variants_of(name: str) -> list[Variant]:
 
 
 def run_ablation(name: str, base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *,
-                 checkpoints_dir: str | Path, shard: str | None = None, verbose: bool = False) -> list[Path]:
+                 checkpoints_dir: str | Path, shard: str | None = None, verbose: bool = False,
+                 seeds_together: bool = False) -> list[Path]:
     """Train one named experiment's grid (see :func:`sac_minimal.experiments.run_grid`)."""
     return run_grid(base, variants_of(name), seeds, results_dir, checkpoints_dir=checkpoints_dir,
-                    comparisons=EXPERIMENTS[name].comparisons, shard=shard, verbose=verbose)
+                    comparisons=EXPERIMENTS[name].comparisons, shard=shard, verbose=verbose,
+                    seeds_together=seeds_together)
 
 
 def run_union(names: Sequence[str], base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *,
-              checkpoints_dir: str | Path, verbose: bool = False) -> list[Path]:
+              checkpoints_dir: str | Path, verbose: bool = False, seeds_together: bool = False) -> list[Path]:
     """Train the union of several experiments' variants once (shared rows such as ``composed`` run once)."""
     union = list(dict.fromkeys(variant for name in names for variant in EXPERIMENTS[name].variants))
     return run_grid(base, [VARIANTS[variant] for variant in union], seeds, results_dir,
-                    checkpoints_dir=checkpoints_dir, verbose=verbose)
+                    checkpoints_dir=checkpoints_dir, verbose=verbose, seeds_together=seeds_together)
 
 
 def ablation_table(runs: Sequence, name: str) -> dict:

@@ -232,36 +232,40 @@ TRAIN_BENCH_MODELS = (("ssad", "ssad", "official"), ("ssad_theta", "ssad_theta",
 """The models :func:`bench_train` times: (result key, model, SAC preset)."""
 
 
-def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto") -> dict:
+def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto", runs: int = 1) -> dict:
     """Training steps per second (forward, SSAD loss, backward, Adam) of SSAD, SSAD+Θ, SSAD+SAC and SSAD+SAC with the
     light Θ (:meth:`~sac_minimal.sac.SACConfig.light`) at the official widths on random windows, and each one's
-    cost ratio over a SSAD step."""
+    cost ratio over a SSAD step. With ``runs`` > 1, that many runs train at once (:mod:`sac_minimal.group`) and the
+    rates are run-steps per second (``runs`` / seconds per grouped step), comparable with ``runs`` = 1."""
     from sac_minimal.anchors import default_anchors
     from sac_minimal.config import profile
-    from sac_minimal.detection import ssad_loss
+    from sac_minimal.detection import ssad_loss_runs
+    from sac_minimal.group import ModelGroup
     from sac_minimal.train import Detector, choose_device
 
     target = choose_device(device)
     generator = torch.Generator().manual_seed(0)
-    appearance = torch.randn(batch, channels, 128, generator=generator).to(target)
-    motion = torch.randn(batch, channels, 128, generator=generator).to(target)
-    segments = torch.tensor([[[0.1, 0.3], [0.5, 0.8]]]).repeat(batch, 1, 1).to(target)
-    labels = torch.tensor([[3, 7]]).repeat(batch, 1).to(target)
+    appearance = torch.randn(runs, batch, channels, 128, generator=generator).to(target)
+    motion = torch.randn(runs, batch, channels, 128, generator=generator).to(target)
+    segments = torch.tensor([[0.1, 0.3], [0.5, 0.8]]).expand(runs, batch, 2, 2).to(target)
+    labels = torch.tensor([3, 7]).expand(runs, batch, 2).to(target)
+    priority = torch.rand(runs, batch, 140, generator=generator).to(target)
     anchors = default_anchors().to(target)
-    result = {"device": str(target), "batch": batch, "channels": channels, "repeats": repeats}
+    result = {"device": str(target), "batch": batch, "channels": channels, "repeats": repeats, "runs": runs}
 
     def make_step(model_name: str, preset: str):
         torch.manual_seed(0)
-        model = Detector(profile("full", model=model_name, sac_preset=preset), channels, channels).to(target).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        group = ModelGroup([Detector(profile("full", model=model_name, sac_preset=preset), channels, channels)
+                            .to(target) for _ in range(runs)]).train()
+        optimizer = torch.optim.Adam(group.parameters(), lr=1e-4)
 
         def step():
-            raw, sac_losses = model(appearance, motion)
-            loss = ssad_loss(raw, segments, labels, anchors, generator=torch.Generator().manual_seed(0))["total"]
+            raw, sac_losses = group(appearance, motion)
+            loss = ssad_loss_runs(raw, segments, labels, anchors, priority)["total"]
             if sac_losses:
                 loss = loss + sac_losses["total"]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.sum().backward()
             optimizer.step()
             if target.type == "cuda":
                 torch.cuda.synchronize()
@@ -278,14 +282,16 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
             step()
             times[key].append(time.perf_counter() - tick)
     for key in steps:
-        result[key] = 1.0 / statistics.median(times[key])
+        result[key] = runs / statistics.median(times[key])
     for key, _, _ in TRAIN_BENCH_MODELS[1:]:
         result[f"{key}_overhead"] = result["ssad"] / result[key]
     return result
 
 
 def format_train_table(result: dict) -> str:
-    return (f"training steps/s on {result['device']}, batch {result['batch']}, 2 x {result['channels']} channels: "
+    together = f", {result['runs']} runs at once (run-steps/s)" if result["runs"] > 1 else ""
+    return (f"training steps/s on {result['device']}, batch {result['batch']}, 2 x {result['channels']} channels"
+            f"{together}: "
             f"SSAD {result['ssad']:.1f}, SSAD+Θ {result['ssad_theta']:.1f}, SSAD+SAC {result['ssad_sac']:.1f}, "
             f"SSAD+SAC light Θ {result['ssad_sac_light']:.1f}\n"
             f"cost of a step over SSAD's: SSAD+SAC {result['ssad_sac_overhead']:.2f}x (Θ alone "

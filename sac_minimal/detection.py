@@ -5,6 +5,8 @@ Loss (SPEC Section 4), over the anchors of a batch of windows:
 * anchors are matched to ground truth (:func:`sac_minimal.anchors.match_anchors`); positives have IoU > 0.5;
 * hard negatives: not positive, but the raw overlap output says > 0.5; random negatives: drawn from the remaining
   anchors with a seeded generator, ``negative_ratio`` per positive;
+* every term is a masked mean over the chosen anchors (:func:`ssad_loss_runs`, which also serves several models
+  trained at once);
 * classification: cross-entropy over positives and both kinds of negatives (target 0 for negatives);
 * overlap: smooth-L1 between the raw overlap output and the IoU target, over the same anchors;
 * localisation: smooth-L1 between the decoded (start, end) of positives and their ground truth;
@@ -62,25 +64,84 @@ class SSADPrediction:
 
 
 def select_negatives(positive: torch.Tensor, overlap: torch.Tensor, negative_ratio: float,
-                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hard negatives (not positive, raw overlap > 0.5) and ``negative_ratio`` random negatives per positive,
-    drawn uniformly from the remaining anchors of the whole batch. Returns two ``[B, A]`` masks."""
+                     priority: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard and random negatives of each run's batch, with no host synchronisation.
+
+    Hard negatives: not positive, but the raw overlap output says > 0.5. Random negatives: round(``negative_ratio`` x
+    the run's positives) anchors (at most all remaining ones) drawn uniformly from the rest of the run's batch: the
+    remaining anchors with the highest ``priority``, a uniform random number per anchor.
+
+    Args:
+        positive, overlap, priority: ``[R, B, A]`` for R runs (independent models) of B windows each.
+
+    Returns:
+        Two ``[R, B, A]`` masks (hard, random).
+    """
+    runs = positive.shape[0]
     hard = ~positive & (overlap.detach() > 0.5)
-    remaining = ~positive & ~hard
-    wanted = min(round(negative_ratio * int(positive.sum())), int(remaining.sum()))
-    random_negative = torch.zeros_like(positive)
-    if wanted > 0:
-        priority = torch.rand(remaining.shape, generator=generator, device="cpu").to(overlap.device)
-        priority = torch.where(remaining, priority, torch.full_like(priority, -1.0))
-        chosen = priority.flatten().topk(wanted).indices
-        random_negative.view(-1)[chosen] = True
+    remaining = (~positive & ~hard).reshape(runs, -1)  # [R, B * A]
+    wanted = torch.minimum(torch.round(negative_ratio * positive.reshape(runs, -1).sum(-1).to(priority.dtype)),
+                           remaining.sum(-1).to(priority.dtype))  # [R]
+    masked = torch.where(remaining, priority.reshape(runs, -1), torch.full_like(priority.reshape(runs, -1), -1.0))
+    order = masked.argsort(dim=-1, descending=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
+                                            .expand_as(order).contiguous())
+    random_negative = (rank < wanted[:, None]).reshape(positive.shape)
     return hard, random_negative
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` holds, per run: ``[R, ...]`` -> ``[R]``; 0 for a run with no element."""
+    mask = mask.to(values.dtype)
+    return (values * mask).flatten(1).sum(-1) / mask.flatten(1).sum(-1).clamp_min(1.0)
+
+
+def ssad_loss_runs(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, anchors: Anchors,
+                   priority: torch.Tensor, *, matching: str = "decoded", negative_ratio: float = 1.0) -> dict:
+    """SSAD's loss for R runs at once (R models trained together, each on its own batch), as masked means: no
+    boolean indexing, no host synchronisation, so it can be batched across runs and captured in a CUDA graph.
+
+    Args:
+        raw: ``[R, B, A, num_classes + 4]`` outputs.
+        segments: ``[R, B, S, 2]``; labels: ``[R, B, S]`` (-1 = padding).
+        anchors: the default anchors (on the same device).
+        priority: ``[R, B, A]`` uniform random numbers that pick the random negatives (see :func:`select_negatives`).
+        matching, negative_ratio: as :func:`ssad_loss`.
+
+    Returns:
+        ``{"classification", "overlap", "localisation", "total", "positives"}``, each ``[R]``.
+    """
+    if matching not in ("decoded", "static"):
+        raise ValueError(f"matching must be 'decoded' or 'static', got {matching!r}")
+    runs, batch = raw.shape[:2]
+    windows = SSADPrediction.from_raw(raw.flatten(0, 1))  # [R * B, A, ...]
+    predicted_boxes = decode(windows.offsets, anchors)
+    boxes_to_match = (predicted_boxes.detach() if matching == "decoded"
+                      else anchors.boxes().to(raw.dtype).expand(runs * batch, -1, -1))
+    targets = match_anchors(boxes_to_match, segments.flatten(0, 1), labels.flatten(0, 1))
+
+    def per_run(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.reshape(runs, batch, *tensor.shape[1:])
+
+    positive = per_run(targets.positive)
+    hard, random_negative = select_negatives(positive, per_run(windows.overlap), negative_ratio, priority)
+    selected = positive | hard | random_negative
+    cross_entropy = F.cross_entropy(windows.class_logits.flatten(0, 1), targets.labels.flatten(), reduction="none")
+    classification = masked_mean(cross_entropy.reshape(runs, batch, -1), selected)
+    overlap_error = F.smooth_l1_loss(windows.overlap, targets.iou.to(raw.dtype), reduction="none")
+    overlap = masked_mean(per_run(overlap_error), selected)
+    box_error = F.smooth_l1_loss(predicted_boxes, targets.boxes, reduction="none")  # [R * B, A, 2]
+    localisation = masked_mean(per_run(box_error), per_run(targets.positive)[..., None].expand(-1, -1, -1, 2))
+    total = (LOSS_WEIGHTS["classification"] * classification + LOSS_WEIGHTS["overlap"] * overlap
+             + LOSS_WEIGHTS["localisation"] * localisation)
+    return {"classification": classification, "overlap": overlap, "localisation": localisation, "total": total,
+            "positives": positive.flatten(1).sum(-1)}
 
 
 def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, anchors: Anchors, *,
               matching: str = "decoded", negative_ratio: float = 1.0,
               generator: torch.Generator | None = None) -> dict:
-    """SSAD's three loss terms and their weighted total for a batch of windows.
+    """SSAD's three loss terms and their weighted total for a batch of windows (one model).
 
     Args:
         raw: ``[B, A, num_classes + 4]`` SSAD output.
@@ -88,32 +149,17 @@ def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, a
         anchors: the default anchors (on the same device).
         matching: ``decoded`` (official: IoU with the decoded predicted boxes) or ``static`` (default anchors).
         negative_ratio: random negatives per positive.
-        generator: CPU generator for the random negatives (reproducible runs).
+        generator: CPU generator for the random negatives (reproducible runs, the same draws on every device).
 
     Returns:
-        ``{"classification", "overlap", "localisation", "total", "positives"}``; every term is finite, also for a
-        batch without positives.
+        ``{"classification", "overlap", "localisation", "total"}`` scalars, every term finite, also for a batch
+        without positives, and ``"positives"``, an int.
     """
-    if matching not in ("decoded", "static"):
-        raise ValueError(f"matching must be 'decoded' or 'static', got {matching!r}")
-    prediction = SSADPrediction.from_raw(raw)
-    predicted_boxes = decode(prediction.offsets, anchors)
-    boxes_to_match = (predicted_boxes.detach() if matching == "decoded"
-                      else anchors.boxes().to(raw.dtype).expand(raw.shape[0], -1, -1))
-    targets = match_anchors(boxes_to_match, segments, labels)
-    hard, random_negative = select_negatives(targets.positive, prediction.overlap, negative_ratio, generator)
-    selected = targets.positive | hard | random_negative
-    zero = raw.sum() * 0.0  # keeps the graph and the dtype when a term has no anchors
-    count = int(selected.sum())
-    classification = (F.cross_entropy(prediction.class_logits[selected], targets.labels[selected]) if count else zero)
-    overlap = (F.smooth_l1_loss(prediction.overlap[selected], targets.iou[selected].to(raw.dtype)) if count else zero)
-    positives = int(targets.positive.sum())
-    localisation = (F.smooth_l1_loss(predicted_boxes[targets.positive], targets.boxes[targets.positive])
-                    if positives else zero)
-    total = (LOSS_WEIGHTS["classification"] * classification + LOSS_WEIGHTS["overlap"] * overlap
-             + LOSS_WEIGHTS["localisation"] * localisation)
-    return {"classification": classification, "overlap": overlap, "localisation": localisation, "total": total,
-            "positives": positives}
+    priority = torch.rand(raw.shape[:2], generator=generator).to(raw.device)
+    losses = ssad_loss_runs(raw[None], segments[None], labels[None], anchors, priority[None], matching=matching,
+                            negative_ratio=negative_ratio)
+    return {**{name: value[0] for name, value in losses.items() if name != "positives"},
+            "positives": int(losses["positives"][0])}
 
 
 @dataclass(frozen=True)

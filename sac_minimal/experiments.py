@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from sac_minimal.config import TrainConfig
-from sac_minimal.train import RunResult, fit
+from sac_minimal.train import RunResult, fit_runs
 
 
 @dataclass(frozen=True)
@@ -142,38 +142,45 @@ def run_file(results_dir: Path, variant: str, seed: int) -> Path:
 
 def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], results_dir: str | Path, *,
              checkpoints_dir: str | Path, comparisons: Sequence[tuple[str, str]] = (), shard: str | None = None,
-             verbose: bool = False) -> list[Path]:
+             verbose: bool = False, seeds_together: bool = False) -> list[Path]:
     """Train this shard's cells of the (variant, seed) grid; each finished cell writes its run JSON. Cells whose JSON
     exists are skipped, so an interrupted experiment is resumed by running the same command again. The grid itself
-    (variants, seeds, comparisons) is written to ``grid.json`` for :func:`merge_grid`."""
+    (variants, seeds, comparisons) is written to ``grid.json`` for :func:`merge_grid`.
+
+    With ``seeds_together`` the unfinished seeds of a variant in this shard train in one loop
+    (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "grid.json").write_text(json.dumps({
         "variants": [dataclasses.asdict(variant) for variant in variants], "seeds": list(seeds),
         "comparisons": [list(pair) for pair in comparisons]}, indent=1))
-    cells = [(variant, seed) for seed in seeds for variant in variants]
-    written = []
-    for variant, seed in cells[index::count]:
-        path = run_file(results_dir, variant.name, seed)
-        if not path.exists():
-            result = fit(variant.config(base, seed), checkpoints_dir / f"{variant.name}_seed{seed}", verbose=verbose)
+    cells = [(variant, seed) for seed in seeds for variant in variants][index::count]
+    to_train = [(variant, seed) for variant, seed in cells if not run_file(results_dir, variant.name, seed).exists()]
+    if seeds_together:
+        batches = [[cell for cell in to_train if cell[0] == variant] for variant in variants]
+    else:
+        batches = [[cell] for cell in to_train]
+    for batch in filter(None, batches):
+        configs = [variant.config(base, seed) for variant, seed in batch]
+        run_dirs = [checkpoints_dir / f"{variant.name}_seed{seed}" for variant, seed in batch]
+        for (variant, seed), result in zip(batch, fit_runs(configs, run_dirs, verbose=verbose)):
             result.extra["variant"] = variant.name
             result.extra["provenance"] = provenance(result.device)
+            path = run_file(results_dir, variant.name, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result.to_dict(), indent=1))
             if verbose:
                 print(f"{variant.name} seed {seed}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} "
                       f"({result.seconds:.0f} s)")
-        written.append(path)
-    return written
+    return [run_file(results_dir, variant.name, seed) for variant, seed in cells]
 
 
 def run_table1(base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *, checkpoints_dir: str | Path,
-               shard: str | None = None, verbose: bool = False) -> list[Path]:
+               shard: str | None = None, verbose: bool = False, seeds_together: bool = False) -> list[Path]:
     """The Table I grid: SSAD, SSAD+Θ and SSAD+SAC over ``seeds`` (see :func:`run_grid`)."""
     return run_grid(base, TABLE1, seeds, results_dir, checkpoints_dir=checkpoints_dir,
-                    comparisons=TABLE1_COMPARISONS, shard=shard, verbose=verbose)
+                    comparisons=TABLE1_COMPARISONS, shard=shard, verbose=verbose, seeds_together=seeds_together)
 
 
 def load_runs(results_dir: str | Path) -> list[RunResult]:

@@ -383,6 +383,7 @@ class SAC(nn.Module):
     def __init__(self, config: SACConfig = SACConfig()):
         super().__init__()
         self.config = config
+        self.check_finite = True  # per-call NaN/Inf check of the inputs (a trainer that checked its data may skip it)
         channels = config.projected_channels
         if config.projection:
             self.theta_appearance = ThetaProjection(config.appearance_channels,
@@ -421,7 +422,7 @@ class SAC(nn.Module):
                 f"T = {appearance.shape[-1]} is too short for action-aware pooling with topk_ratio "
                 f"{config.topk_ratio:.4g}: needs T >= {math.ceil(1 / config.topk_ratio)}."
             )
-        if not (torch.isfinite(appearance).all() and torch.isfinite(motion).all()):
+        if self.check_finite and not (torch.isfinite(appearance).all() and torch.isfinite(motion).all()):
             raise ValueError("the input features contain NaN or Inf; check the feature files (data check).")
 
     def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> SACOutput:

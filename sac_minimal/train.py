@@ -13,6 +13,10 @@ The loop is plain PyTorch, one explicit step at a time::
 Because every random draw of an epoch comes from generators seeded by (seed, epoch), a run interrupted after any
 epoch and resumed from its checkpoint ends with exactly the metrics of an uninterrupted run (on the same machine).
 A non-finite loss stops the run, names the step and the term, and saves the state it happened in.
+
+:func:`fit_runs` is the same loop for R seeds of one recipe at once (:class:`~sac_minimal.group.ModelGroup`: one
+batched forward and backward per step, each run with its own generators, checkpoint and result); :func:`fit` is
+``fit_runs`` with R = 1.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +38,9 @@ from sac_minimal.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
 from sac_minimal.data.thumos14 import FeatureFormat, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
-from sac_minimal.detection import postprocess, ssad_loss
+from sac_minimal.detection import postprocess, ssad_loss_runs
 from sac_minimal.evaluation import evaluate_detections
+from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
 from sac_minimal.sac import SAC
 from sac_minimal.ssad import SSAD
 
@@ -162,8 +168,57 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = Non
     Returns:
         The :class:`RunResult` (also written to ``run_dir/result.json``), or ``None`` when stopped by the budget.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    results = fit_runs([config], [run_dir], progress=progress, verbose=verbose, epoch_budget=epoch_budget)
+    return None if results is None else results[0]
+
+
+def check_runs_can_share_a_loop(configs: Sequence[TrainConfig]) -> None:
+    """Runs trained at once must be the same recipe with different seeds."""
+    if not configs:
+        raise ValueError("no runs to train")
+    recipes = {config.replace(seed=0) for config in configs}
+    if len(recipes) > 1:
+        raise ValueError("runs trained at once must differ only in their seed; got configs that differ in "
+                         + ", ".join(sorted(name for name in configs[0].to_dict()
+                                            if len({str(getattr(config, name)) for config in configs}) > 1)))
+    seeds = [config.seed for config in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs trained at once need distinct seeds, got {seeds}")
+
+
+def _resume_states(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], device: torch.device) -> list | None:
+    """Each run's checkpoint, or None when no run has one; runs at different epochs cannot share a loop."""
+    paths = [run_dir / CHECKPOINT for run_dir in run_dirs]
+    if not any(path.exists() for path in paths):
+        return None
+    states = [torch.load(path, map_location=device, weights_only=False) if path.exists() else None for path in paths]
+    for config, state, path in zip(configs, states, paths):
+        if state is not None and state["config"] != config.to_dict():
+            raise ValueError(f"{path} belongs to another config; use a new run directory or delete it")
+    epochs = [state["epoch"] if state is not None else 0 for state in states]
+    if len(set(epochs)) > 1:
+        raise ValueError(f"runs to be trained at once have checkpoints at different epochs {epochs} "
+                         f"({', '.join(str(path.parent) for path in paths)}); resume them one at a time with fit")
+    return states
+
+
+def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
+             verbose: bool = False, epoch_budget: int | None = None) -> list[RunResult] | None:
+    """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
+    batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
+    random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
+    :func:`fit` (which is this function with R = 1); only floating-point summation order differs.
+
+    Arguments as :func:`fit`, one ``run_dir`` per config. Returns the R results, or ``None`` when stopped by the
+    epoch budget.
+    """
+    check_runs_can_share_a_loop(configs)
+    if len(run_dirs) != len(configs):
+        raise ValueError(f"{len(configs)} configs but {len(run_dirs)} run directories")
+    config = configs[0]
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
     progress = sys.stdout.isatty() if progress is None else progress
     started = time.perf_counter()
     device = choose_device(config.device)
@@ -172,79 +227,103 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = Non
     feature_format = FeatureFormat.from_root(root)
     train_windows = WindowDataset(root, "train", annotations=annotations, feature_format=feature_format)
     resident = ResidentWindows(train_windows, device)
+    if not bool(torch.isfinite(resident.bank).all()):
+        raise ValueError(f"the training features under {root} contain NaN or Inf; run "
+                         f"python -m sac_minimal data check --root {root}")
     anchors = default_anchors().to(device)
 
-    torch.manual_seed(config.seed)
     channels = feature_format.channels_per_modality
-    model = Detector(config, channels, channels).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    metrics, first_epoch = [], 1
-    checkpoint_path = run_dir / CHECKPOINT
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["config"] != config.to_dict():
-            raise ValueError(f"{checkpoint_path} belongs to another config; use a new run directory or delete it")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        metrics, first_epoch = state["metrics"], state["epoch"] + 1
+    models = []
+    for run_config in configs:
+        torch.manual_seed(run_config.seed)
+        models.append(Detector(run_config, channels, channels).to(device))
+    group = ModelGroup(models)
+    optimizer = torch.optim.Adam(group.parameters(), lr=config.learning_rate)
+    histories, first_epoch = [[] for _ in configs], 1
+    states = _resume_states(configs, run_dirs, device)
+    if states is not None:
+        for run, state in enumerate(states):
+            group.load_state_dict(run, state["model"])
+        load_optimizer_states(optimizer, group, [state["optimizer"] for state in states])
+        histories, first_epoch = [state["metrics"] for state in states], states[0]["epoch"] + 1
 
     last_epoch = config.epochs if epoch_budget is None else min(config.epochs, first_epoch + epoch_budget - 1)
     for epoch in range(first_epoch, last_epoch + 1):
         epoch_started = time.perf_counter()
         learning_rate = config.learning_rate_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        model.train()
-        shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        negatives = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
-        order = torch.randperm(len(resident), generator=shuffle)
-        sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
+        for parameter_group in optimizer.param_groups:
+            parameter_group["lr"] = learning_rate
+        group.train()
+        shuffles = [torch.Generator().manual_seed(run.seed * 100_003 + epoch) for run in configs]
+        negatives = [torch.Generator().manual_seed(run.seed * 100_003 + epoch + 50_000) for run in configs]
+        orders = torch.stack([torch.randperm(len(resident), generator=shuffle) for shuffle in shuffles])  # [R, W]
+        sums = torch.zeros(len(configs), len(LOSS_COLUMNS), dtype=torch.float64)
         steps = 0
-        for step, start in enumerate(range(0, len(order), config.batch_size), start=1):
-            appearance, motion, segments, labels = resident.batch(order[start:start + config.batch_size])
-            raw, sac_losses = model(appearance, motion)
-            losses = ssad_loss(raw, segments, labels, anchors, matching=config.matching,
-                               negative_ratio=config.negative_ratio, generator=negatives)
-            total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
+        for step, start in enumerate(range(0, orders.shape[1], config.batch_size), start=1):
+            indices = orders[:, start:start + config.batch_size]  # [R, b]
+            appearance, motion, segments, labels = (
+                tensor.unflatten(0, indices.shape) for tensor in resident.batch(indices.flatten()))
+            raw, sac_losses = group(appearance, motion)
+            priority = torch.stack([torch.rand(raw.shape[1:3], generator=generator) for generator in negatives])
+            losses = ssad_loss_runs(raw, segments, labels, anchors, priority.to(device), matching=config.matching,
+                                    negative_ratio=config.negative_ratio)
+            total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]  # [R]
             terms = {**_loss_terms(losses, sac_losses), "total": total}
-            # One device-to-host transfer per step for all terms.
-            values = dict(zip(terms, torch.stack([value.detach().float() for value in terms.values()]).tolist()))
-            if not all(np.isfinite(list(values.values()))):
-                bad = ", ".join(f"{name}={value}" for name, value in values.items() if not np.isfinite(value))
-                torch.save({"config": config.to_dict(), "epoch": epoch, "step": step, "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(), "batch": order[start:start + config.batch_size]},
-                           run_dir / NONFINITE_STATE)
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model, "
-                                         f"optimizer and batch were saved to {run_dir / NONFINITE_STATE}")
+            # One device-to-host transfer per step for all terms of all runs: [terms, R].
+            values = torch.stack([value.detach().float() for value in terms.values()]).cpu()
+            if not bool(torch.isfinite(values).all()):
+                _stop_on_nonfinite(values, list(terms), configs, run_dirs, group, optimizer, indices, epoch, step)
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            total.sum().backward()  # the runs share no parameter, so each gets its own gradient
             optimizer.step()
-            for name, value in values.items():
-                sums[name] += value
+            for column, name in enumerate(LOSS_COLUMNS):
+                if name in terms:
+                    sums[:, column] += values[list(terms).index(name)].double()
             steps += 1
-            _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values['total']:.4f}")
-        row = {"epoch": epoch, "lr": learning_rate, **{name: sums[name] / steps for name in LOSS_COLUMNS},
-               "seconds": time.perf_counter() - epoch_started}
-        metrics.append(row)
-        torch.save({"config": config.to_dict(), "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "metrics": metrics}, checkpoint_path)
-        _write_metrics(run_dir / METRICS, metrics)
+            _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values[-1].mean():.4f}")
+        seconds = time.perf_counter() - epoch_started
+        for run, (run_config, run_dir) in enumerate(zip(configs, run_dirs)):
+            row = {"epoch": epoch, "lr": learning_rate,
+                   **{name: float(sums[run, column] / steps) for column, name in enumerate(LOSS_COLUMNS)},
+                   "seconds": seconds}
+            histories[run].append(row)
+            torch.save({"config": run_config.to_dict(), "epoch": epoch, "model": group.state_dict(run),
+                        "optimizer": optimizer_state_of(optimizer, group, run), "metrics": histories[run]},
+                       run_dir / CHECKPOINT)
+            _write_metrics(run_dir / METRICS, histories[run])
         if progress:
             sys.stdout.write("\n")
         if verbose:
-            print(f"epoch {epoch:3d}  lr {learning_rate:.1e}  loss {row['total']:.4f}  ({row['seconds']:.1f} s)")
+            losses_text = ", ".join(f"{history[-1]['total']:.4f}" for history in histories)
+            print(f"epoch {epoch:3d}  lr {learning_rate:.1e}  loss {losses_text}  ({seconds:.1f} s)")
 
     if last_epoch < config.epochs:
         return None
-    evaluation = evaluate_model(model, root, annotations, feature_format, device)
-    result = RunResult(config=config, metrics=metrics, evaluation=evaluation.summary(),
-                       average_precision=[[None if np.isnan(value) else float(value) for value in row]
-                                          for row in evaluation.average_precision],
-                       dataset={"kind": kind, "root": root.name,
-                                "annotation_sha256": file_sha256(root / "annotations" / "thumos14.json")},
-                       seconds=time.perf_counter() - started, device=_device_name(device))
-    (run_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=1))
-    return result
+    dataset = {"kind": kind, "root": root.name,
+               "annotation_sha256": file_sha256(root / "annotations" / "thumos14.json")}
+    results = []
+    for run, (run_config, run_dir) in enumerate(zip(configs, run_dirs)):
+        evaluation = evaluate_model(group.model(run), root, annotations, feature_format, device)
+        result = RunResult(config=run_config, metrics=histories[run], evaluation=evaluation.summary(),
+                           average_precision=[[None if np.isnan(value) else float(value) for value in row]
+                                              for row in evaluation.average_precision],
+                           dataset=dataset, seconds=time.perf_counter() - started, device=_device_name(device),
+                           extra={"trained_together": len(configs)} if len(configs) > 1 else {})
+        (run_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=1))
+        results.append(result)
+    return results
+
+
+def _stop_on_nonfinite(values, names, configs, run_dirs, group, optimizer, indices, epoch, step):
+    """Save the state of the first run whose loss is not finite and stop with an error naming the step and terms."""
+    run = int((~torch.isfinite(values)).any(0).nonzero()[0])
+    bad = ", ".join(f"{name}={value}" for name, value in zip(names, values[:, run].tolist())
+                    if not np.isfinite(value))
+    path = run_dirs[run] / NONFINITE_STATE
+    torch.save({"config": configs[run].to_dict(), "epoch": epoch, "step": step, "model": group.state_dict(run),
+                "optimizer": optimizer_state_of(optimizer, group, run), "batch": indices[run]}, path)
+    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model, optimizer and batch "
+                             f"of seed {configs[run].seed} were saved to {path}")
 
 
 def _write_metrics(path: Path, metrics: list) -> None:

@@ -116,18 +116,64 @@ def test_loss_terms_positives_and_no_positives():
     empty["total"].backward()
 
 
-def test_random_negatives_are_reproducible_and_sized():
+def test_random_negatives_are_sized_and_follow_the_priority():
     anchors = default_anchors()
     raw = torch.zeros(2, 140, 24)
     raw[..., -3] = -5.0  # no hard negatives
     segments, labels = torch.tensor([[[0.2, 0.45]], [[0.5, 0.7]]]), torch.tensor([[1], [3]])
     from sac_minimal.detection import select_negatives
 
-    positive = match_anchors(anchors.boxes()[None].expand(2, -1, -1), segments, labels).positive
-    first = select_negatives(positive, raw[..., -3], 1.0, torch.Generator().manual_seed(5))[1]
-    second = select_negatives(positive, raw[..., -3], 1.0, torch.Generator().manual_seed(5))[1]
-    assert torch.equal(first, second) and int(first.sum()) == int(positive.sum())
-    assert not (first & positive).any()
+    positive = match_anchors(anchors.boxes()[None].expand(2, -1, -1), segments, labels).positive[None]
+    priority = torch.rand(positive.shape, generator=torch.Generator().manual_seed(5))
+    hard, chosen = select_negatives(positive, raw[None, ..., -3], 1.0, priority)
+    assert not hard.any() and int(chosen.sum()) == int(positive.sum()) and not (chosen & positive).any()
+    # the chosen ones are the highest-priority non-positive anchors
+    threshold = priority[chosen].min()
+    assert (priority[~positive & ~chosen] < threshold).all()
+    # twice the ratio: twice as many; more than available: all remaining anchors
+    assert int(select_negatives(positive, raw[None, ..., -3], 2.0, priority)[1].sum()) == 2 * int(positive.sum())
+    assert bool((select_negatives(positive, raw[None, ..., -3], 1e6, priority)[1] == ~positive).all())
+
+
+def reference_loss(raw, segments, labels, anchors, priority, negative_ratio):
+    """The loss written with boolean indexing, one model at a time (what the masked version must equal)."""
+    from sac_minimal.anchors import decode
+
+    overlap_raw, boxes = raw[..., -3], decode(raw[..., -2:], anchors)
+    targets = match_anchors(boxes.detach(), segments, labels)
+    hard = ~targets.positive & (overlap_raw > 0.5)
+    remaining = ~targets.positive & ~hard
+    wanted = min(round(negative_ratio * int(targets.positive.sum())), int(remaining.sum()))
+    ranked = torch.where(remaining, priority, torch.full_like(priority, -1.0)).flatten().topk(wanted).indices
+    random_negative = torch.zeros_like(remaining).flatten()
+    random_negative[ranked] = True
+    selected = targets.positive | hard | random_negative.view_as(remaining)
+    classification = torch.nn.functional.cross_entropy(raw[..., :-3][selected], targets.labels[selected])
+    overlap = torch.nn.functional.smooth_l1_loss(overlap_raw[selected], targets.iou[selected])
+    localisation = torch.nn.functional.smooth_l1_loss(boxes[targets.positive], targets.boxes[targets.positive])
+    return classification, overlap, localisation
+
+
+def test_loss_of_several_runs_equals_indexed_reference():
+    from sac_minimal.detection import ssad_loss_runs
+
+    generator = torch.Generator().manual_seed(3)
+    anchors = default_anchors()
+    raw = torch.randn(3, 2, 140, 24, generator=generator)  # 3 runs x 2 windows
+    segments = torch.tensor([[0.1, 0.3], [0.5, 0.9]]).expand(3, 2, 2, 2).clone()
+    segments[1, 0] = torch.tensor([[0.2, 0.25], [0.6, 0.62]])
+    labels = torch.tensor([[4, 9], [0, -1]]).expand(3, 2, 2).clone()
+    priority = torch.rand(3, 2, 140, generator=generator)
+    losses = ssad_loss_runs(raw, segments, labels, anchors, priority, negative_ratio=1.5)
+    for run in range(3):
+        expected = reference_loss(raw[run], segments[run], labels[run], anchors, priority[run], 1.5)
+        got = (losses["classification"][run], losses["overlap"][run], losses["localisation"][run])
+        torch.testing.assert_close(torch.stack(got), torch.stack(expected), rtol=1e-6, atol=1e-7)
+    # the one-model entry point is the same computation with its own draw of priorities
+    single = ssad_loss(raw[0], segments[0], labels[0], anchors, generator=torch.Generator().manual_seed(0))
+    priority_0 = torch.rand(2, 140, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(single["classification"],
+                               reference_loss(raw[0], segments[0], labels[0], anchors, priority_0, 1.0)[0])
 
 
 # ---------------------------------------------------------------- post-processing

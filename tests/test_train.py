@@ -78,7 +78,7 @@ def test_resume_after_interrupt_gives_identical_results(surrogate, tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monkeypatch):
-    real_loss = train_module.ssad_loss
+    real_loss = train_module.ssad_loss_runs
     calls = {"count": 0}
 
     def failing_loss(*args, **kwargs):
@@ -89,7 +89,7 @@ def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monke
             losses["total"] = losses["total"] + losses["overlap"]
         return losses
 
-    monkeypatch.setattr(train_module, "ssad_loss", failing_loss)
+    monkeypatch.setattr(train_module, "ssad_loss_runs", failing_loss)
     with pytest.raises(FloatingPointError, match=r"epoch 1, step 2: overlap=nan, total=nan"):
         fit(quick(surrogate, model="ssad", epochs=1), tmp_path / "nan")
     saved = torch.load(tmp_path / "nan" / "nonfinite_state.pt", weights_only=False)
@@ -130,3 +130,9 @@ def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
         summarize_table1(runs[:-1])
     with pytest.raises(ValueError, match="i/n"):
         parse_shard("2")
+    # the seeds of each model trained in one loop: the same grid, every run recorded as trained together
+    run_table1(base, [0, 1], tmp_path / "together", checkpoints_dir=tmp_path / "ckpt_together", seeds_together=True)
+    together = merge_grid(tmp_path / "together")
+    assert together["seeds"] == [0, 1] and set(together["variants"]) == set(whole["variants"])
+    runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "together" / "runs").glob("*.json"))]
+    assert len(runs) == 6 and all(run["trained_together"] == 2 for run in runs)
