@@ -227,9 +227,12 @@ def format_detection_table(result: dict) -> str:
             f"{result['postprocess_s']:.3f} s")
 
 
-TRAIN_BENCH_MODELS = (("ssad", "ssad", "official"), ("ssad_theta", "ssad_theta", "official"),
-                      ("ssad_sac", "ssad_sac", "official"), ("ssad_sac_light", "ssad_sac", "light"))
-"""The models :func:`bench_train` times: (result key, model, SAC preset)."""
+TRAIN_BENCH_MODELS = (("ssad", "ssad", "official"), ("ssad_input_gradient", "ssad", "official"),
+                      ("ssad_theta", "ssad_theta", "official"), ("ssad_sac", "ssad_sac", "official"),
+                      ("ssad_sac_light", "ssad_sac", "light"))
+"""The models :func:`bench_train` times: (result key, model, SAC preset). ``ssad_input_gradient`` is SSAD that
+also computes the gradient with respect to its input features: the least any module in front of SSAD adds, since
+its attention can only learn through that gradient."""
 
 
 def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto", runs: int = 1) -> dict:
@@ -253,14 +256,16 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
     anchors = default_anchors().to(target)
     result = {"device": str(target), "batch": batch, "channels": channels, "repeats": repeats, "runs": runs}
 
-    def make_step(model_name: str, preset: str):
+    def make_step(key: str, model_name: str, preset: str):
         torch.manual_seed(0)
+        inputs = ((appearance.clone().requires_grad_(), motion.clone().requires_grad_())
+                  if key == "ssad_input_gradient" else (appearance, motion))
         group = ModelGroup([Detector(profile("full", model=model_name, sac_preset=preset), channels, channels)
                             .to(target) for _ in range(runs)]).train()
         optimizer = torch.optim.Adam(group.parameters(), lr=1e-4)
 
         def step():
-            raw, sac_losses = group(appearance, motion)
+            raw, sac_losses = group(*inputs)
             loss = ssad_loss_runs(raw, segments, labels, anchors, priority)["total"]
             if sac_losses:
                 loss = loss + sac_losses["total"]
@@ -272,7 +277,7 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
 
         return step
 
-    steps = {key: make_step(model_name, preset) for key, model_name, preset in TRAIN_BENCH_MODELS}
+    steps = {key: make_step(key, model_name, preset) for key, model_name, preset in TRAIN_BENCH_MODELS}
     times = {key: [] for key in steps}
     for step in steps.values():  # warm-up
         step()
@@ -295,5 +300,6 @@ def format_train_table(result: dict) -> str:
             f"SSAD {result['ssad']:.1f}, SSAD+Θ {result['ssad_theta']:.1f}, SSAD+SAC {result['ssad_sac']:.1f}, "
             f"SSAD+SAC light Θ {result['ssad_sac_light']:.1f}\n"
             f"cost of a step over SSAD's: SSAD+SAC {result['ssad_sac_overhead']:.2f}x (Θ alone "
-            f"{result['ssad_theta_overhead']:.2f}x), SSAD+SAC light Θ {result['ssad_sac_light_overhead']:.2f}x; "
-            "the paper's FLOPs ratio is 0.62 / 0.42 = 1.48")
+            f"{result['ssad_theta_overhead']:.2f}x), SSAD+SAC light Θ {result['ssad_sac_light_overhead']:.2f}x, "
+            f"SSAD with the input gradient (the floor for any module in front) "
+            f"{result['ssad_input_gradient_overhead']:.2f}x; the paper's FLOPs ratio is 0.62 / 0.42 = 1.48")
