@@ -4,7 +4,8 @@ Commands:
     bench ot    time the transport solvers against POT (see sac_minimal.bench).
     bench sac   time SAC's forward + backward, its OT loss, and the SSAD host.
     bench detection  time post-processing and evaluation at THUMOS14's test-split size.
-    bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead.
+    bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead
+                     (``--runs R``: R runs at once; ``--phases``: where one SSAD+SAC step spends its time).
     train       train one model for one seed (``--model ssad|ssad_theta|ssad_sac --profile quick|full``).
     table1      the Table I grid: models x seeds, t-tests, results with provenance (``--shard i/n``).
     ablate      an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     bench_train.add_argument("--repeats", type=int, default=10)
     bench_train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench_train.add_argument("--runs", type=int, default=1, help="runs trained at once (sac_minimal.group)")
+    bench_train.add_argument("--phases", action="store_true",
+                             help="instead: where one SSAD+SAC step spends its time (data, SAC, transport, SSAD, ...)")
+    bench_train.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official",
+                             help="SAC preset for --phases")
 
     def add_run_arguments(command):
         command.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                              help="another batch size; the learning rate is scaled linearly with it")
         command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
                              help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
+        command.add_argument("--max-minutes", type=float, default=None,
+                             help="stop at an epoch boundary before this much time is spent; rerun to continue")
 
     train = commands.add_parser("train", help="train one model for one seed")
     add_run_arguments(train)
@@ -104,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         from sac_minimal.bench import bench_train, format_train_table
 
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        if args.phases:
+            from sac_minimal.bench import bench_step_phases, format_step_phases
+
+            print(format_step_phases(bench_step_phases(batch=args.batch, repeats=args.repeats, device=args.device,
+                                                       preset=args.sac_preset)))
+            return 0
         print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device,
                                                     runs=args.runs)))
 
@@ -146,6 +159,7 @@ def run_training_command(args: argparse.Namespace) -> int:
     if args.solver is not None:
         changes["sac_changes"] = (("solver", args.solver),)
     base = profile(args.profile, **changes)
+    budget = None if args.max_minutes is None else 60 * args.max_minutes
     if args.batch_size is not None:
         base = base.with_batch_size(args.batch_size)
     if args.command == "train":
@@ -154,7 +168,10 @@ def run_training_command(args: argparse.Namespace) -> int:
         config = base.replace(model=args.model, seed=args.seed)
         run_dir = Path(args.run_dir) if args.run_dir else (
             data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
-        result = fit(config, run_dir, verbose=True)
+        result = fit(config, run_dir, verbose=True, time_budget_s=budget)
+        if result is None:
+            print(f"stopped by --max-minutes; checkpoint in {run_dir}; run the same command again to continue")
+            return 0
         print(json.dumps(result.evaluation, indent=1))
         print(f"metrics, checkpoint and result in {run_dir}")
         return 0
@@ -171,9 +188,14 @@ def run_training_command(args: argparse.Namespace) -> int:
         name = args.name or f"table1_{args.profile}"
         variants, comparisons = TABLE1, TABLE1_COMPARISONS
     results_dir = Path("results") / name
-    run_grid(base, variants, range(args.seeds), results_dir, checkpoints_dir=data_dir() / "cache" / "runs" / name,
-             comparisons=comparisons, shard=args.shard, verbose=True, seeds_together=args.seeds_together)
-    if args.shard is None:
+    paths = run_grid(base, variants, range(args.seeds), results_dir,
+                     checkpoints_dir=data_dir() / "cache" / "runs" / name, comparisons=comparisons, shard=args.shard,
+                     verbose=True, seeds_together=args.seeds_together, time_budget_s=budget)
+    unfinished = [path.stem for path in paths if not path.exists()]
+    if unfinished:
+        print(f"stopped by --max-minutes with {len(unfinished)} runs unfinished ({', '.join(unfinished)}); "
+              "run the same command again to continue")
+    elif args.shard is None:
         print(format_table(merge_grid(results_dir)))
     else:
         print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")

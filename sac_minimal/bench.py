@@ -7,6 +7,7 @@ times post-processing and evaluation at THUMOS14's test-split size.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -291,6 +292,100 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
     for key, _, _ in TRAIN_BENCH_MODELS[1:]:
         result[f"{key}_overhead"] = result["ssad"] / result[key]
     return result
+
+
+def bench_step_phases(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto",
+                      preset: str = "official", windows: int = 1024) -> dict:
+    """Where one SSAD+SAC training step spends its time, phase by phase (milliseconds, medians), at the official
+    widths: taking the batch from device-resident windows, SAC's forward (and within it the transport problem:
+    50 Sinkhorn iterations in the official preset), SSAD's forward, SSAD's loss (matching, negatives), the backward
+    pass, and Adam. On CUDA the device is synchronised between phases, so the phases add up to a slower step than
+    an unsynchronised one."""
+    from sac_minimal.anchors import default_anchors
+    from sac_minimal.config import profile
+    from sac_minimal.data.thumos14 import FeatureFormat
+    from sac_minimal.data.windows import ResidentWindows
+    from sac_minimal.detection import ssad_loss_runs
+    from sac_minimal.sac import ot_loss, transport_masses
+    from sac_minimal.train import Detector, choose_device
+
+    target = choose_device(device)
+    generator = torch.Generator().manual_seed(0)
+    length = 128
+    bank = torch.randn(windows * length // 2 + length, 2 * channels, generator=generator)
+    starts = torch.randint(0, bank.shape[0] - length, (windows,), generator=generator)
+    resident = ResidentWindows.from_tensors(
+        bank, starts[:, None] + torch.arange(length), torch.tensor([[0.1, 0.3], [0.5, 0.8]]).expand(windows, 2, 2),
+        torch.tensor([3, 7]).expand(windows, 2), FeatureFormat(width=2 * channels), target)
+    anchors = default_anchors().to(target)
+    torch.manual_seed(0)
+    model = Detector(profile("full", model="ssad_sac", sac_preset=preset), channels, channels).to(target).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    config = model.sac.config
+
+    def synchronize():
+        if target.type == "cuda":
+            torch.cuda.synchronize()
+
+    times: dict = {name: [] for name in ("data", "sac_forward", "transport", "ssad_forward", "ssad_loss",
+                                         "backward", "adam")}
+    for repeat in range(repeats + 1):  # the first round warms up
+        moments = [time.perf_counter()]
+
+        def mark():
+            synchronize()
+            moments.append(time.perf_counter())
+
+        indices = torch.randint(0, windows, (batch,), generator=generator)
+        appearance, motion, segments, labels = resident.batch(indices)
+        mark()
+        sac_output = model.sac(appearance, motion)
+        mark()
+        transport_started = time.perf_counter()
+        with torch.no_grad():  # the transport problem alone, on the same inputs (already inside sac_forward)
+            supplier, receiver = transport_masses(sac_output.modality_attention, sac_output.frame_attention,
+                                                  config.mass_normalisation)
+            ot_loss(sac_output.structure, supplier, receiver, config)
+        synchronize()
+        transport = time.perf_counter() - transport_started
+        moments.append(time.perf_counter())  # excluded from the phases below
+        raw = model.ssad(sac_output.features)
+        mark()
+        priority = torch.rand(1, batch, len(anchors), generator=generator).to(target)
+        loss = ssad_loss_runs(raw[None], segments[None], labels[None], anchors, priority)["total"][0]
+        loss = loss + sac_output.losses["total"]
+        mark()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        mark()
+        optimizer.step()
+        mark()
+        if repeat == 0:
+            continue
+        durations = [later - earlier for earlier, later in itertools.pairwise(moments)]
+        for name, seconds in zip(("data", "sac_forward", None, "ssad_forward", "ssad_loss", "backward", "adam"),
+                                 durations):
+            if name is not None:
+                times[name].append(seconds)
+        times["transport"].append(transport)
+    result = {name: 1000 * statistics.median(values) for name, values in times.items()}
+    result["step"] = sum(value for name, value in result.items() if name != "transport")
+    return {"device": str(target), "batch": batch, "preset": preset, "milliseconds": result}
+
+
+def format_step_phases(result: dict) -> str:
+    milliseconds = result["milliseconds"]
+    labels = {"data": "batch from resident windows", "sac_forward": "SAC forward",
+              "transport": "  of which the transport problem", "ssad_forward": "SSAD forward",
+              "ssad_loss": "SSAD loss", "backward": "backward (SAC + SSAD)", "adam": "Adam"}
+    title = (f"one SSAD+SAC training step on {result['device']}, batch {result['batch']}, {result['preset']} "
+             "preset (milliseconds, median)")
+    lines = [title]
+    for name, label in labels.items():
+        share = 100 * milliseconds[name] / milliseconds["step"]
+        lines.append(f"  {label:<34} {milliseconds[name]:8.2f}  {share:5.1f} %")
+    lines.append(f"  {'step':<34} {milliseconds['step']:8.2f}")
+    return "\n".join(lines)
 
 
 def format_train_table(result: dict) -> str:

@@ -1,8 +1,8 @@
 """Many runs: the Table I grid (models x seeds), Student's t-test, provenance, sharding and merging.
 
-A Table I experiment trains SSAD, the capacity-matched SSAD+Θ and SSAD+SAC for every seed, then reports per-seed
-mAP, mean and standard deviation per model, and two-sample t-tests (SSAD vs SSAD+SAC, SSAD+Θ vs SSAD+SAC) with the
-pooled-variance statistic of the paper (Eqs. 9-10):
+A Table I experiment trains SSAD, the capacity-matched SSAD+Θ, SSAD+SAC and SSAD+SAC with the light Θ for every seed,
+then reports per-seed mAP, mean and standard deviation per model, and two-sample t-tests (SSAD vs SSAD+SAC, SSAD+Θ
+vs SSAD+SAC, SSAD vs SSAD+SAC light) with the pooled-variance statistic of the paper (Eqs. 9-10):
 
     s_p^2 = ((n_1 - 1) s_1^2 + (n_2 - 1) s_2^2) / (n_1 + n_2 - 2),   t = (m_1 - m_2) / (s_p sqrt(1/n_1 + 1/n_2))
 
@@ -27,6 +27,7 @@ import json
 import math
 import platform
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,11 @@ class Variant:
 
 
 TABLE1 = (Variant("ssad", "ssad", label="SSAD"), Variant("ssad_theta", "ssad_theta", label="SSAD+Θ"),
-          Variant("ssad_sac", "ssad_sac", label="SSAD+SAC"))
-TABLE1_COMPARISONS = (("ssad", "ssad_sac"), ("ssad_theta", "ssad_sac"))
+          Variant("ssad_sac", "ssad_sac", label="SSAD+SAC"),
+          Variant("ssad_sac_light", "ssad_sac", label="SSAD+SAC (light Θ)", sac_preset="light"))
+"""Table I's rows: SSAD, the capacity-matched SSAD+Θ, SSAD+SAC (official preset), and SSAD+SAC with the light Θ whose
+cost matches the paper's Table VIII (:meth:`sac_minimal.sac.SACConfig.light`)."""
+TABLE1_COMPARISONS = (("ssad", "ssad_sac"), ("ssad_theta", "ssad_sac"), ("ssad", "ssad_sac_light"))
 REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
                     "Avg 0.3:0.7")
 
@@ -142,13 +146,15 @@ def run_file(results_dir: Path, variant: str, seed: int) -> Path:
 
 def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], results_dir: str | Path, *,
              checkpoints_dir: str | Path, comparisons: Sequence[tuple[str, str]] = (), shard: str | None = None,
-             verbose: bool = False, seeds_together: bool = False) -> list[Path]:
+             verbose: bool = False, seeds_together: bool = False, time_budget_s: float | None = None) -> list[Path]:
     """Train this shard's cells of the (variant, seed) grid; each finished cell writes its run JSON. Cells whose JSON
     exists are skipped, so an interrupted experiment is resumed by running the same command again. The grid itself
     (variants, seeds, comparisons) is written to ``grid.json`` for :func:`merge_grid`.
 
     With ``seeds_together`` the unfinished seeds of a variant in this shard train in one loop
-    (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4."""
+    (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
+    ``time_budget_s`` the grid stops at an epoch boundary when the budget would be exceeded (checkpoints kept; the
+    same call later resumes). Returns this shard's run files; those not yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -161,10 +167,17 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
         batches = [[cell for cell in to_train if cell[0] == variant] for variant in variants]
     else:
         batches = [[cell] for cell in to_train]
+    started = time.perf_counter()
     for batch in filter(None, batches):
         configs = [variant.config(base, seed) for variant, seed in batch]
         run_dirs = [checkpoints_dir / f"{variant.name}_seed{seed}" for variant, seed in batch]
-        for (variant, seed), result in zip(batch, fit_runs(configs, run_dirs, verbose=verbose)):
+        remaining = None if time_budget_s is None else time_budget_s - (time.perf_counter() - started)
+        if remaining is not None and remaining <= 0:
+            break
+        results = fit_runs(configs, run_dirs, verbose=verbose, time_budget_s=remaining)
+        if results is None:
+            break
+        for (variant, seed), result in zip(batch, results):
             result.extra["variant"] = variant.name
             result.extra["provenance"] = provenance(result.device)
             path = run_file(results_dir, variant.name, seed)
@@ -178,7 +191,7 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
 
 def run_table1(base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *, checkpoints_dir: str | Path,
                shard: str | None = None, verbose: bool = False, seeds_together: bool = False) -> list[Path]:
-    """The Table I grid: SSAD, SSAD+Θ and SSAD+SAC over ``seeds`` (see :func:`run_grid`)."""
+    """The Table I grid: the :data:`TABLE1` models over ``seeds`` (see :func:`run_grid`)."""
     return run_grid(base, TABLE1, seeds, results_dir, checkpoints_dir=checkpoints_dir,
                     comparisons=TABLE1_COMPARISONS, shard=shard, verbose=verbose, seeds_together=seeds_together)
 

@@ -42,8 +42,8 @@ class ModelGroup:
         self.parameters_by_name, self.buffers_by_name = stack_module_state(list(models))
         self.stateless = copy.deepcopy(self.template).to("meta")  # structure only; weights come from the stacks
         for module in self.stateless.modules():
-            if hasattr(module, "check_finite"):
-                module.check_finite = False  # data-dependent checks cannot run under vmap; fit checks the data once
+            if hasattr(module, "allow_host_sync"):
+                module.allow_host_sync = False  # data-dependent branches cannot run under vmap; fit checks the data
 
     def parameters(self) -> list[torch.Tensor]:
         """The trainable tensors, in ``named_parameters`` order (stacked ``[R, ...]`` when R > 1)."""

@@ -330,7 +330,9 @@ def entropic_ot_2xT(
             delta = torch.where(inside, newton, 0.5 * (low + high))
             if stop_early and steps % 4 == 0 and bool((residual.abs() <= 16 * tiny * total).all()):
                 break
-    if torch.is_grad_enabled() and (cost.requires_grad or a.requires_grad or b.requires_grad):
+    # The correction is applied whenever autograd records (not only when an input reports requires_grad: under
+    # torch.func.vmap the batched inputs do not report it, and skipping it there silently changes the gradient).
+    if torch.is_grad_enabled():
         mass, slope = _pair_weights(delta, d, b, eps)
         residual = mass.sum(-1, keepdim=True) - first_mass
         # Floor the slope at a tiny fraction of the mass: in the fully saturated (eps -> 0) limit the root is not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MODEL_LABELS = {"ssad": "SSAD", "ssad_theta": "SSAD+Θ", "ssad_sac": "SSAD+SAC"}
+MODEL_LABELS = {"ssad": "SSAD", "ssad_theta": "SSAD+Θ", "ssad_sac": "SSAD+SAC", "ssad_sac_light": "SSAD+SAC (light Θ)"}
 
 
 def table1_boxplot(table: dict, metric: str, axis, *, title: str = "") -> None:

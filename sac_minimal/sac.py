@@ -286,17 +286,20 @@ class StructureMatrix(nn.Module):
         return torch.sigmoid(structure) if self.activation == "sigmoid" else structure
 
 
-def ot_loss(structure, supplier, receiver, config: SACConfig) -> torch.Tensor:
+def ot_loss(structure, supplier, receiver, config: SACConfig, stop_early: bool = True) -> torch.Tensor:
     """Eq. (2): L_OT = <S, P*>, averaged over the batch; P* from Algorithm 1 or the exact root-find.
 
     Args:
         structure: S ``[B, 2, T]``; supplier: ``[B, 2]``; receiver: ``[B, T]``.
+        stop_early: let the exact solver stop once converged (a host synchronisation every 4 steps); without it,
+            its fixed number of steps runs.
     """
     if config.solver == "sinkhorn":
         plan = sinkhorn_log(structure, supplier, receiver, config.eps, n_iter=config.n_iter, check_inputs=False).plan
     else:
         receiver = receiver * supplier.sum(-1, keepdim=True) / receiver.sum(-1, keepdim=True)  # official masses
-        plan = entropic_ot_2xT(structure, supplier, receiver, config.eps, check_inputs=False).plan
+        plan = entropic_ot_2xT(structure, supplier, receiver, config.eps, check_inputs=False,
+                               stop_early=stop_early).plan
     return transport_cost(structure, plan).mean()
 
 
@@ -383,7 +386,10 @@ class SAC(nn.Module):
     def __init__(self, config: SACConfig = SACConfig()):
         super().__init__()
         self.config = config
-        self.check_finite = True  # per-call NaN/Inf check of the inputs (a trainer that checked its data may skip it)
+        # Steps that make the host read a device value: the NaN/Inf check of the inputs and the exact solver's early
+        # stop. A trainer that maps SAC over several runs with vmap (or captures CUDA graphs) turns them off, after
+        # checking its data once.
+        self.allow_host_sync = True
         channels = config.projected_channels
         if config.projection:
             self.theta_appearance = ThetaProjection(config.appearance_channels,
@@ -422,7 +428,7 @@ class SAC(nn.Module):
                 f"T = {appearance.shape[-1]} is too short for action-aware pooling with topk_ratio "
                 f"{config.topk_ratio:.4g}: needs T >= {math.ceil(1 / config.topk_ratio)}."
             )
-        if self.check_finite and not (torch.isfinite(appearance).all() and torch.isfinite(motion).all()):
+        if self.allow_host_sync and not (torch.isfinite(appearance).all() and torch.isfinite(motion).all()):
             raise ValueError("the input features contain NaN or Inf; check the feature files (data check).")
 
     def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> SACOutput:
@@ -468,7 +474,7 @@ class SAC(nn.Module):
         if config.use_ot and self.training:
             structure = self.structure_matrix(projected)
             supplier, receiver = transport_masses(modality_attention, frame_attention, config.mass_normalisation)
-            losses["ot"] = ot_loss(structure, supplier, receiver, config)
+            losses["ot"] = ot_loss(structure, supplier, receiver, config, stop_early=self.allow_host_sync)
             losses["smooth"] = smoothness_loss(structure, config.eta, config.smoothness_reduce,
                                                config.smoothness_difference)
             losses["fnorm"] = fnorm_loss(structure)

@@ -153,7 +153,7 @@ def _loss_terms(losses: dict, sac_losses: dict) -> dict:
 
 
 def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, verbose: bool = False,
-        epoch_budget: int | None = None) -> RunResult | None:
+        epoch_budget: int | None = None, time_budget_s: float | None = None) -> RunResult | None:
     """Train one model for one seed and evaluate it after the last epoch.
 
     Args:
@@ -164,11 +164,14 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = Non
         verbose: print one line per epoch.
         epoch_budget: train at most this many epochs in this call and return ``None`` if the run is not finished
             (a later call resumes it), for time-limited or preemptible machines.
+        time_budget_s: likewise, stop after the epoch whose successor would end past this many seconds of this
+            call (judged by the last epoch's duration); the evaluation after the last epoch is not counted.
 
     Returns:
         The :class:`RunResult` (also written to ``run_dir/result.json``), or ``None`` when stopped by the budget.
     """
-    results = fit_runs([config], [run_dir], progress=progress, verbose=verbose, epoch_budget=epoch_budget)
+    results = fit_runs([config], [run_dir], progress=progress, verbose=verbose, epoch_budget=epoch_budget,
+                       time_budget_s=time_budget_s)
     return None if results is None else results[0]
 
 
@@ -203,14 +206,16 @@ def _resume_states(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], dev
 
 
 def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
-             verbose: bool = False, epoch_budget: int | None = None) -> list[RunResult] | None:
+             verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
+             sync_every: int | None = None) -> list[RunResult] | None:
     """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
     batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
     random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
     :func:`fit` (which is this function with R = 1); only floating-point summation order differs.
 
-    Arguments as :func:`fit`, one ``run_dir`` per config. Returns the R results, or ``None`` when stopped by the
-    epoch budget.
+    Arguments as :func:`fit`, one ``run_dir`` per config, and ``sync_every``: steps between the host's reads of the
+    loss values (the NaN/Inf check and the metrics); default 1 on CPU, where reading costs nothing, and 25 on CUDA,
+    where each read makes the host wait for the GPU. Returns the R results, or ``None`` when stopped by a budget.
     """
     check_runs_can_share_a_loop(configs)
     if len(run_dirs) != len(configs):
@@ -222,6 +227,7 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
     progress = sys.stdout.isatty() if progress is None else progress
     started = time.perf_counter()
     device = choose_device(config.device)
+    sync_every = sync_every or (25 if device.type == "cuda" else 1)
     root, kind = resolve_data_root(config)
     annotations = load_annotations(root)
     feature_format = FeatureFormat.from_root(root)
@@ -248,6 +254,7 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
         histories, first_epoch = [state["metrics"] for state in states], states[0]["epoch"] + 1
 
     last_epoch = config.epochs if epoch_budget is None else min(config.epochs, first_epoch + epoch_budget - 1)
+    finished_epoch = first_epoch - 1
     for epoch in range(first_epoch, last_epoch + 1):
         epoch_started = time.perf_counter()
         learning_rate = config.learning_rate_at(epoch)
@@ -257,30 +264,39 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
         shuffles = [torch.Generator().manual_seed(run.seed * 100_003 + epoch) for run in configs]
         negatives = [torch.Generator().manual_seed(run.seed * 100_003 + epoch + 50_000) for run in configs]
         orders = torch.stack([torch.randperm(len(resident), generator=shuffle) for shuffle in shuffles])  # [R, W]
+        # The random-negative priorities of the whole epoch, one uniform number per (window slot, anchor), drawn on
+        # the CPU (the same draws on every device) and moved to the device once per epoch, not once per step.
+        priorities = torch.stack([torch.rand(len(resident), len(anchors), generator=generator)
+                                  for generator in negatives]).to(device)  # [R, W, A]
         sums = torch.zeros(len(configs), len(LOSS_COLUMNS), dtype=torch.float64)
-        steps = 0
+        steps, pending = 0, []  # pending: (step, batch indices, loss terms on the device) the host has not read yet
         for step, start in enumerate(range(0, orders.shape[1], config.batch_size), start=1):
             indices = orders[:, start:start + config.batch_size]  # [R, b]
             appearance, motion, segments, labels = (
                 tensor.unflatten(0, indices.shape) for tensor in resident.batch(indices.flatten()))
             raw, sac_losses = group(appearance, motion)
-            priority = torch.stack([torch.rand(raw.shape[1:3], generator=generator) for generator in negatives])
-            losses = ssad_loss_runs(raw, segments, labels, anchors, priority.to(device), matching=config.matching,
-                                    negative_ratio=config.negative_ratio)
+            losses = ssad_loss_runs(raw, segments, labels, anchors, priorities[:, start:start + config.batch_size],
+                                    matching=config.matching, negative_ratio=config.negative_ratio)
             total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]  # [R]
             terms = {**_loss_terms(losses, sac_losses), "total": total}
-            # One device-to-host transfer per step for all terms of all runs: [terms, R].
-            values = torch.stack([value.detach().float() for value in terms.values()]).cpu()
-            if not bool(torch.isfinite(values).all()):
-                _stop_on_nonfinite(values, list(terms), configs, run_dirs, group, optimizer, indices, epoch, step)
+            pending.append((step, indices, torch.stack([value.detach().float() for value in terms.values()])))
+            if len(pending) == sync_every or start + config.batch_size >= orders.shape[1]:
+                # One device-to-host transfer for all terms of all runs of the pending steps: [steps, terms, R].
+                values = torch.stack([entry[2] for entry in pending]).cpu()
+                finite = torch.isfinite(values).flatten(1).all(1)
+                if not bool(finite.all()):
+                    first = int((~finite).nonzero()[0])
+                    _stop_on_nonfinite(values[first], list(terms), configs, run_dirs, group, optimizer,
+                                       pending[first][1], epoch, pending[first][0], step)
+                for column, name in enumerate(LOSS_COLUMNS):
+                    if name in terms:
+                        sums[:, column] += values[:, list(terms).index(name)].double().sum(0)
+                pending = []
+                _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values[-1, -1].mean():.4f}")
             optimizer.zero_grad(set_to_none=True)
             total.sum().backward()  # the runs share no parameter, so each gets its own gradient
             optimizer.step()
-            for column, name in enumerate(LOSS_COLUMNS):
-                if name in terms:
-                    sums[:, column] += values[list(terms).index(name)].double()
             steps += 1
-            _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values[-1].mean():.4f}")
         seconds = time.perf_counter() - epoch_started
         for run, (run_config, run_dir) in enumerate(zip(configs, run_dirs)):
             row = {"epoch": epoch, "lr": learning_rate,
@@ -296,8 +312,11 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
         if verbose:
             losses_text = ", ".join(f"{history[-1]['total']:.4f}" for history in histories)
             print(f"epoch {epoch:3d}  lr {learning_rate:.1e}  loss {losses_text}  ({seconds:.1f} s)")
+        finished_epoch = epoch
+        if time_budget_s is not None and time.perf_counter() - started + seconds > time_budget_s:
+            break
 
-    if last_epoch < config.epochs:
+    if finished_epoch < config.epochs:
         return None
     dataset = {"kind": kind, "root": root.name,
                "annotation_sha256": file_sha256(root / "annotations" / "thumos14.json")}
@@ -314,16 +333,20 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
     return results
 
 
-def _stop_on_nonfinite(values, names, configs, run_dirs, group, optimizer, indices, epoch, step):
-    """Save the state of the first run whose loss is not finite and stop with an error naming the step and terms."""
+def _stop_on_nonfinite(values, names, configs, run_dirs, group, optimizer, indices, epoch, step, current_step):
+    """Save the state of the first run whose loss is not finite and stop with an error naming the step and terms.
+    ``values``: ``[terms, R]`` of step ``step``; the weights saved are those before step ``current_step``'s update
+    (the same step unless the host reads the losses every few steps)."""
     run = int((~torch.isfinite(values)).any(0).nonzero()[0])
     bad = ", ".join(f"{name}={value}" for name, value in zip(names, values[:, run].tolist())
                     if not np.isfinite(value))
     path = run_dirs[run] / NONFINITE_STATE
-    torch.save({"config": configs[run].to_dict(), "epoch": epoch, "step": step, "model": group.state_dict(run),
-                "optimizer": optimizer_state_of(optimizer, group, run), "batch": indices[run]}, path)
-    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model, optimizer and batch "
-                             f"of seed {configs[run].seed} were saved to {path}")
+    torch.save({"config": configs[run].to_dict(), "epoch": epoch, "step": step, "weights_before_step": current_step,
+                "model": group.state_dict(run), "optimizer": optimizer_state_of(optimizer, group, run),
+                "batch": indices[run]}, path)
+    weights = "" if current_step == step else f" (weights as before step {current_step})"
+    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model{weights}, optimizer "
+                             f"and batch of seed {configs[run].seed} were saved to {path}")
 
 
 def _write_metrics(path: Path, metrics: list) -> None:

@@ -79,3 +79,10 @@ def test_command_line_ablate_merge_cost_and_train(tmp_path, monkeypatch, capsys)
     assert cli(["train", "--model", "ssad", *common, "--run-dir", str(tmp_path / "one")]) == 0
     assert (tmp_path / "one" / "result.json").exists()
     assert (tmp_path / "cache_root" / "cache" / "runs" / "ablation_alternatives_quick" / "sac_seed1").is_dir()
+    # a time budget stops at an epoch boundary and says how to continue; the same command then finishes the grid
+    two_epochs = ["--profile", "quick", "--epochs", "2", "--data", str(root), "--device", "cpu"]
+    arguments = ["table1", *two_epochs, "--seeds", "2", "--seeds-together", "--name", "budget"]
+    assert cli([*arguments, "--max-minutes", "0.00001"]) == 0
+    assert "stopped by --max-minutes with 8 runs unfinished" in capsys.readouterr().out
+    assert cli(arguments) == 0
+    assert "ssad_sac vs ssad" in capsys.readouterr().out

@@ -10,11 +10,15 @@ from sac_minimal.train import Detector, check_runs_can_share_a_loop, fit, fit_ru
 CHANNELS = 16
 
 
-def models_and_batch(model="ssad_sac", runs=3, batch=2, seed=0):
+def small_config(model="ssad_sac", sac_changes=()):
+    return profile("quick", model=model, base_channels=16, main_channels=32, sac_changes=sac_changes)
+
+
+def models_and_batch(model="ssad_sac", runs=3, batch=2, seed=0, sac_changes=()):
     models = []
     for run in range(runs):
         torch.manual_seed(seed + run)
-        models.append(Detector(profile("quick", model=model, base_channels=16, main_channels=32), CHANNELS, CHANNELS))
+        models.append(Detector(small_config(model, sac_changes), CHANNELS, CHANNELS))
     generator = torch.Generator().manual_seed(seed)
     appearance = torch.randn(runs, batch, CHANNELS, 128, generator=generator)
     motion = torch.randn(runs, batch, CHANNELS, 128, generator=generator)
@@ -27,11 +31,11 @@ def objective(raw, sac_losses):
     return value + sac_losses["total"] if sac_losses else value
 
 
-@pytest.mark.parametrize("model", ["ssad", "ssad_sac"])
-def test_grouped_forward_backward_and_adam_equal_separate_models(model):
-    models, appearance, motion = models_and_batch(model)
-    separate = [Detector(profile("quick", model=model, base_channels=16, main_channels=32), CHANNELS, CHANNELS)
-                for _ in models]
+@pytest.mark.parametrize("model, sac_changes", [("ssad", ()), ("ssad_sac", ()),
+                                               ("ssad_sac", (("solver", "entropic"),))])
+def test_grouped_forward_backward_and_adam_equal_separate_models(model, sac_changes):
+    models, appearance, motion = models_and_batch(model, sac_changes=sac_changes)
+    separate = [Detector(small_config(model, sac_changes), CHANNELS, CHANNELS) for _ in models]
     for copy, original in zip(separate, models):
         copy.load_state_dict(original.state_dict())
     group = ModelGroup(models).train()

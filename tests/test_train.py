@@ -96,6 +96,39 @@ def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monke
     assert saved["step"] == 2 and "model" in saved
 
 
+def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(surrogate, tmp_path, monkeypatch):
+    from sac_minimal.train import fit_runs
+
+    config = quick(surrogate, model="ssad", epochs=1)
+    every_step = fit_runs([config], [tmp_path / "every"], sync_every=1)[0]
+    every_third = fit_runs([config], [tmp_path / "third"], sync_every=3)[0]
+    assert without_times(every_third.metrics) == without_times(every_step.metrics)
+    real_loss = train_module.ssad_loss_runs
+    calls = {"count": 0}
+
+    def failing_loss(*args, **kwargs):
+        losses = real_loss(*args, **kwargs)
+        calls["count"] += 1
+        if calls["count"] == 2:
+            losses["classification"] = losses["classification"] * float("inf")
+            losses["total"] = losses["total"] + losses["classification"]
+        return losses
+
+    monkeypatch.setattr(train_module, "ssad_loss_runs", failing_loss)
+    message = r"epoch 1, step 2: classification=inf, total=inf; the model \(weights as before step 3\)"
+    with pytest.raises(FloatingPointError, match=message):
+        fit_runs([config], [tmp_path / "late"], sync_every=3)
+    saved = torch.load(tmp_path / "late" / "nonfinite_state.pt", weights_only=False)
+    assert (saved["step"], saved["weights_before_step"]) == (2, 3)
+
+
+def test_time_budget_stops_at_an_epoch_boundary(surrogate, tmp_path):
+    config = quick(surrogate, model="ssad", epochs=2)
+    assert fit(config, tmp_path / "budget", time_budget_s=1e-3) is None
+    assert torch.load(tmp_path / "budget" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert [row["epoch"] for row in fit(config, tmp_path / "budget").metrics] == [1, 2]
+
+
 def test_t_test_matches_scipy():
     rng = np.random.default_rng(0)
     for sizes in ((6, 6), (3, 5), (10, 4)):
@@ -117,11 +150,11 @@ def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
         run_table1(base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded", shard=shard)
     sharded = merge_grid(tmp_path / "sharded")
     assert sharded["variants"] == whole["variants"] and sharded["t_tests"] == whole["t_tests"]
-    assert set(whole["variants"]) == {"ssad", "ssad_theta", "ssad_sac"} and whole["seeds"] == [0, 1]
+    assert set(whole["variants"]) == {"ssad", "ssad_theta", "ssad_sac", "ssad_sac_light"} and whole["seeds"] == [0, 1]
     provenance = whole["provenance"][0]
     assert {"commit", "dirty", "date", "device", "torch", "cuda", "python"} <= set(provenance)
     assert whole["dataset"]["kind"] == "synthetic" and len(whole["dataset"]["annotation_sha256"]) == 64
-    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 7
+    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 9
     difference = 100 * (whole["variants"]["ssad_sac"]["mean"]["mAP@0.5"] - whole["variants"]["ssad"]["mean"]["mAP@0.5"])
     assert f"ssad_sac vs ssad, mAP@0.5: difference {difference:+.2f}" in format_table(whole)
     with pytest.raises(ValueError, match="incomplete grid"):
@@ -135,4 +168,4 @@ def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
     together = merge_grid(tmp_path / "together")
     assert together["seeds"] == [0, 1] and set(together["variants"]) == set(whole["variants"])
     runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "together" / "runs").glob("*.json"))]
-    assert len(runs) == 6 and all(run["trained_together"] == 2 for run in runs)
+    assert len(runs) == 8 and all(run["trained_together"] == 2 for run in runs)

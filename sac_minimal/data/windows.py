@@ -304,12 +304,24 @@ class ResidentWindows:
     def __init__(self, dataset: WindowDataset, device: torch.device | str):
         if not dataset.in_memory:
             raise ValueError("ResidentWindows needs a WindowDataset built with in_memory=True")
+        self._place(torch.from_numpy(dataset._bank), torch.from_numpy(dataset._rows),
+                    torch.from_numpy(dataset.table.segments), torch.from_numpy(dataset.table.labels),
+                    dataset.feature_format, device)
+
+    @classmethod
+    def from_tensors(cls, bank: torch.Tensor, rows: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor,
+                     feature_format: FeatureFormat, device: torch.device | str) -> ResidentWindows:
+        """From raw tensors: ``bank [N, width]`` feature rows, ``rows [W, T]`` each window's row indices,
+        ``segments [W, S, 2]``, ``labels [W, S]`` (benchmarks, tests)."""
+        resident = cls.__new__(cls)
+        resident._place(bank, rows, segments, labels, feature_format, device)
+        return resident
+
+    def _place(self, bank, rows, segments, labels, feature_format, device) -> None:
         self.device = torch.device(device)
-        self.feature_format = dataset.feature_format
-        self.bank = torch.from_numpy(dataset._bank).to(self.device)
-        self.rows = torch.from_numpy(dataset._rows).to(self.device)
-        self.segments = torch.from_numpy(dataset.table.segments).to(self.device)
-        self.labels = torch.from_numpy(dataset.table.labels).to(self.device)
+        self.feature_format = feature_format
+        self.bank, self.rows = bank.to(self.device), rows.to(self.device)
+        self.segments, self.labels = segments.to(self.device), labels.to(self.device)
 
     def __len__(self) -> int:
         return len(self.rows)
