@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                              help="another batch size; the learning rate is scaled linearly with it")
         command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
                              help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
+        command.add_argument("--compile", action="store_true",
+                             help="torch.compile each training step (CUDA graphs on a GPU); the recipe is unchanged")
         command.add_argument("--max-minutes", type=float, default=None,
                              help="stop at an epoch boundary before this much time is spent; rerun to continue")
 
@@ -168,7 +170,7 @@ def run_training_command(args: argparse.Namespace) -> int:
         config = base.replace(model=args.model, seed=args.seed)
         run_dir = Path(args.run_dir) if args.run_dir else (
             data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
-        result = fit(config, run_dir, verbose=True, time_budget_s=budget)
+        result = fit(config, run_dir, verbose=True, time_budget_s=budget, compiled=args.compile)
         if result is None:
             print(f"stopped by --max-minutes; checkpoint in {run_dir}; run the same command again to continue")
             return 0
@@ -190,7 +192,8 @@ def run_training_command(args: argparse.Namespace) -> int:
     results_dir = Path("results") / name
     paths = run_grid(base, variants, range(args.seeds), results_dir,
                      checkpoints_dir=data_dir() / "cache" / "runs" / name, comparisons=comparisons, shard=args.shard,
-                     verbose=True, seeds_together=args.seeds_together, time_budget_s=budget)
+                     verbose=True, seeds_together=args.seeds_together, time_budget_s=budget,
+                     compiled=args.compile)
     unfinished = [path.stem for path in paths if not path.exists()]
     if unfinished:
         print(f"stopped by --max-minutes with {len(unfinished)} runs unfinished ({', '.join(unfinished)}); "

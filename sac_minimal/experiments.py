@@ -146,7 +146,8 @@ def run_file(results_dir: Path, variant: str, seed: int) -> Path:
 
 def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], results_dir: str | Path, *,
              checkpoints_dir: str | Path, comparisons: Sequence[tuple[str, str]] = (), shard: str | None = None,
-             verbose: bool = False, seeds_together: bool = False, time_budget_s: float | None = None) -> list[Path]:
+             verbose: bool = False, seeds_together: bool = False, time_budget_s: float | None = None,
+             compiled: bool = False) -> list[Path]:
     """Train this shard's cells of the (variant, seed) grid; each finished cell writes its run JSON. Cells whose JSON
     exists are skipped, so an interrupted experiment is resumed by running the same command again. The grid itself
     (variants, seeds, comparisons) is written to ``grid.json`` for :func:`merge_grid`.
@@ -154,7 +155,8 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
     With ``seeds_together`` the unfinished seeds of a variant in this shard train in one loop
     (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
     ``time_budget_s`` the grid stops at an epoch boundary when the budget would be exceeded (checkpoints kept; the
-    same call later resumes). Returns this shard's run files; those not yet written are unfinished cells."""
+    same call later resumes). ``compiled`` compiles each training step (:func:`~sac_minimal.train.fit_runs`).
+    Returns this shard's run files; those not yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +176,7 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
         remaining = None if time_budget_s is None else time_budget_s - (time.perf_counter() - started)
         if remaining is not None and remaining <= 0:
             break
-        results = fit_runs(configs, run_dirs, verbose=verbose, time_budget_s=remaining)
+        results = fit_runs(configs, run_dirs, verbose=verbose, time_budget_s=remaining, compiled=compiled)
         if results is None:
             break
         for (variant, seed), result in zip(batch, results):

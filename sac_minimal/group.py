@@ -41,9 +41,18 @@ class ModelGroup:
             return
         self.parameters_by_name, self.buffers_by_name = stack_module_state(list(models))
         self.stateless = copy.deepcopy(self.template).to("meta")  # structure only; weights come from the stacks
-        for module in self.stateless.modules():
-            if hasattr(module, "allow_host_sync"):
-                module.allow_host_sync = False  # data-dependent branches cannot run under vmap; fit checks the data
+        self._set_host_sync(self.stateless, False)  # data-dependent branches cannot run under vmap
+
+    @staticmethod
+    def _set_host_sync(module: nn.Module, allowed: bool) -> None:
+        for submodule in module.modules():
+            if hasattr(submodule, "allow_host_sync"):
+                submodule.allow_host_sync = allowed
+
+    def disable_host_sync(self) -> None:
+        """Turn off every step that makes the host read a device value (input checks, early stops), for compiled
+        or graph-captured training; the caller checks its data once instead."""
+        self._set_host_sync(self.template, False)
 
     def parameters(self) -> list[torch.Tensor]:
         """The trainable tensors, in ``named_parameters`` order (stacked ``[R, ...]`` when R > 1)."""

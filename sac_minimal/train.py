@@ -153,7 +153,8 @@ def _loss_terms(losses: dict, sac_losses: dict) -> dict:
 
 
 def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, verbose: bool = False,
-        epoch_budget: int | None = None, time_budget_s: float | None = None) -> RunResult | None:
+        epoch_budget: int | None = None, time_budget_s: float | None = None,
+        compiled: bool = False) -> RunResult | None:
     """Train one model for one seed and evaluate it after the last epoch.
 
     Args:
@@ -166,12 +167,13 @@ def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = Non
             (a later call resumes it), for time-limited or preemptible machines.
         time_budget_s: likewise, stop after the epoch whose successor would end past this many seconds of this
             call (judged by the last epoch's duration); the evaluation after the last epoch is not counted.
+        compiled: ``torch.compile`` the training step's forward and loss (see :func:`fit_runs`).
 
     Returns:
         The :class:`RunResult` (also written to ``run_dir/result.json``), or ``None`` when stopped by the budget.
     """
     results = fit_runs([config], [run_dir], progress=progress, verbose=verbose, epoch_budget=epoch_budget,
-                       time_budget_s=time_budget_s)
+                       time_budget_s=time_budget_s, compiled=compiled)
     return None if results is None else results[0]
 
 
@@ -207,7 +209,7 @@ def _resume_states(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], dev
 
 def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
              verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
-             sync_every: int | None = None) -> list[RunResult] | None:
+             sync_every: int | None = None, compiled: bool = False) -> list[RunResult] | None:
     """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
     batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
     random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
@@ -215,7 +217,9 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
 
     Arguments as :func:`fit`, one ``run_dir`` per config, and ``sync_every``: steps between the host's reads of the
     loss values (the NaN/Inf check and the metrics); default 1 on CPU, where reading costs nothing, and 25 on CUDA,
-    where each read makes the host wait for the GPU. Returns the R results, or ``None`` when stopped by a budget.
+    where each read makes the host wait for the GPU; and ``compiled``: ``torch.compile`` the forward and loss (on
+    CUDA with CUDA graphs), which changes nothing but speed and rounding and is recorded in the results. Returns the
+    R results, or ``None`` when stopped by a budget.
     """
     check_runs_can_share_a_loop(configs)
     if len(run_dirs) != len(configs):
@@ -244,7 +248,20 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
         torch.manual_seed(run_config.seed)
         models.append(Detector(run_config, channels, channels).to(device))
     group = ModelGroup(models)
-    optimizer = torch.optim.Adam(group.parameters(), lr=config.learning_rate)
+    # fused: one kernel for all parameters on CUDA (the same Adam; only rounding differs from the loop version)
+    optimizer = torch.optim.Adam(group.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
+
+    def step_losses(appearance, motion, segments, labels, priority):
+        """Forward and loss of one step for all runs: ``(total [R], named terms of [R])``."""
+        raw, sac_losses = group(appearance, motion)
+        losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=config.matching,
+                                negative_ratio=config.negative_ratio)
+        total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
+        return total, {**_loss_terms(losses, sac_losses), "total": total}
+
+    if compiled:  # one optimised graph for forward and loss; on CUDA replayed as a CUDA graph (reduce-overhead)
+        group.disable_host_sync()
+        step_losses = torch.compile(step_losses, mode="reduce-overhead" if device.type == "cuda" else "default")
     histories, first_epoch = [[] for _ in configs], 1
     states = _resume_states(configs, run_dirs, device)
     if states is not None:
@@ -274,11 +291,8 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
             indices = orders[:, start:start + config.batch_size]  # [R, b]
             appearance, motion, segments, labels = (
                 tensor.unflatten(0, indices.shape) for tensor in resident.batch(indices.flatten()))
-            raw, sac_losses = group(appearance, motion)
-            losses = ssad_loss_runs(raw, segments, labels, anchors, priorities[:, start:start + config.batch_size],
-                                    matching=config.matching, negative_ratio=config.negative_ratio)
-            total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]  # [R]
-            terms = {**_loss_terms(losses, sac_losses), "total": total}
+            total, terms = step_losses(appearance, motion, segments, labels,
+                                       priorities[:, start:start + config.batch_size])  # total: [R]
             pending.append((step, indices, torch.stack([value.detach().float() for value in terms.values()])))
             if len(pending) == sync_every or start + config.batch_size >= orders.shape[1]:
                 # One device-to-host transfer for all terms of all runs of the pending steps: [steps, terms, R].
@@ -327,7 +341,8 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
                            average_precision=[[None if np.isnan(value) else float(value) for value in row]
                                               for row in evaluation.average_precision],
                            dataset=dataset, seconds=time.perf_counter() - started, device=_device_name(device),
-                           extra={"trained_together": len(configs)} if len(configs) > 1 else {})
+                           extra={**({"trained_together": len(configs)} if len(configs) > 1 else {}),
+                                  **({"compiled": True} if compiled else {})})
         (run_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=1))
         results.append(result)
     return results

@@ -129,6 +129,16 @@ def test_time_budget_stops_at_an_epoch_boundary(surrogate, tmp_path):
     assert [row["epoch"] for row in fit(config, tmp_path / "budget").metrics] == [1, 2]
 
 
+def test_compiled_step_trains_like_the_eager_step(surrogate, tmp_path):
+    config = quick(surrogate, model="ssad", epochs=1)
+    eager = fit(config, tmp_path / "eager")
+    compiled = fit(config, tmp_path / "compiled", compiled=True)
+    assert compiled.extra["compiled"] is True and "compiled" not in eager.extra
+    for key in ("classification", "overlap", "localisation", "total"):
+        assert compiled.metrics[0][key] == pytest.approx(eager.metrics[0][key], rel=1e-4)
+    assert compiled.evaluation["Avg 0.1:0.7"] == pytest.approx(eager.evaluation["Avg 0.1:0.7"], abs=0.01)
+
+
 def test_t_test_matches_scipy():
     rng = np.random.default_rng(0)
     for sizes in ((6, 6), (3, 5), (10, 4)):
