@@ -77,7 +77,8 @@ def test_resume_after_interrupt_gives_identical_results(surrogate, tmp_path):
         fit(config.replace(seed=9), tmp_path / "interrupted")
 
 
-def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monkeypatch):
+def break_loss_at_step_2(monkeypatch, term: str, value: float) -> None:
+    """Make the training loop's loss term ``term`` (and so the total) non-finite at its second step."""
     real_loss = train_module.ssad_loss_runs
     calls = {"count": 0}
 
@@ -85,11 +86,15 @@ def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monke
         losses = real_loss(*args, **kwargs)
         calls["count"] += 1
         if calls["count"] == 2:
-            losses["overlap"] = losses["overlap"] * float("nan")
-            losses["total"] = losses["total"] + losses["overlap"]
+            losses[term] = losses[term] * value
+            losses["total"] = losses["total"] + losses[term]
         return losses
 
     monkeypatch.setattr(train_module, "ssad_loss_runs", failing_loss)
+
+
+def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monkeypatch):
+    break_loss_at_step_2(monkeypatch, "overlap", float("nan"))
     with pytest.raises(FloatingPointError, match=r"epoch 1, step 2: overlap=nan, total=nan"):
         fit(quick(surrogate, model="ssad", epochs=1), tmp_path / "nan")
     saved = torch.load(tmp_path / "nan" / "nonfinite_state.pt", weights_only=False)
@@ -103,18 +108,7 @@ def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(sur
     every_step = fit_runs([config], [tmp_path / "every"], sync_every=1)[0]
     every_third = fit_runs([config], [tmp_path / "third"], sync_every=3)[0]
     assert without_times(every_third.metrics) == without_times(every_step.metrics)
-    real_loss = train_module.ssad_loss_runs
-    calls = {"count": 0}
-
-    def failing_loss(*args, **kwargs):
-        losses = real_loss(*args, **kwargs)
-        calls["count"] += 1
-        if calls["count"] == 2:
-            losses["classification"] = losses["classification"] * float("inf")
-            losses["total"] = losses["total"] + losses["classification"]
-        return losses
-
-    monkeypatch.setattr(train_module, "ssad_loss_runs", failing_loss)
+    break_loss_at_step_2(monkeypatch, "classification", float("inf"))
     message = r"epoch 1, step 2: classification=inf, total=inf; the model \(weights as before step 3\)"
     with pytest.raises(FloatingPointError, match=message):
         fit_runs([config], [tmp_path / "late"], sync_every=3)
