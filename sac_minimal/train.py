@@ -3,9 +3,10 @@
 The loop is plain PyTorch, one explicit step at a time::
 
     for epoch in 1..E:                      lr from the schedule (x 0.1 after the decay epochs)
-        for batch in shuffled windows:      order from a generator seeded by (seed, epoch)
+        draw the epoch's batch order and random-negative priorities (generators seeded by (seed, epoch))
+        for batch in shuffled windows:
             raw, sac_losses = model(appearance, motion)
-            loss = ssad_loss(raw, ...)["total"] + sac_losses["total"]     (Eq. 6 + SSAD's three terms)
+            loss = ssad_loss_runs(raw, ...)["total"] + sac_losses["total"]     (Eq. 6 + SSAD's three terms)
             loss.backward(); optimizer.step()
         append a row to metrics.csv; save checkpoint.pt
     evaluate on the test windows -> detections -> mAP (sac_minimal.evaluation)
