@@ -243,9 +243,8 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
     rates are run-steps per second (``runs`` / seconds per grouped step), comparable with ``runs`` = 1."""
     from sac_minimal.anchors import default_anchors
     from sac_minimal.config import profile
-    from sac_minimal.detection import ssad_loss_runs
     from sac_minimal.group import ModelGroup
-    from sac_minimal.train import Detector, choose_device
+    from sac_minimal.train import Detector, choose_device, training_losses
 
     target = choose_device(device)
     generator = torch.Generator().manual_seed(0)
@@ -266,12 +265,9 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
         optimizer = torch.optim.Adam(group.parameters(), lr=1e-4)
 
         def step():
-            raw, sac_losses = group(*inputs)
-            loss = ssad_loss_runs(raw, segments, labels, anchors, priority)["total"]
-            if sac_losses:
-                loss = loss + sac_losses["total"]
+            total, _ = training_losses(group, *inputs, segments, labels, priority, anchors)
             optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            total.sum().backward()
             optimizer.step()
             if target.type == "cuda":
                 torch.cuda.synchronize()

@@ -153,6 +153,24 @@ def _loss_terms(losses: dict, sac_losses: dict) -> dict:
     return terms
 
 
+def training_losses(group: ModelGroup, appearance, motion, segments, labels, priority, anchors, *,
+                    matching: str = "decoded", negative_ratio: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Forward and loss of one training step for the R runs of a group: Eq. (6), SSAD's three terms plus SAC's.
+
+    Args:
+        appearance, motion: ``[R, B, D, T]``; segments ``[R, B, S, 2]``; labels ``[R, B, S]``; priority
+            ``[R, B, A]`` (random negatives, :func:`~sac_minimal.detection.select_negatives`).
+
+    Returns:
+        ``(total [R], {term: [R]})`` with the terms of :data:`LOSS_COLUMNS` that the model has.
+    """
+    raw, sac_losses = group(appearance, motion)
+    losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=matching,
+                            negative_ratio=negative_ratio)
+    total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
+    return total, {**_loss_terms(losses, sac_losses), "total": total}
+
+
 def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, verbose: bool = False,
         epoch_budget: int | None = None, time_budget_s: float | None = None,
         compiled: bool = False) -> RunResult | None:
@@ -253,12 +271,8 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
     optimizer = torch.optim.Adam(group.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
 
     def step_losses(appearance, motion, segments, labels, priority):
-        """Forward and loss of one step for all runs: ``(total [R], named terms of [R])``."""
-        raw, sac_losses = group(appearance, motion)
-        losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=config.matching,
-                                negative_ratio=config.negative_ratio)
-        total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
-        return total, {**_loss_terms(losses, sac_losses), "total": total}
+        return training_losses(group, appearance, motion, segments, labels, priority, anchors,
+                               matching=config.matching, negative_ratio=config.negative_ratio)
 
     if compiled:  # one optimised graph for forward and loss; on CUDA replayed as a CUDA graph (reduce-overhead)
         group.disable_host_sync()
