@@ -1,199 +1,172 @@
 """Command line: ``python -m sac_minimal <command>``.
 
 Commands:
-    bench ot    time the transport solvers against POT (see sac_minimal.bench).
-    bench sac   time SAC's forward + backward, its OT loss, and the SSAD host.
+    bench ot         time the transport solvers against POT (see sac_minimal.bench).
+    bench sac        time SAC's forward + backward, its OT loss, and the SSAD host.
     bench detection  time post-processing and evaluation at THUMOS14's test-split size.
     bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead
                      (``--runs R``: R runs at once; ``--phases``: where one SSAD+SAC step spends its time).
-    train       train one model for one seed (``--model ssad|ssad_theta|ssad_sac --profile quick|full``).
-    table1      the Table I grid: models x seeds, t-tests, results with provenance (``--shard i/n``).
-    ablate      an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
-    merge       join the run files of a (sharded) table1 into table1.json / table1.csv.
-    data check  validate a dataset folder (annotations + features) and print a summary.
-    data synth  write the synthetic surrogate (``--size quick|full``) in the ActionFormer layout.
+    train            train one model for one seed (``--model ssad|ssad_theta|ssad_sac|oracle``).
+    table1           the Table I grid: models x seeds, paired and Student's t-tests, results with provenance.
+    ablate           an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
+    merge            join the run files of a (sharded) grid into table.json / table.csv.
+    verify           re-run part of a recorded grid and compare it with the record.
+    data check       validate a dataset folder (annotations + features) and print a summary.
+    data synth       write the synthetic surrogate (``--size quick|full``, ``--version 1|2``).
+
+Every command's handler is a function below (``handle_<command>``) with what it does in its docstring.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
 
 import torch
 
 SEEDS_TOGETHER_HELP = "train each model's seeds in one batched loop (sac_minimal.group; for GPUs)"
+MAX_SEED = 2**32 - 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    from sac_minimal.config import SAC_PRESETS
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
-    parser = argparse.ArgumentParser(prog="python -m sac_minimal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    bench = commands.add_parser("bench", help="benchmarks")
-    bench_targets = bench.add_subparsers(dest="target", required=True)
-    bench_ot = bench_targets.add_parser("ot", help="transport solvers vs POT")
-    bench_ot.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
-    bench_ot.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
-    bench_ot.add_argument("--repeats", type=int, default=5)
-    bench_ot.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    bench_sac = bench_targets.add_parser("sac", help="SAC and its OT loss vs an SSAD-sized host")
-    bench_sac.add_argument("--batches", type=int, nargs="+", default=[4, 16, 64])
-    bench_sac.add_argument("--repeats", type=int, default=3)
-    bench_detection = bench_targets.add_parser("detection", help="post-processing and evaluation speed")
-    bench_detection.add_argument("--repeats", type=int, default=3)
-    bench_train = bench_targets.add_parser("train", help="training steps per second")
-    bench_train.add_argument("--batch", type=int, default=4)
-    bench_train.add_argument("--repeats", type=int, default=10)
-    bench_train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    bench_train.add_argument("--runs", type=int, default=1, help="runs trained at once (sac_minimal.group)")
-    bench_train.add_argument("--phases", action="store_true",
-                             help="instead: where one SSAD+SAC step spends its time (data, SAC, transport, SSAD, ...)")
-    bench_train.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official",
-                             help="SAC preset for --phases")
 
-    def add_run_arguments(command):
-        command.add_argument("--profile", choices=["quick", "full"], default="quick")
-        command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
-        command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.config)")
-        command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        command.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
-        command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")
-        command.add_argument("--batch-size", type=int, default=None,
-                             help="another batch size; the learning rate is scaled linearly with it")
-        command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
-                             help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
-        command.add_argument("--compile", action="store_true",
-                             help="torch.compile each training step (CUDA graphs on a GPU); the recipe is unchanged")
-        command.add_argument("--max-minutes", type=float, default=None,
-                             help="stop at an epoch boundary before this much time is spent; rerun to continue")
+def seed_value(text: str) -> int:
+    """An argparse type: a seed, a whole number in [0, 2^32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in [0, {MAX_SEED}], got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in [0, {MAX_SEED}], got {value}")
+    return value
 
-    train = commands.add_parser("train", help="train one model for one seed")
-    add_run_arguments(train)
-    train.add_argument("--model", choices=["ssad", "ssad_theta", "ssad_sac"], default="ssad_sac")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--run-dir", default=None, help="checkpoints and metrics (default data/cache/runs/...)")
-    table1 = commands.add_parser("table1", help="models x seeds, t-tests, results with provenance")
-    add_run_arguments(table1)
-    table1.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1")
-    table1.add_argument("--name", default=None, help="results/<name> (default table1_<profile>)")
-    table1.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
-    table1.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
-    ablate = commands.add_parser("ablate", help="ablation grids (Tables V-VII, sweeps) and the cost table (VIII)")
-    add_run_arguments(ablate)
-    ablate.add_argument("name", help="attention | components | alternatives | variants | sweep_eta | sweep_k | "
-                                     "sweep_lambda_s | sweep_lambda_f | cost")
-    ablate.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
-    ablate.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
-    ablate.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
-    merge = commands.add_parser("merge", help="join the run files of a table1 or ablation")
-    merge.add_argument("results_dir")
 
-    data = commands.add_parser("data", help="datasets")
-    data_targets = data.add_subparsers(dest="target", required=True)
-    data_check = data_targets.add_parser("check", help="validate a dataset folder")
-    data_check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
-    data_check.add_argument("--width", type=int, default=None,
-                            help="feature width (default: feature_format.json in the folder, else 2048)")
-    data_check.add_argument("--channel-order", choices=["rgb_flow", "flow_rgb"], default=None,
-                            help="which half of a feature row is RGB (default: feature_format.json, else rgb_flow)")
-    data_check.add_argument("--keep-all", action="store_true", help="do not exclude the commonly dropped videos")
-    data_synth = data_targets.add_parser("synth", help="write the synthetic surrogate")
-    data_synth.add_argument("--root", required=True)
-    data_synth.add_argument("--size", choices=["quick", "full"], default="quick")
-    data_synth.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+def positive_minutes(text: str) -> float:
+    """An argparse type: a positive, finite number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of minutes, got {text}")
+    return value
 
-    if args.command == "data":
-        return run_data_command(args)
-    if args.command in ("train", "table1", "merge", "ablate"):
-        return run_training_command(args)
-    if args.command == "bench" and args.target == "train":
-        from sac_minimal.bench import bench_train, format_train_table
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        if args.phases:
-            from sac_minimal.bench import bench_step_phases, format_step_phases
+def banner() -> None:
+    """One line saying what this process runs on."""
+    device = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads")
 
-            print(format_step_phases(bench_step_phases(batch=args.batch, repeats=args.repeats, device=args.device,
-                                                       preset=args.sac_preset)))
-            return 0
-        print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device,
-                                                    runs=args.runs)))
 
-    if args.command == "bench" and args.target == "ot":
-        from sac_minimal.bench import bench_ot as run_bench_ot
-        from sac_minimal.bench import format_ot_table
+# ---------------------------------------------------------------------------------------------------- handlers
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        print(format_ot_table(run_bench_ot(args.batches, args.lengths, repeats=args.repeats)))
-    if args.command == "bench" and args.target == "sac":
-        from sac_minimal.bench import bench_sac as run_bench_sac
-        from sac_minimal.bench import format_sac_table
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        print(format_sac_table(run_bench_sac(args.batches, repeats=args.repeats)))
-    if args.command == "bench" and args.target == "detection":
-        from sac_minimal.bench import bench_detection as run_bench_detection
-        from sac_minimal.bench import format_detection_table
+def handle_bench_ot(args: argparse.Namespace) -> int:
+    """Batched transport solvers against POT on SAC-shaped problems."""
+    from sac_minimal.bench import bench_ot, format_ot_table
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        print(format_detection_table(run_bench_detection(repeats=args.repeats)))
+    print(format_ot_table(bench_ot(args.batches, args.lengths, repeats=args.repeats)))
     return 0
 
 
-def run_training_command(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def handle_bench_sac(args: argparse.Namespace) -> int:
+    """SAC and its OT loss (forward + backward) against an SSAD-sized host."""
+    from sac_minimal.bench import bench_sac, format_sac_table
 
+    print(format_sac_table(bench_sac(args.batches, repeats=args.repeats)))
+    return 0
+
+
+def handle_bench_detection(args: argparse.Namespace) -> int:
+    """Post-processing and evaluation at THUMOS14's test-split size."""
+    from sac_minimal.bench import bench_detection, format_detection_table
+
+    print(format_detection_table(bench_detection(repeats=args.repeats)))
+    return 0
+
+
+def handle_bench_train(args: argparse.Namespace) -> int:
+    """Training steps per second per model, or (``--phases``) where one SSAD+SAC step spends its time."""
+    from sac_minimal.bench import bench_step_phases, bench_train, format_step_phases, format_train_table
+
+    if args.phases:
+        print(format_step_phases(bench_step_phases(batch=args.batch, repeats=args.repeats, device=args.device,
+                                                   preset=args.sac_preset)))
+    else:
+        print(format_train_table(bench_train(batch=args.batch, repeats=args.repeats, device=args.device,
+                                             runs=args.runs)))
+    return 0
+
+
+def base_config(args: argparse.Namespace):
+    """The profile with the command line's changes applied."""
     from sac_minimal.config import profile
-    from sac_minimal.data.locate import data_dir
-    from sac_minimal.experiments import format_table, merge_grid
 
-    if args.command == "merge":
-        print(format_table(merge_grid(args.results_dir)))
-        return 0
-    changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data}
+    changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data,
+               "data_version": args.data_version}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.solver is not None:
         changes["sac_changes"] = (("solver", args.solver),)
-    base = profile(args.profile, **changes)
-    budget = None if args.max_minutes is None else 60 * args.max_minutes
-    if args.batch_size is not None:
-        base = base.with_batch_size(args.batch_size)
-    if args.command == "train":
-        from sac_minimal.train import fit
+    config = profile(args.profile, **changes)
+    return config if args.batch_size is None else config.with_batch_size(args.batch_size)
 
-        config = base.replace(model=args.model, seed=args.seed)
-        run_dir = Path(args.run_dir) if args.run_dir else (
-            data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
-        result = fit(config, run_dir, verbose=True, time_budget_s=budget, compiled=args.compile)
-        if result is None:
-            print(f"stopped by --max-minutes; checkpoint in {run_dir}; run the same command again to continue")
-            return 0
-        print(json.dumps(result.evaluation, indent=1))
-        print(f"metrics, checkpoint and result in {run_dir}")
+
+def _budget(args: argparse.Namespace) -> float | None:
+    return None if args.max_minutes is None else 60 * args.max_minutes
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    """Train one model for one seed; checkpoints, metrics and the result go to ``--run-dir``."""
+    from sac_minimal.data.locate import data_dir
+    from sac_minimal.train import fit
+
+    config = base_config(args).replace(model=args.model, seed=args.seed)
+    run_dir = Path(args.run_dir) if args.run_dir else (
+        data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
+    result = fit(config, run_dir, verbose=True, time_budget_s=_budget(args), compiled=args.compile)
+    if result is None:
+        print(f"stopped by --max-minutes; checkpoint in {run_dir}; run the same command again to continue")
         return 0
-    if args.command == "ablate" and args.name == "cost":
-        return print_cost_table()
-    from sac_minimal.experiments import TABLE1, TABLE1_COMPARISONS, run_grid
+    print(json.dumps(result.evaluation, indent=1))
+    print(f"metrics, checkpoint and result in {run_dir}")
+    return 0
 
-    if args.command == "ablate":
-        from sac_minimal.ablations import EXPERIMENTS, variants_of
 
-        name = f"ablation_{args.name}_{args.profile}"
-        variants, comparisons = variants_of(args.name), EXPERIMENTS[args.name].comparisons
-    else:
-        name = args.name or f"table1_{args.profile}"
-        variants, comparisons = TABLE1, TABLE1_COMPARISONS
-    results_dir = Path("results") / name
-    paths = run_grid(base, variants, range(args.seeds), results_dir,
-                     checkpoints_dir=data_dir() / "cache" / "runs" / name, comparisons=comparisons, shard=args.shard,
-                     verbose=True, seeds_together=args.seeds_together, time_budget_s=budget,
-                     compiled=args.compile)
+def record_name(prefix: str, args: argparse.Namespace, config) -> str:
+    """``results/<name>``: the experiment, the profile and the data (surrogate version or real THUMOS14)."""
+    from sac_minimal.train import resolve_data_root
+
+    if args.name:
+        return args.name
+    kind = resolve_data_root(config)[1]
+    data = f"v{config.data_version}" if kind == "synthetic" else kind
+    return f"{prefix}_{args.profile}_{data}"
+
+
+def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Namespace) -> int:
+    """Train a named experiment's grid into ``results/<name>``, then merge and print it (or say what is left)."""
+    from sac_minimal.data.locate import data_dir
+    from sac_minimal.experiments import format_table, merge_grid, run_experiment
+    from sac_minimal.variants import experiment
+
+    base = base_config(args)
+    results_dir = Path("results") / record_name(prefix, args, base)
+    paths = run_experiment(experiment(experiment_name), base, range(args.seeds), results_dir,
+                           checkpoints_dir=data_dir() / "cache" / "runs", shard=args.shard, verbose=True,
+                           seeds_together=args.seeds_together, time_budget_s=_budget(args), compiled=args.compile)
     unfinished = [path.stem for path in paths if not path.exists()]
     if unfinished:
         print(f"stopped by --max-minutes with {len(unfinished)} runs unfinished ({', '.join(unfinished)}); "
@@ -205,12 +178,41 @@ def run_training_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def handle_table1(args: argparse.Namespace) -> int:
+    """Table I: SSAD, SSAD+Θ, the oracle and the SAC variants over seeds 0..N-1, recorded in ``results/``."""
+    return run_named_experiment("table1", "table1", args)
+
+
+def handle_ablate(args: argparse.Namespace) -> int:
+    """An ablation grid recorded in ``results/ablation_<name>_...``, or (``cost``) Table VIII's counts."""
+    if args.experiment == "cost":
+        return print_cost_table()
+    return run_named_experiment(args.experiment, f"ablation_{args.experiment}", args)
+
+
+def handle_merge(args: argparse.Namespace) -> int:
+    """Join the run files of a grid's shards into table.json and table.csv."""
+    from sac_minimal.experiments import format_table, merge_grid
+
+    print(format_table(merge_grid(args.results_dir)))
+    return 0
+
+
+def handle_verify(args: argparse.Namespace) -> int:
+    """Re-run part of a recorded grid with its recorded configs and compare with the record (exit 1 on failure)."""
+    from sac_minimal.records import format_verification, parse_checks, record_status, verify_record
+
+    print(record_status(args.results_dir).format())
+    report = verify_record(args.results_dir, parse_checks(args.checks))
+    print(format_verification(report))
+    return 0 if all(row.passed for row in report) else 1
+
+
 def print_cost_table() -> int:
     """Table VIII at the official widths, beside the paper's figures; also written to results/ablation_cost.json."""
-    from pathlib import Path
-
     from sac_minimal.ablations import PAPER_COST, cost_table
-    from sac_minimal.experiments import provenance
+    from sac_minimal.files import write_json_atomic
+    from sac_minimal.provenance import provenance
 
     rows = cost_table()
     for row in rows:
@@ -221,34 +223,155 @@ def print_cost_table() -> int:
                                              for model, (params, flops) in PAPER_COST.items())
           + f"; SAC adds +{PAPER_COST['SSAD+SAC'][0] - PAPER_COST['SSAD'][0]:.2f} M, "
             f"+{PAPER_COST['SSAD+SAC'][1] - PAPER_COST['SSAD'][1]:.2f} GFLOPs")
-    Path("results").mkdir(exist_ok=True)
-    Path("results/ablation_cost.json").write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
+    write_json_atomic(Path("results/ablation_cost.json"), {"rows": rows, "provenance": provenance()})
     return 0
 
 
-def run_data_command(args: argparse.Namespace) -> int:
-    import dataclasses
+def handle_data_synth(args: argparse.Namespace) -> int:
+    """Write the surrogate into an empty folder (or over a surrogate of the same generator version)."""
+    from sac_minimal.data.synthetic import write_synthetic_thumos
 
-    from sac_minimal.data.thumos14 import DEFAULT_EXCLUDED_VIDEOS, FeatureFormat
+    metadata = write_synthetic_thumos(args.root, size=args.size, seed=args.seed, version=args.version)
+    print(f"wrote the {args.size} synthetic surrogate v{args.version} (seed {args.seed}) to {args.root} "
+          f"in {metadata['seconds_to_generate']} s")
+    return 0
 
-    if args.target == "synth":
-        from sac_minimal.data.synthetic import write_synthetic_thumos
 
-        metadata = write_synthetic_thumos(args.root, size=args.size, seed=args.seed)
-        print(f"wrote the {args.size} synthetic surrogate (seed {args.seed}) to {args.root} "
-              f"in {metadata['seconds_to_generate']} s")
-        return 0
+def handle_data_check(args: argparse.Namespace) -> int:
+    """Validate a dataset folder and print what was found (exit 1 on problems)."""
     from sac_minimal.data.check import check_dataset
+    from sac_minimal.data.thumos14 import DEFAULT_EXCLUDED_VIDEOS
 
-    feature_format = FeatureFormat.from_root(args.root)
-    overrides = {key: value for key, value in (("width", args.width), ("channel_order", args.channel_order))
-                 if value is not None}
-    feature_format = dataclasses.replace(feature_format, **overrides)
     exclude = () if args.keep_all else DEFAULT_EXCLUDED_VIDEOS
     print(f"excluding: {', '.join(exclude) if exclude else 'nothing'}")
-    report = check_dataset(args.root, feature_format=feature_format, exclude=exclude)
+    report = check_dataset(args.root, width=args.width, channel_order=args.channel_order, exclude=exclude)
     print(report.format())
     return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------------------------------------------- parser
+
+
+def add_run_arguments(command: argparse.ArgumentParser) -> None:
+    """The options shared by ``train``, ``table1`` and ``ablate``."""
+    from sac_minimal.config import SAC_PRESETS
+    from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+
+    command.add_argument("--profile", choices=["quick", "full"], default="quick")
+    command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
+    command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.config)")
+    command.add_argument("--data-version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION,
+                         help="surrogate generator version when no real data is used (1 is the null control)")
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
+    command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")
+    command.add_argument("--batch-size", type=positive_int, default=None,
+                         help="another batch size; the learning rate is scaled linearly with it")
+    command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
+                         help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
+    command.add_argument("--compile", action="store_true",
+                         help="torch.compile each training step (CUDA graphs on a GPU); the recipe is unchanged")
+    command.add_argument("--max-minutes", type=positive_minutes, default=None,
+                         help="stop at an epoch boundary before this much time is spent; rerun to continue")
+
+
+def add_grid_arguments(command: argparse.ArgumentParser, default_seeds: int) -> None:
+    command.add_argument("--seeds", type=positive_int, default=default_seeds, help="seeds 0..N-1")
+    command.add_argument("--name", default=None, help="results/<name> (default <experiment>_<profile>_<data>)")
+    command.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
+    command.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
+
+
+def add_bench_commands(commands) -> None:
+    from sac_minimal.config import SAC_PRESETS
+
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="target", required=True)
+    ot = bench.add_parser("ot", help="transport solvers vs POT")
+    ot.add_argument("--batches", type=positive_int, nargs="+", default=[64, 256, 1024])
+    ot.add_argument("--lengths", type=positive_int, nargs="+", default=[128, 512, 2048])
+    ot.add_argument("--repeats", type=positive_int, default=5)
+    ot.set_defaults(handler=handle_bench_ot)
+    sac = bench.add_parser("sac", help="SAC and its OT loss vs an SSAD-sized host")
+    sac.add_argument("--batches", type=positive_int, nargs="+", default=[4, 16, 64])
+    sac.add_argument("--repeats", type=positive_int, default=3)
+    sac.set_defaults(handler=handle_bench_sac)
+    detection = bench.add_parser("detection", help="post-processing and evaluation speed")
+    detection.add_argument("--repeats", type=positive_int, default=3)
+    detection.set_defaults(handler=handle_bench_detection)
+    train = bench.add_parser("train", help="training steps per second")
+    train.add_argument("--batch", type=positive_int, default=4)
+    train.add_argument("--repeats", type=positive_int, default=10)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--runs", type=positive_int, default=1, help="runs trained at once (sac_minimal.group)")
+    train.add_argument("--phases", action="store_true",
+                       help="instead: where one SSAD+SAC step spends its time (data, SAC, transport, SSAD, ...)")
+    train.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official", help="SAC preset for --phases")
+    train.set_defaults(handler=handle_bench_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sac_minimal.config import MODELS
+    from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+    from sac_minimal.variants import EXPERIMENTS
+
+    parser = argparse.ArgumentParser(prog="python -m sac_minimal", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default 1: CPU runs are then bit-identical on any core count, "
+                             "and results recorded in results/ can be re-verified)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_bench_commands(commands)
+    train = commands.add_parser("train", help="train one model for one seed")
+    add_run_arguments(train)
+    train.add_argument("--model", choices=list(MODELS), default="ssad_sac")
+    train.add_argument("--seed", type=seed_value, default=0)
+    train.add_argument("--run-dir", default=None, help="checkpoints and metrics (default data/cache/runs/...)")
+    train.set_defaults(handler=handle_train)
+    table1 = commands.add_parser("table1", help="models x seeds, t-tests, results with provenance")
+    add_run_arguments(table1)
+    add_grid_arguments(table1, default_seeds=10)
+    table1.set_defaults(handler=handle_table1)
+    ablate = commands.add_parser("ablate", help="ablation grids (Tables V-VII, sweeps) and the cost table (VIII)")
+    add_run_arguments(ablate)
+    ablate.add_argument("experiment", choices=sorted(set(EXPERIMENTS) - {"table1"}) + ["cost"])
+    add_grid_arguments(ablate, default_seeds=10)
+    ablate.set_defaults(handler=handle_ablate)
+    merge = commands.add_parser("merge", help="join the run files of a grid")
+    merge.add_argument("results_dir")
+    merge.set_defaults(handler=handle_merge)
+    verify = commands.add_parser("verify", help="re-run part of a recorded grid and compare with the record")
+    verify.add_argument("results_dir")
+    verify.add_argument("checks", nargs="*", default=["ssad:0:1"],
+                        help="variant:seed:epochs (epochs 'all' for the whole run and its mAP); default ssad:0:1")
+    verify.set_defaults(handler=handle_verify)
+
+    data = commands.add_parser("data", help="datasets").add_subparsers(dest="target", required=True)
+    check = data.add_parser("check", help="validate a dataset folder")
+    check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
+    check.add_argument("--width", type=positive_int, default=None,
+                       help="feature width (default: feature_format.json in the folder, else 2048)")
+    check.add_argument("--channel-order", choices=["rgb_flow", "flow_rgb"], default=None,
+                       help="which half of a feature row is RGB (default: feature_format.json, else rgb_flow)")
+    check.add_argument("--keep-all", action="store_true", help="do not exclude the commonly dropped videos")
+    check.set_defaults(handler=handle_data_check)
+    synth = data.add_parser("synth", help="write the synthetic surrogate")
+    synth.add_argument("--root", required=True)
+    synth.add_argument("--size", choices=["quick", "full"], default="quick")
+    synth.add_argument("--seed", type=seed_value, default=0)
+    synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
+    synth.set_defaults(handler=handle_data_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    banner()
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ The model is one of:
 * ``ssad``: SSAD on the concatenated appearance and motion features;
 * ``ssad_theta``: SSAD on Θ-projected features with no attention (the capacity-matched baseline the paper skips:
   SSAD+SAC also gains Θ's parameters);
-* ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official``, ``paper`` or ``light``).
+* ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official``, ``paper`` or ``light``);
+* ``oracle``: SSAD on features gated by the surrogate's true per-step reliabilities
+  (:func:`sac_minimal.data.synthetic.oracle_gates`), no learned attention: what a composed attention that knew the
+  answer would gain. Only on the synthetic surrogate.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
 from sac_minimal.sac import SACConfig
 
-MODELS = ("ssad", "ssad_theta", "ssad_sac")
-SAC_PRESETS = ("official", "paper", "light")
+MODELS = ("ssad", "ssad_theta", "ssad_sac", "oracle")
+SAC_PRESETS = ("official", "paper", "light", "stabilised")
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,16 @@ class TrainConfig:
     """Everything one training run depends on.
 
     Attributes:
-        model: ``ssad`` | ``ssad_theta`` | ``ssad_sac``.
-        sac_preset: ``official`` | ``paper`` | ``light`` (:meth:`SACConfig.official`, :meth:`SACConfig.paper`,
-            :meth:`SACConfig.light`).
+        model: ``ssad`` | ``ssad_theta`` | ``ssad_sac`` | ``oracle``.
+        sac_preset: ``official`` | ``paper`` | ``light`` | ``stabilised`` (:meth:`SACConfig.official`,
+            :meth:`SACConfig.paper`, :meth:`SACConfig.light`, :meth:`SACConfig.stabilised`).
         sac_changes: extra :class:`SACConfig` fields as ``((name, value), ...)`` (ablations).
         profile: the profile this config came from (``quick`` | ``full``), recorded in results.
         data_root: dataset folder; ``None`` picks the surrogate of ``data_size`` for the quick profile, and for
             the full profile the real THUMOS14 folder when present, else the full surrogate.
         data_size: surrogate size when no real data is used (``quick`` | ``full``).
+        data_version: surrogate generator version when no real data is used (2, the default; 1 is the null
+            control, :mod:`sac_minimal.data.synthetic`).
         seed: seeds the model's initialisation, the shuffling and the random negatives.
         epochs, learning_rate, lr_decay_epochs, lr_decay_factor: Adam's schedule (lr x factor after each listed
             epoch).
@@ -56,6 +62,7 @@ class TrainConfig:
     profile: str = "full"
     data_root: str | None = None
     data_size: str = "full"
+    data_version: int = GENERATOR_VERSION
     seed: int = 0
     epochs: int = 40
     learning_rate: float = 1e-4
@@ -77,6 +84,8 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError(f"epochs, batch_size and learning_rate must be positive: {self.epochs}, "
                              f"{self.batch_size}, {self.learning_rate}")
+        if self.data_version not in GENERATOR_VERSIONS:
+            raise ValueError(f"data_version must be one of {GENERATOR_VERSIONS}, got {self.data_version!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         object.__setattr__(self, "lr_decay_epochs", tuple(self.lr_decay_epochs))
@@ -88,10 +97,12 @@ class TrainConfig:
         return self.learning_rate * self.lr_decay_factor ** decays
 
     def sac_config(self, appearance_channels: int, motion_channels: int) -> SACConfig | None:
-        """SAC's config for this model (``None`` for plain SSAD); ``ssad_theta`` is Θ without attention or OT."""
-        if self.model == "ssad":
+        """SAC's config for this model (``None`` for SSAD and the oracle); ``ssad_theta`` is Θ without attention
+        or OT."""
+        if self.model in ("ssad", "oracle"):
             return None
-        preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light}[self.sac_preset]
+        preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light,
+                  "stabilised": SACConfig.stabilised}[self.sac_preset]
         changes = dict(self.sac_changes)
         if self.model == "ssad_theta":
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
@@ -103,6 +114,11 @@ class TrainConfig:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         return self.replace(batch_size=batch_size, learning_rate=self.learning_rate * batch_size / self.batch_size)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """The fields in which ``other`` differs from this config, as ``"name: this -> other"`` lines."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{name}: {mine[name]!r} -> {theirs[name]!r}" for name in mine if mine[name] != theirs[name]]
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sac_minimal.initialisation import official_conv_init
 from sac_minimal.ot import entropic_ot_2xT, sinkhorn_log, transport_cost
 
 ATTENTION_MODES = ("none", "joint", "modality", "frame", "composed", "sequential", "nonlocal")
@@ -55,7 +56,12 @@ class SACConfig:
         modulate: what the attention multiplies: ``projected`` (official) or ``raw`` features (paper).
         pooling: ``action_aware`` (Eq. 1) or ``average`` for the modality attention's input.
         topk_ratio: k in Eq. (1); floor(T k) steps are pooled.
-        structure_activation: ``none`` (paper) or ``sigmoid`` (official) on the structure matrix.
+        structure_activation: ``none`` (paper) or ``sigmoid`` (official) on the structure matrix, or ``softmax``
+            over the two modalities of each frame (ours, :meth:`SACConfig.stabilised`: S_a,t + S_m,t = 1, so the
+            cost of serving a frame cannot shrink to zero for both modalities).
+        ot_modality_gradient: let the OT loss's gradient reach the modality attention through the transport
+            problem's supplier masses (paper and official code); ``False`` detaches a_m there (ours,
+            :meth:`SACConfig.stabilised`), so L_OT can no longer pull a_m to one modality.
         mass_normalisation: paper's Section III-E masses (both of mass T) instead of the raw official ones.
         use_ot: compute L_OT and the regularisers (needs composed or sequential attention).
         solver: ``sinkhorn`` (Algorithm 1, fixed ``n_iter``) or ``entropic`` (exact root-find, any eps).
@@ -76,6 +82,7 @@ class SACConfig:
     pooling: str = "action_aware"
     topk_ratio: float = 1 / 8
     structure_activation: str = "none"
+    ot_modality_gradient: bool = True
     mass_normalisation: bool = True
     use_ot: bool = True
     solver: str = "sinkhorn"
@@ -92,7 +99,7 @@ class SACConfig:
             "attention": ATTENTION_MODES,
             "modulate": ("raw", "projected"),
             "pooling": ("action_aware", "average"),
-            "structure_activation": ("none", "sigmoid"),
+            "structure_activation": ("none", "sigmoid", "softmax"),
             "solver": ("sinkhorn", "entropic"),
             "smoothness_reduce": ("max", "sum"),
             "smoothness_difference": ("signed", "absolute"),
@@ -150,6 +157,20 @@ class SACConfig:
         0.79 M parameters and 0.20 GFLOPs to SSAD, the paper's Table VIII increments (the official Theta adds 12.6 M
         and 3.2 GFLOPs); the paper does not describe its Theta, so this is our reading of its cost, not its code."""
         return cls.official(**{"theta_layers": 1, "theta_reduction": 8, "modulate": "raw", **changes})
+
+    @classmethod
+    def stabilised(cls, **changes) -> SACConfig:
+        """Ours, not the paper's: the official preset with the OT collapse removed (notebook 05).
+
+        In the official code S is a free output minimised jointly with the attention: lowering S where the plan has
+        mass makes that modality cheaper, which draws more mass to it, until a_m sits at one modality and S near 0.
+        Two changes break that loop: a_m is detached inside the transport problem (L_OT shapes S and the frame
+        attention, never the modality shares), and S is a softmax over the two modalities of each frame (serving a
+        frame costs S_a,t or 1 - S_a,t, so the costs cannot both shrink to zero). With a softmax the official
+        smoothness (the sum over modalities) would be constant, so the paper's max of signed differences is used.
+        """
+        return cls.official(**{"ot_modality_gradient": False, "structure_activation": "softmax",
+                               "smoothness_reduce": "max", "smoothness_difference": "signed", **changes})
 
     @property
     def channels(self) -> int:
@@ -274,7 +295,8 @@ def transport_masses(modality_attention, frame_attention, mass_normalisation: bo
 
 
 class StructureMatrix(nn.Module):
-    """S = Conv1d(C, 2, k1)(F), optionally through a sigmoid: the cost of serving frame t by modality m, [B, 2, T]."""
+    """S = Conv1d(C, 2, k1)(F), raw, through a sigmoid, or through a softmax over the two modalities: the cost of
+    serving frame t by modality m, ``[B, 2, T]``."""
 
     def __init__(self, channels: int, activation: str):
         super().__init__()
@@ -283,7 +305,11 @@ class StructureMatrix(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         structure = self.cost(features)
-        return torch.sigmoid(structure) if self.activation == "sigmoid" else structure
+        if self.activation == "sigmoid":
+            return torch.sigmoid(structure)
+        if self.activation == "softmax":
+            return torch.softmax(structure, dim=1)
+        return structure
 
 
 def ot_loss(structure, supplier, receiver, config: SACConfig, stop_early: bool = True) -> torch.Tensor:
@@ -348,7 +374,11 @@ class NonLocalBlock(nn.Module):
         self.key = nn.Conv1d(channels, inner, kernel_size=1)
         self.value = nn.Conv1d(channels, inner, kernel_size=1)
         self.out = nn.Conv1d(inner, channels, kernel_size=1)
-        nn.init.zeros_(self.out.weight)  # starts as the identity, like the original non-local block
+        self.start_as_identity()
+
+    def start_as_identity(self) -> None:
+        """Zero output layer: the block starts as the identity, like the original non-local block."""
+        nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -367,6 +397,8 @@ class SACOutput:
         frame_attention: a_f ``[B, T]`` or None; modality_attention: a_m ``[B, 2]`` or None.
         structure: S ``[B, 2, T]`` when the OT branch ran, else None.
         losses: named loss terms (``ot``, ``smooth``, ``fnorm``, ``total``) in training with ``use_ot``, else {}.
+        monitors: in training, detached scalars to log: ``appearance_share`` and ``modality_max`` (batch means of
+            a_m[:, 0] and max(a_m)) when there is a modality attention, ``structure_mean`` when S was computed.
     """
 
     features: torch.Tensor
@@ -375,6 +407,7 @@ class SACOutput:
     modality_attention: torch.Tensor | None
     structure: torch.Tensor | None
     losses: dict
+    monitors: dict = dataclasses.field(default_factory=dict)
 
 
 class SAC(nn.Module):
@@ -408,6 +441,15 @@ class SAC(nn.Module):
             self.nonlocal_block = NonLocalBlock(config.output_channels)
         if config.use_ot:
             self.structure_matrix = StructureMatrix(channels, config.structure_activation)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official initialisation for every convolution (:mod:`sac_minimal.initialisation`), in every preset:
+        the paper states none, and using the code's keeps the presets apart only where paper and code disagree.
+        The non-local block's output layer alone stays zero, so the block starts as the identity."""
+        official_conv_init(self)
+        if hasattr(self, "nonlocal_block"):
+            self.nonlocal_block.start_as_identity()
 
     def _check_inputs(self, appearance: torch.Tensor, motion: torch.Tensor):
         config = self.config
@@ -473,14 +515,28 @@ class SAC(nn.Module):
         structure, losses = None, {}
         if config.use_ot and self.training:
             structure = self.structure_matrix(projected)
-            supplier, receiver = transport_masses(modality_attention, frame_attention, config.mass_normalisation)
+            shares = modality_attention if config.ot_modality_gradient else modality_attention.detach()
+            supplier, receiver = transport_masses(shares, frame_attention, config.mass_normalisation)
             losses["ot"] = ot_loss(structure, supplier, receiver, config, stop_early=self.allow_host_sync)
             losses["smooth"] = smoothness_loss(structure, config.eta, config.smoothness_reduce,
                                                config.smoothness_difference)
             losses["fnorm"] = fnorm_loss(structure)
             losses["total"] = (losses["ot"] + config.lambda_smooth * losses["smooth"]
                                + config.lambda_fnorm * losses["fnorm"])  # Eq. (6), SAC's part
-        return SACOutput(features, attention, frame_attention, modality_attention, structure, losses)
+        monitors = self._monitors(modality_attention, structure) if self.training else {}
+        return SACOutput(features, attention, frame_attention, modality_attention, structure, losses, monitors)
+
+    @staticmethod
+    def _monitors(modality_attention: torch.Tensor | None, structure: torch.Tensor | None) -> dict:
+        """Detached batch means that show the OT collapse while training (notebook 05): the appearance share of
+        a_m, the larger of its two shares, and the mean of S."""
+        monitors = {}
+        if modality_attention is not None:
+            monitors["appearance_share"] = modality_attention[:, 0].mean().detach()
+            monitors["modality_max"] = modality_attention.amax(-1).mean().detach()
+        if structure is not None:
+            monitors["structure_mean"] = structure.mean().detach()
+        return monitors
 
     def _pool(self, features: torch.Tensor) -> torch.Tensor:
         if self.config.pooling == "average":

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from sac_minimal.anchors import ANCHOR_RATIOS, LEVEL_CELLS
+from sac_minimal.initialisation import official_conv_init
 
 VALUES_PER_ANCHOR_EXTRA = 3  # overlap, rx, rw
 
@@ -54,11 +55,8 @@ class SSAD(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Kaiming-uniform weights and zero biases, as the official code."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv1d):
-                nn.init.kaiming_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+        """Kaiming-uniform weights and zero biases, as the official code (:mod:`sac_minimal.initialisation`)."""
+        official_conv_init(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, C, T]`` -> ``[B, A, num_classes + 4]`` with A = 5 x (16 + 8 + 4) = 140 for T = 128."""

@@ -23,9 +23,13 @@ batched forward and backward per step, each run with its own generators, checkpo
 from __future__ import annotations
 
 import csv
-import json
+import io
+import os
+import pickle
 import sys
 import time
+import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,19 +41,29 @@ from torch import nn
 from sac_minimal.anchors import default_anchors
 from sac_minimal.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
-from sac_minimal.data.thumos14 import FeatureFormat, load_annotations
+from sac_minimal.data.synthetic import METADATA_FILE, oracle_gates, read_synthetic_metadata
+from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess, ssad_loss_runs
+from sac_minimal.diagnostics import attention_diagnostics, window_attention, window_truth
 from sac_minimal.evaluation import evaluate_detections
+from sac_minimal.files import save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
+from sac_minimal.provenance import dataset_fingerprint, file_sha256, provenance
 from sac_minimal.sac import SAC
 from sac_minimal.ssad import SSAD
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint_previous.pt"
+UNREADABLE_CHECKPOINT = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+"""What ``torch.load`` raises on a truncated or foreign file."""
 METRICS = "metrics.csv"
 RESULT = "result.json"
 NONFINITE_STATE = "nonfinite_state.pt"
 LOSS_COLUMNS = ("classification", "overlap", "localisation", "sac_ot", "sac_smooth", "sac_fnorm", "total")
+MONITOR_COLUMNS = ("appearance_share", "modality_max", "structure_mean")
+"""Per-epoch means logged next to the losses when the model has them (:attr:`sac_minimal.sac.SACOutput.monitors`)."""
+METRIC_COLUMNS = LOSS_COLUMNS + MONITOR_COLUMNS
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -64,7 +78,9 @@ def choose_device(name: str = "auto") -> torch.device:
 class Detector(nn.Module):
     """SSAD, optionally behind SAC (or behind Θ alone for the capacity-matched baseline).
 
-    ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (raw [B, 140, 24], sac_losses dict)``.
+    ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (raw [B, 140, 24], sac_terms dict)``: in training,
+    SAC's loss terms (``total`` among them) and its monitors; empty for SSAD and the oracle (whose gated features
+    come from :func:`load_windows`).
     """
 
     def __init__(self, config: TrainConfig, appearance_channels: int, motion_channels: int):
@@ -78,13 +94,13 @@ class Detector(nn.Module):
 
     def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.sac is None:
-            features, sac_losses = torch.cat([appearance, motion], dim=1), {}
+            features, sac_terms = torch.cat([appearance, motion], dim=1), {}
         else:
             output = self.sac(appearance, motion)
-            features, sac_losses = output.features, output.losses
+            features, sac_terms = output.features, {**output.losses, **output.monitors}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and features.is_cuda):
             raw = self.ssad(features)
-        return raw.float(), sac_losses
+        return raw.float(), sac_terms
 
 
 @dataclass
@@ -123,19 +139,38 @@ class RunResult:
                    extra={key: value for key, value in values.items() if key not in known})
 
 
-def resolve_data_root(config: TrainConfig) -> tuple[Path, str]:
-    """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``)."""
-    if config.data_root is not None:
-        root = Path(config.data_root)
-        kind = "synthetic" if (root / "synthetic.json").exists() else "folder"
-        return root, kind
-    return dataset_root(prefer_real=config.profile == "full", size=config.data_size)
+def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path, str]:
+    """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``); the
+    surrogate is written on first use unless ``create`` is False.
+
+    A surrogate given as ``data_root`` must be of the config's ``data_version``, so that a record never names a
+    generator version its data did not come from."""
+    if config.data_root is None:
+        return dataset_root(prefer_real=config.profile == "full", size=config.data_size,
+                            version=config.data_version, create=create)
+    root = Path(config.data_root)
+    if not (root / METADATA_FILE).exists():
+        return root, "folder"
+    version = read_synthetic_metadata(root).get("generator_version")
+    if version != config.data_version:
+        raise ValueError(f"{root} holds the surrogate of generator version {version}, but the config asks for "
+                         f"data_version={config.data_version}; pass --data-version {version} or another folder")
+    return root, "synthetic"
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def load_windows(config: TrainConfig, root: Path, split: str, annotations: AnnotationSet,
+                 feature_format: FeatureFormat) -> WindowDataset:
+    """The windows of one split as the config's model sees them: for the ``oracle``, every feature step is gated
+    by the surrogate's true reliabilities (:func:`~sac_minimal.data.synthetic.oracle_gates`)."""
+    windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format)
+    if config.model == "oracle":
+        if not (root / METADATA_FILE).exists():
+            raise ValueError(f"the oracle model needs the true reliabilities the surrogate records in "
+                             f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
+        metadata = read_synthetic_metadata(root)
+        windows.apply_step_gates([oracle_gates(metadata, video.video, steps, video.fps)
+                                  for video, steps in zip(windows.table.videos, windows.feature_steps)])
+    return windows
 
 
 def _progress(enabled: bool, text: str) -> None:
@@ -144,12 +179,13 @@ def _progress(enabled: bool, text: str) -> None:
         sys.stdout.flush()
 
 
-def _loss_terms(losses: dict, sac_losses: dict) -> dict:
+def _loss_terms(losses: dict, sac_terms: dict) -> dict:
     terms = {"classification": losses["classification"], "overlap": losses["overlap"],
              "localisation": losses["localisation"]}
     for name in ("ot", "smooth", "fnorm"):
-        if name in sac_losses:
-            terms[f"sac_{name}"] = sac_losses[name]
+        if name in sac_terms:
+            terms[f"sac_{name}"] = sac_terms[name]
+    terms.update({name: sac_terms[name] for name in MONITOR_COLUMNS if name in sac_terms})
     return terms
 
 
@@ -162,13 +198,13 @@ def training_losses(group: ModelGroup, appearance, motion, segments, labels, pri
             ``[R, B, A]`` (random negatives, :func:`~sac_minimal.detection.select_negatives`).
 
     Returns:
-        ``(total [R], {term: [R]})`` with the terms of :data:`LOSS_COLUMNS` that the model has.
+        ``(total [R], {term: [R]})`` with the terms of :data:`METRIC_COLUMNS` that the model has.
     """
-    raw, sac_losses = group(appearance, motion)
+    raw, sac_terms = group(appearance, motion)
     losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=matching,
                             negative_ratio=negative_ratio)
-    total = losses["total"] + sac_losses["total"] if sac_losses else losses["total"]
-    return total, {**_loss_terms(losses, sac_losses), "total": total}
+    total = losses["total"] + sac_terms["total"] if "total" in sac_terms else losses["total"]
+    return total, {**_loss_terms(losses, sac_terms), "total": total}
 
 
 def fit(config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, verbose: bool = False,
@@ -210,57 +246,96 @@ def check_runs_can_share_a_loop(configs: Sequence[TrainConfig]) -> None:
         raise ValueError(f"runs trained at once need distinct seeds, got {seeds}")
 
 
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Write ``checkpoint.pt`` atomically, keeping the previous epoch's as ``checkpoint_previous.pt`` until the new
+    one is complete, so that a damaged checkpoint can fall back one epoch (:func:`load_checkpoint`)."""
+    path = run_dir / CHECKPOINT
+    if path.exists():
+        os.replace(path, run_dir / PREVIOUS_CHECKPOINT)
+    save_torch_atomic(path, state)
+
+
+def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict | None:
+    """A run folder's checkpoint (``None`` when it has none). An unreadable ``checkpoint.pt`` falls back to the
+    previous epoch's with a warning naming the file; if both are unreadable, a ``ValueError`` names them."""
+    failures = []
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location=device, weights_only=False)
+        except UNREADABLE_CHECKPOINT as error:
+            failures.append(f"{path} ({type(error).__name__}: {error})")
+            continue
+        if failures or name == PREVIOUS_CHECKPOINT:
+            reason = "; ".join(failures) if failures else f"{run_dir / CHECKPOINT} is missing"
+            warnings.warn(f"{reason}: resuming from {path} (epoch {state['epoch']})", stacklevel=2)
+        return state
+    if failures:
+        raise ValueError(f"no readable checkpoint in {run_dir}: {'; '.join(failures)}. Delete the folder to train "
+                         "this run from the start")
+    return None
+
+
 def _resume_states(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], device: torch.device) -> list | None:
     """Each run's checkpoint, or None when no run has one; runs at different epochs cannot share a loop."""
-    paths = [run_dir / CHECKPOINT for run_dir in run_dirs]
-    if not any(path.exists() for path in paths):
+    states = [load_checkpoint(run_dir, device) for run_dir in run_dirs]
+    if all(state is None for state in states):
         return None
-    states = [torch.load(path, map_location=device, weights_only=False) if path.exists() else None for path in paths]
-    for config, state, path in zip(configs, states, paths):
+    for config, state, run_dir in zip(configs, states, run_dirs):
         if state is not None and state["config"] != config.to_dict():
-            raise ValueError(f"{path} belongs to another config; use a new run directory or delete it")
+            differences = TrainConfig.from_dict(state["config"]).differences(config)
+            raise ValueError(f"the checkpoint in {run_dir} belongs to another config (recorded -> asked: "
+                             f"{'; '.join(differences)}); use a new run directory or delete it")
     epochs = [state["epoch"] if state is not None else 0 for state in states]
     if len(set(epochs)) > 1:
         raise ValueError(f"runs to be trained at once have checkpoints at different epochs {epochs} "
-                         f"({', '.join(str(path.parent) for path in paths)}); resume them one at a time with fit")
+                         f"({', '.join(str(run_dir) for run_dir in run_dirs)}); resume them one at a time with fit")
     return states
 
 
-def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
-             verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
-             sync_every: int | None = None, compiled: bool = False) -> list[RunResult] | None:
-    """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
-    batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
-    random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
-    :func:`fit` (which is this function with R = 1); only floating-point summation order differs.
+@dataclass
+class TrainingSetup:
+    """Everything the epochs of R runs trained at once share (built by :func:`prepare_runs`)."""
 
-    Arguments as :func:`fit`, one ``run_dir`` per config, and ``sync_every``: steps between the host's reads of the
-    loss values (the NaN/Inf check and the metrics); default 1 on CPU, where reading costs nothing, and 25 on CUDA,
-    where each read makes the host wait for the GPU; and ``compiled``: ``torch.compile`` the forward and loss (on
-    CUDA with CUDA graphs), which changes nothing but speed and rounding and is recorded in the results. Returns the
-    R results, or ``None`` when stopped by a budget.
-    """
+    configs: Sequence[TrainConfig]
+    run_dirs: Sequence[Path]
+    device: torch.device
+    dataset: dict
+    annotations: AnnotationSet
+    train: ResidentWindows
+    test: WindowDataset
+    anchors: object
+    group: ModelGroup
+    optimizer: torch.optim.Optimizer
+    step_losses: object
+    sync_every: int
+
+
+def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sync_every: int | None = None,
+                 compiled: bool = False) -> TrainingSetup:
+    """Set-up: the device, both splits' windows (checked before the first step, so that a bad test file is found
+    now and not after training), the R models (each initialised from its own seed), one Adam and the step's
+    forward-and-loss function."""
     check_runs_can_share_a_loop(configs)
     if len(run_dirs) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(run_dirs)} run directories")
     config = configs[0]
-    run_dirs = [Path(run_dir) for run_dir in run_dirs]
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
-    progress = sys.stdout.isatty() if progress is None else progress
-    started = time.perf_counter()
     device = choose_device(config.device)
-    sync_every = sync_every or (25 if device.type == "cuda" else 1)
     root, kind = resolve_data_root(config)
     annotations = load_annotations(root)
     feature_format = FeatureFormat.from_root(root)
-    train_windows = WindowDataset(root, "train", annotations=annotations, feature_format=feature_format)
+    train_windows = load_windows(config, root, "train", annotations, feature_format)
+    test_windows = load_windows(config, root, "test", annotations, feature_format)
     resident = ResidentWindows(train_windows, device)
-    if not bool(torch.isfinite(resident.bank).all()):
-        raise ValueError(f"the training features under {root} contain NaN or Inf; run "
-                         f"python -m sac_minimal data check --root {root}")
+    dataset = {"kind": kind, "root": root.name, "annotation_sha256": file_sha256(root / ANNOTATION_FILE),
+               "fingerprint": dataset_fingerprint(root), "path": str(root)}
+    if kind == "synthetic":
+        dataset["generator_version"] = read_synthetic_metadata(root)["generator_version"]
     anchors = default_anchors().to(device)
-
     channels = feature_format.channels_per_modality
     models = []
     for run_config in configs:
@@ -277,113 +352,200 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
     if compiled:  # one optimised graph for forward and loss; on CUDA replayed as a CUDA graph (reduce-overhead)
         group.disable_host_sync()
         step_losses = torch.compile(step_losses, mode="reduce-overhead" if device.type == "cuda" else "default")
-    histories, first_epoch = [[] for _ in configs], 1
-    states = _resume_states(configs, run_dirs, device)
-    if states is not None:
-        for run, state in enumerate(states):
-            group.load_state_dict(run, state["model"])
-        load_optimizer_states(optimizer, group, [state["optimizer"] for state in states])
-        histories, first_epoch = [state["metrics"] for state in states], states[0]["epoch"] + 1
+    return TrainingSetup(configs, run_dirs, device, dataset, annotations, resident, test_windows, anchors, group,
+                         optimizer, step_losses, sync_every or (25 if device.type == "cuda" else 1))
 
-    last_epoch = config.epochs if epoch_budget is None else min(config.epochs, first_epoch + epoch_budget - 1)
-    finished_epoch = first_epoch - 1
-    for epoch in range(first_epoch, last_epoch + 1):
-        epoch_started = time.perf_counter()
-        learning_rate = config.learning_rate_at(epoch)
-        for parameter_group in optimizer.param_groups:
-            parameter_group["lr"] = learning_rate
-        group.train()
-        shuffles = [torch.Generator().manual_seed(run.seed * 100_003 + epoch) for run in configs]
-        negatives = [torch.Generator().manual_seed(run.seed * 100_003 + epoch + 50_000) for run in configs]
-        orders = torch.stack([torch.randperm(len(resident), generator=shuffle) for shuffle in shuffles])  # [R, W]
-        # The random-negative priorities of the whole epoch, one uniform number per (window slot, anchor), drawn on
-        # the CPU (the same draws on every device) and moved to the device once per epoch, not once per step.
-        priorities = torch.stack([torch.rand(len(resident), len(anchors), generator=generator)
-                                  for generator in negatives]).to(device)  # [R, W, A]
-        sums = torch.zeros(len(configs), len(LOSS_COLUMNS), dtype=torch.float64)
-        steps, pending = 0, []  # pending: (step, batch indices, loss terms on the device) the host has not read yet
-        for step, start in enumerate(range(0, orders.shape[1], config.batch_size), start=1):
-            indices = orders[:, start:start + config.batch_size]  # [R, b]
-            appearance, motion, segments, labels = (
-                tensor.unflatten(0, indices.shape) for tensor in resident.batch(indices.flatten()))
-            total, terms = step_losses(appearance, motion, segments, labels,
-                                       priorities[:, start:start + config.batch_size])  # total: [R]
-            pending.append((step, indices, torch.stack([value.detach().float() for value in terms.values()])))
-            if len(pending) == sync_every or start + config.batch_size >= orders.shape[1]:
-                # One device-to-host transfer for all terms of all runs of the pending steps: [steps, terms, R].
-                values = torch.stack([entry[2] for entry in pending]).cpu()
-                finite = torch.isfinite(values).flatten(1).all(1)
-                if not bool(finite.all()):
-                    first = int((~finite).nonzero()[0])
-                    _stop_on_nonfinite(values[first], list(terms), configs, run_dirs, group, optimizer,
-                                       pending[first][1], epoch, pending[first][0], step)
-                for column, name in enumerate(LOSS_COLUMNS):
-                    if name in terms:
-                        sums[:, column] += values[:, list(terms).index(name)].double().sum(0)
-                pending = []
-                _progress(progress, f"epoch {epoch}/{config.epochs} step {step} loss {values[-1, -1].mean():.4f}")
-            optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()  # the runs share no parameter, so each gets its own gradient
-            optimizer.step()
-            steps += 1
-        seconds = time.perf_counter() - epoch_started
-        for run, (run_config, run_dir) in enumerate(zip(configs, run_dirs)):
-            row = {"epoch": epoch, "lr": learning_rate,
-                   **{name: float(sums[run, column] / steps) for column, name in enumerate(LOSS_COLUMNS)},
-                   "seconds": seconds}
-            histories[run].append(row)
-            torch.save({"config": run_config.to_dict(), "epoch": epoch, "model": group.state_dict(run),
-                        "optimizer": optimizer_state_of(optimizer, group, run), "metrics": histories[run]},
-                       run_dir / CHECKPOINT)
-            _write_metrics(run_dir / METRICS, histories[run])
-        if progress:
-            sys.stdout.write("\n")
-        if verbose:
-            losses_text = ", ".join(f"{history[-1]['total']:.4f}" for history in histories)
-            print(f"epoch {epoch:3d}  lr {learning_rate:.1e}  loss {losses_text}  ({seconds:.1f} s)")
-        finished_epoch = epoch
-        if time_budget_s is not None and time.perf_counter() - started + seconds > time_budget_s:
-            break
 
-    if finished_epoch < config.epochs:
-        return None
-    dataset = {"kind": kind, "root": root.name,
-               "annotation_sha256": file_sha256(root / "annotations" / "thumos14.json")}
+def epoch_draws(configs: Sequence[TrainConfig], epoch: int, windows: int, anchors: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's random draws for every run, from generators seeded by (seed, epoch): the batch order
+    ``[R, W]`` and the random-negative priorities ``[R, W, A]``, one uniform number per (window slot, anchor), drawn
+    on the CPU (the same draws on every device) and moved to the device once per epoch, not once per step."""
+    shuffles = [torch.Generator().manual_seed(run.seed * 100_003 + epoch) for run in configs]
+    negatives = [torch.Generator().manual_seed(run.seed * 100_003 + epoch + 50_000) for run in configs]
+    orders = torch.stack([torch.randperm(windows, generator=shuffle) for shuffle in shuffles])
+    priorities = torch.stack([torch.rand(windows, anchors, generator=generator) for generator in negatives])
+    return orders, priorities.to(device)
+
+
+def train_epoch(setup: TrainingSetup, epoch: int, progress: bool) -> tuple[torch.Tensor, int, set]:
+    """One epoch of every run: the shuffled batches, each a forward, a loss, a backward and an Adam step. Returns
+    the summed metrics ``[R, len(METRIC_COLUMNS)]`` (float64), the number of steps and the metric names seen."""
+    config = setup.configs[0]
+    for parameter_group in setup.optimizer.param_groups:
+        parameter_group["lr"] = config.learning_rate_at(epoch)
+    setup.group.train()
+    orders, priorities = epoch_draws(setup.configs, epoch, len(setup.train), len(setup.anchors), setup.device)
+    sums = torch.zeros(len(setup.configs), len(METRIC_COLUMNS), dtype=torch.float64)
+    steps, pending, names = 0, [], set()  # pending: (step, batch indices, loss terms the host has not read yet)
+    for step, start in enumerate(range(0, orders.shape[1], config.batch_size), start=1):
+        indices = orders[:, start:start + config.batch_size]  # [R, b]
+        appearance, motion, segments, labels = (
+            tensor.unflatten(0, indices.shape) for tensor in setup.train.batch(indices.flatten()))
+        total, terms = setup.step_losses(appearance, motion, segments, labels,
+                                         priorities[:, start:start + config.batch_size])  # total: [R]
+        names.update(terms)
+        pending.append((step, indices, torch.stack([value.detach().float() for value in terms.values()])))
+        if len(pending) == setup.sync_every or start + config.batch_size >= orders.shape[1]:
+            sums += _read_pending(setup, pending, list(terms), epoch, step)
+            _progress(progress, f"epoch {epoch}/{config.epochs} step {step} mean loss "
+                                f"{float(sums[:, LOSS_COLUMNS.index('total')].mean()) / step:.4f}")
+            pending = []
+        setup.optimizer.zero_grad(set_to_none=True)
+        total.sum().backward()  # the runs share no parameter, so each gets its own gradient
+        setup.optimizer.step()
+        steps += 1
+    return sums, steps, names
+
+
+def _read_pending(setup: TrainingSetup, pending: list, names: list, epoch: int, step: int) -> torch.Tensor:
+    """The pending steps' loss terms in one device-to-host transfer (``[steps, terms, R]``), checked for NaN/Inf,
+    summed into the metric columns ``[R, len(METRIC_COLUMNS)]``."""
+    values = torch.stack([entry[2] for entry in pending]).cpu()
+    finite = torch.isfinite(values).flatten(1).all(1)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        _stop_on_nonfinite(values[first], names, setup, pending[first][1], epoch, pending[first][0], step)
+    sums = torch.zeros(len(setup.configs), len(METRIC_COLUMNS), dtype=torch.float64)
+    for column, name in enumerate(METRIC_COLUMNS):
+        if name in names:
+            sums[:, column] = values[:, names.index(name)].double().sum(0)
+    return sums
+
+
+def save_epoch(setup: TrainingSetup, epoch: int, sums: torch.Tensor, steps: int, names: set, seconds: float,
+               histories: list) -> None:
+    """Append each run's epoch means to its history and write its checkpoint and ``metrics.csv``."""
+    for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
+        row = {"epoch": epoch, "lr": run_config.learning_rate_at(epoch),
+               **{name: float(sums[run, column] / steps) for column, name in enumerate(METRIC_COLUMNS)
+                  if name in LOSS_COLUMNS or name in names},
+               "seconds": seconds}
+        histories[run].append(row)
+        save_checkpoint(run_dir, {"config": run_config.to_dict(), "epoch": epoch,
+                                  "model": setup.group.state_dict(run),
+                                  "optimizer": optimizer_state_of(setup.optimizer, setup.group, run),
+                                  "metrics": histories[run]})
+        _write_metrics(run_dir / METRICS, histories[run])
+
+
+def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: dict) -> list[RunResult]:
+    """Evaluate every run on the test split (and, for SAC on the surrogate, measure its attention:
+    :mod:`sac_minimal.diagnostics`), write each ``result.json`` and return the results."""
     results = []
-    for run, (run_config, run_dir) in enumerate(zip(configs, run_dirs)):
-        evaluation = evaluate_model(group.model(run), root, annotations, feature_format, device)
+    device_name = _device_name(setup.device)
+    for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
+        model = setup.group.model(run)
+        evaluation = evaluate_model(model, setup.test, setup.annotations, setup.device)
+        run_extra = {**extra, "provenance": provenance(device_name)}
+        if model.sac is not None and setup.dataset["kind"] == "synthetic":
+            run_extra["diagnostics"] = attention_diagnostics(
+                *window_attention(model.sac, setup.test, setup.device),
+                window_truth(setup.test, read_synthetic_metadata(setup.dataset["path"])))
         result = RunResult(config=run_config, metrics=histories[run], evaluation=evaluation.summary(),
                            average_precision=[[None if np.isnan(value) else float(value) for value in row]
                                               for row in evaluation.average_precision],
-                           dataset=dataset, seconds=time.perf_counter() - started, device=_device_name(device),
-                           extra={**({"trained_together": len(configs)} if len(configs) > 1 else {}),
-                                  **({"compiled": True} if compiled else {})})
-        (run_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=1))
+                           dataset={key: value for key, value in setup.dataset.items() if key != "path"},
+                           seconds=time.perf_counter() - started, device=device_name, extra=run_extra)
+        write_json_atomic(run_dir / RESULT, result.to_dict())
         results.append(result)
     return results
 
 
-def _stop_on_nonfinite(values, names, configs, run_dirs, group, optimizer, indices, epoch, step, current_step):
+def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
+             verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
+             sync_every: int | None = None, compiled: bool = False) -> list[RunResult] | None:
+    """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
+    batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
+    random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
+    :func:`fit` (which is this function with R = 1); only floating-point summation order differs.
+
+    Arguments as :func:`fit`, one ``run_dir`` per config, and ``sync_every``: steps between the host's reads of the
+    loss values (the NaN/Inf check and the metrics); default 1 on CPU, where reading costs nothing, and 25 on CUDA,
+    where each read makes the host wait for the GPU; and ``compiled``: ``torch.compile`` the forward and loss (on
+    CUDA with CUDA graphs), which changes nothing but speed and rounding and is recorded in the results. Returns the
+    R results, or ``None`` when stopped by a budget.
+    """
+    started = time.perf_counter()
+    progress = sys.stdout.isatty() if progress is None else progress
+    setup = prepare_runs(configs, [Path(run_dir) for run_dir in run_dirs], sync_every=sync_every,
+                         compiled=compiled)
+    histories, first_epoch = [[] for _ in configs], 1
+    states = _resume_states(setup.configs, setup.run_dirs, setup.device)
+    if states is not None:
+        for run, state in enumerate(states):
+            setup.group.load_state_dict(run, state["model"])
+        load_optimizer_states(setup.optimizer, setup.group, [state["optimizer"] for state in states])
+        histories, first_epoch = [state["metrics"] for state in states], states[0]["epoch"] + 1
+
+    epochs = configs[0].epochs
+    last_epoch = epochs if epoch_budget is None else min(epochs, first_epoch + epoch_budget - 1)
+    finished_epoch = first_epoch - 1
+    for epoch in range(first_epoch, last_epoch + 1):
+        epoch_started = time.perf_counter()
+        sums, steps, names = train_epoch(setup, epoch, progress)
+        seconds = time.perf_counter() - epoch_started
+        save_epoch(setup, epoch, sums, steps, names, seconds, histories)
+        if progress:
+            sys.stdout.write("\n")
+        if verbose:
+            losses_text = ", ".join(f"{history[-1]['total']:.4f}" for history in histories)
+            print(f"epoch {epoch:3d}  lr {configs[0].learning_rate_at(epoch):.1e}  loss {losses_text}  "
+                  f"({seconds:.1f} s)")
+        finished_epoch = epoch
+        if time_budget_s is not None and time.perf_counter() - started + seconds > time_budget_s:
+            break
+    if finished_epoch < epochs:
+        return None
+    extra = {**({"trained_together": len(configs)} if len(configs) > 1 else {}),
+             **({"compiled": True} if compiled else {})}
+    return evaluate_runs(setup, histories, started, extra)
+
+
+def _stop_on_nonfinite(values, names, setup: TrainingSetup, indices, epoch, step, current_step):
     """Save the state of the first run whose loss is not finite and stop with an error naming the step and terms.
     ``values``: ``[terms, R]`` of step ``step``; the weights saved are those before step ``current_step``'s update
     (the same step unless the host reads the losses every few steps)."""
     run = int((~torch.isfinite(values)).any(0).nonzero()[0])
     bad = ", ".join(f"{name}={value}" for name, value in zip(names, values[:, run].tolist())
                     if not np.isfinite(value))
-    path = run_dirs[run] / NONFINITE_STATE
-    torch.save({"config": configs[run].to_dict(), "epoch": epoch, "step": step, "weights_before_step": current_step,
-                "model": group.state_dict(run), "optimizer": optimizer_state_of(optimizer, group, run),
-                "batch": indices[run]}, path)
+    path = setup.run_dirs[run] / NONFINITE_STATE
+    config = setup.configs[run]
+    save_torch_atomic(path, {"config": config.to_dict(), "epoch": epoch, "step": step,
+                             "weights_before_step": current_step, "model": setup.group.state_dict(run),
+                             "optimizer": optimizer_state_of(setup.optimizer, setup.group, run),
+                             "batch": indices[run]})
     weights = "" if current_step == step else f" (weights as before step {current_step})"
     raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {bad}; the model{weights}, optimizer "
-                             f"and batch of seed {configs[run].seed} were saved to {path}")
+                             f"and batch of seed {config.seed} were saved to {path}")
 
 
 def _write_metrics(path: Path, metrics: list) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(metrics[0]))
-        writer.writeheader()
-        writer.writerows(metrics)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(metrics[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(metrics)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-epoch rows of a run folder's ``metrics.csv`` (numbers as floats, the epoch as an int)."""
+    with open(Path(run_dir) / METRICS, newline="") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def load_trained_model(run_dir: str | Path, device: torch.device | str = "cpu") -> Detector:
+    """The model of a run folder at its last saved epoch, in eval mode (its config and widths come from the
+    checkpoint and the dataset it names)."""
+    state = load_checkpoint(Path(run_dir), device)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}; train the run first (python -m sac_minimal train)")
+    config = TrainConfig.from_dict(state["config"])
+    channels = FeatureFormat.from_root(resolve_data_root(config)[0]).channels_per_modality
+    model = Detector(config, channels, channels).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval()
 
 
 def _device_name(device: torch.device) -> str:
@@ -403,10 +565,8 @@ def predict_windows(model: Detector, windows: WindowDataset, device: torch.devic
     return torch.cat(outputs)
 
 
-def evaluate_model(model: Detector, root: Path, annotations, feature_format: FeatureFormat,
-                   device: torch.device):
+def evaluate_model(model: Detector, test_windows: WindowDataset, annotations: AnnotationSet, device: torch.device):
     """Test-split mAP of a model: predict every test window, post-process, evaluate."""
-    test_windows = WindowDataset(root, "test", annotations=annotations, feature_format=feature_format)
     outputs = predict_windows(model, test_windows, device)
     videos = test_windows.table.videos
     detections = postprocess(outputs, default_anchors(), window_video=test_windows.table.video_index,

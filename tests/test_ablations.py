@@ -2,18 +2,10 @@
 
 import pytest
 
-from sac_minimal.ablations import (
-    EXPERIMENTS,
-    PAPER_COST,
-    VARIANTS,
-    ablation_table,
-    cost_table,
-    run_union,
-    variants_of,
-)
+from sac_minimal.ablations import PAPER_COST, ablation_table, cost_table, run_union
 from sac_minimal.config import profile
-from sac_minimal.data.synthetic import write_synthetic_thumos
 from sac_minimal.experiments import load_runs
+from sac_minimal.variants import EXPERIMENTS, VARIANTS, variants_of
 
 
 def test_every_variant_builds_a_valid_config():
@@ -21,25 +13,24 @@ def test_every_variant_builds_a_valid_config():
     for variant in VARIANTS.values():
         config = variant.config(base, seed=0)
         sac = config.sac_config(64, 64)
-        assert (sac is None) == (variant.model == "ssad")
+        assert (sac is None) == (variant.model in ("ssad", "oracle"))
     assert VARIANTS["ot"].config(base, 0).sac_config(8, 8).pooling == "average"
     assert VARIANTS["paper_sigmoid_s"].config(base, 0).sac_config(8, 8).eps == 1e-3
     for name, experiment in EXPERIMENTS.items():
         assert all(baseline in experiment.variants and candidate in experiment.variants
                    for baseline, candidate in experiment.comparisons), name
-    with pytest.raises(ValueError, match="unknown ablation"):
+    assert VARIANTS["sac_stabilised"].config(base, 0).sac_config(8, 8).structure_activation == "softmax"
+    with pytest.raises(ValueError, match="unknown experiment"):
         variants_of("everything")
 
 
-def test_union_run_serves_each_table(tmp_path):
-    root = tmp_path / "data"
-    write_synthetic_thumos(root, "quick", seed=4)
-    base = profile("quick", data_root=str(root), device="cpu", epochs=1)
+def test_union_run_serves_each_table(quick, tmp_path):
+    base = quick(epochs=1)
     run_union(["alternatives"], base, [0, 1], tmp_path / "results", checkpoints_dir=tmp_path / "runs")
     table = ablation_table(load_runs(tmp_path / "results"), "alternatives")
     assert list(table["variants"]) == ["sequential", "nonlocal", "composed", "sac"]
-    assert set(table["t_tests"]) == {"sequential vs composed", "nonlocal vs composed", "sac vs composed"}
-    assert table["labels"]["sac"] == "SAC (complete)"
+    assert set(table["comparisons"]) == {"sequential vs composed", "nonlocal vs composed", "sac vs composed"}
+    assert table["labels"]["sac"] == "SAC (official)"
 
 
 def test_cost_table_counts():
@@ -61,28 +52,27 @@ def test_cost_table_counts():
     assert round(light["added_GFLOPs"], 2) == pytest.approx(paper_flops)
 
 
-def test_command_line_ablate_merge_cost_and_train(tmp_path, monkeypatch, capsys):
+def test_command_line_ablate_merge_cost_and_train(surrogate, tmp_path, monkeypatch, capsys):
     from sac_minimal.__main__ import main as cli
 
-    root = tmp_path / "data"
-    write_synthetic_thumos(root, "quick", seed=5)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "cache_root"))
-    common = ["--profile", "quick", "--epochs", "1", "--data", str(root), "--device", "cpu"]
+    common = ["--profile", "quick", "--epochs", "1", "--data", str(surrogate), "--device", "cpu"]
     assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "0/2"]) == 0
     assert "when every shard is done" in capsys.readouterr().out
     assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "1/2"]) == 0
-    assert cli(["merge", "results/ablation_alternatives_quick"]) == 0
-    assert "sac vs composed, Avg 0.1:0.7: difference" in capsys.readouterr().out
+    assert cli(["merge", "results/ablation_alternatives_quick_v2"]) == 0
+    assert "SAC (official) - composed (no OT), Avg 0.1:0.7:" in capsys.readouterr().out
     assert cli(["ablate", "cost"]) == 0
     assert "SSAD+SAC" in capsys.readouterr().out and (tmp_path / "results" / "ablation_cost.json").exists()
     assert cli(["train", "--model", "ssad", *common, "--run-dir", str(tmp_path / "one")]) == 0
     assert (tmp_path / "one" / "result.json").exists()
-    assert (tmp_path / "cache_root" / "cache" / "runs" / "ablation_alternatives_quick" / "sac_seed1").is_dir()
+    run_folders = {path.name.rsplit("_", 1)[0] for path in (tmp_path / "cache_root" / "cache" / "runs").iterdir()}
+    assert {"sac_seed1", "composed_seed0"} <= run_folders  # checkpoints: one folder per config and dataset
     # a time budget stops at an epoch boundary and says how to continue; the same command then finishes the grid
-    two_epochs = ["--profile", "quick", "--epochs", "2", "--data", str(root), "--device", "cpu"]
-    arguments = ["table1", *two_epochs, "--seeds", "2", "--seeds-together", "--name", "budget"]
+    two_epochs = ["--profile", "quick", "--epochs", "2", "--data", str(surrogate), "--device", "cpu"]
+    arguments = ["ablate", "alternatives", *two_epochs, "--seeds", "2", "--seeds-together", "--name", "budget"]
     assert cli([*arguments, "--max-minutes", "0.00001"]) == 0
     assert "stopped by --max-minutes with 8 runs unfinished" in capsys.readouterr().out
     assert cli(arguments) == 0
-    assert "ssad_sac vs ssad" in capsys.readouterr().out
+    assert "non-local - composed (no OT)" in capsys.readouterr().out

@@ -1,19 +1,19 @@
 """SSAD, anchors, losses, post-processing and evaluation: known answers and loop-based references."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from sac_minimal.anchors import ANCHOR_RATIOS, LEVEL_CELLS, decode, default_anchors, match_anchors, temporal_iou
+from sac_minimal.data.locate import reference_annotation_file
 from sac_minimal.data.thumos14 import CLASS_ID, THUMOS14_CLASSES, VideoRecord, load_annotations
 from sac_minimal.detection import Detections, batched_nms, postprocess, ssad_loss
 from sac_minimal.evaluation import evaluate_detections, ground_truth_detections, interpolated_average_precision
 from sac_minimal.ssad import SSAD
 
-REAL_ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "thumos14" / "thumos14.json"
+REAL_ANNOTATIONS = reference_annotation_file()
 
 
 def video(name, segments, labels, fps=30.0, duration=100.0):
@@ -349,12 +349,11 @@ def test_ground_truth_as_detections_scores_one():
                     video("v2", [[5, 8]], ["HighJump"])]
     result = evaluate_detections(ground_truth_detections(ground_truth), ground_truth, thresholds=np.arange(1, 10) / 10)
     np.testing.assert_allclose(result.mean_ap, 1.0)
-    if REAL_ANNOTATIONS.exists():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            test = load_annotations(REAL_ANNOTATIONS).split("test")
-        real = evaluate_detections(ground_truth_detections(test).to_json(), test)
-        np.testing.assert_allclose(real.mean_ap, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        test = load_annotations(REAL_ANNOTATIONS).split("test")
+    real = evaluate_detections(ground_truth_detections(test).to_json(), test)
+    np.testing.assert_allclose(real.mean_ap, 1.0)
 
 
 def test_evaluation_bad_inputs():

@@ -107,10 +107,11 @@ def test_seeds_trained_together_match_runs_trained_alone(tmp_path):
     together = fit_runs(configs, [tmp_path / "together0", tmp_path / "together1"])
     for config, result in zip(configs, together):
         alone = fit(config, tmp_path / f"alone{config.seed}")
-        # the same initialisation, batches and negatives: equal up to float summation order (which can flip a
-        # borderline anchor's hard-negative or positive status, hence the tolerance)
+        # the same initialisation, batches and negatives: equal up to float summation order, whose effect grows
+        # over an epoch's 50-odd Adam steps and can flip a borderline anchor's hard-negative or positive status
+        # (measured: epoch means within 1 %; a wrong batch, negative or seed changes them by tens of percent)
         for key in ("classification", "overlap", "sac_ot", "total"):
-            assert result.metrics[0][key] == pytest.approx(alone.metrics[0][key], rel=2e-3)
+            assert result.metrics[0][key] == pytest.approx(alone.metrics[0][key], rel=2e-2)
         assert result.extra["trained_together"] == 2 and result.config == config
     # a group's checkpoint is a single run's checkpoint: fit resumes it
     longer = [config.replace(epochs=2) for config in configs]

@@ -254,3 +254,38 @@ def test_nan_features_rejected():
     appearance[0, 0, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf"):
         SAC(SACConfig.paper(**SMALL))(appearance, motion)
+
+
+@pytest.mark.parametrize("preset", ["official", "light", "paper", "stabilised", "ssad_theta"])
+def test_every_convolution_starts_with_the_official_init(preset):
+    """The official code's model.apply(weight_init): Kaiming-uniform weights (bound sqrt(6 / fan_in), so a standard
+    deviation of sqrt(2 / fan_in)) and zero biases on every Conv1d, SAC's Θ and heads included; PyTorch's default
+    (bound 1 / sqrt(fan_in), non-zero bias) would fail both checks."""
+    from sac_minimal.config import profile
+    from sac_minimal.initialisation import official_bound
+    from sac_minimal.train import Detector
+
+    torch.manual_seed(0)
+    model = "ssad_theta" if preset == "ssad_theta" else "ssad_sac"
+    config = profile("quick", model=model, sac_preset="official" if preset == "ssad_theta" else preset)
+    detector = Detector(config, 64, 64)
+    convolutions = [module for module in detector.sac.modules() if isinstance(module, torch.nn.Conv1d)]
+    assert len(convolutions) >= 2
+    for conv in convolutions:
+        bound = official_bound(conv)
+        assert conv.bias.abs().max() == 0
+        assert conv.weight.abs().max() <= bound
+        if conv.weight.numel() >= 1000:  # enough draws for the spread to be close to the uniform's
+            assert conv.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+            assert conv.weight.abs().max() > 0.9 * bound
+
+
+def test_training_reports_the_collapse_monitors_and_evaluation_does_not():
+    sac = SAC(SACConfig.official(**SMALL)).train()
+    output = sac(*window())
+    assert set(output.monitors) == {"appearance_share", "modality_max", "structure_mean"}
+    assert output.monitors["appearance_share"].item() == pytest.approx(output.modality_attention[:, 0].mean().item())
+    assert not output.monitors["structure_mean"].requires_grad
+    assert SAC(SACConfig.official(**SMALL)).eval()(*window()).monitors == {}
+    frame_only = SAC(SACConfig.official(attention="frame", use_ot=False, **SMALL)).train()(*window())
+    assert "structure_mean" not in frame_only.monitors and frame_only.monitors["appearance_share"] == 0.5

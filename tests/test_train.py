@@ -1,4 +1,4 @@
-"""Training runs, resume, the NaN guard, the t-test, results with provenance, sharding."""
+"""Training runs, resume, the NaN guard, the t-tests, results with provenance, sharding."""
 
 import json
 
@@ -9,27 +9,20 @@ from scipy import stats
 
 import sac_minimal.train as train_module
 from sac_minimal.config import TrainConfig, profile
-from sac_minimal.data.synthetic import write_synthetic_thumos
 from sac_minimal.experiments import (
     format_table,
     merge_grid,
+    minimum_detectable_difference,
+    paired_t_test,
     parse_shard,
-    run_table1,
+    run_experiment,
     student_t_test,
-    summarize_table1,
+    summarize_grid,
 )
 from sac_minimal.train import RunResult, choose_device, fit
+from sac_minimal.variants import Experiment
 
-
-@pytest.fixture(scope="module")
-def surrogate(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_surrogate")
-    write_synthetic_thumos(root, "quick", seed=3)
-    return root
-
-
-def quick(surrogate, **changes):
-    return profile("quick", data_root=str(surrogate), device="cpu", **changes)
+SMALL_TABLE = Experiment(("ssad", "oracle", "sac"), (("ssad", "oracle"), ("ssad", "sac")), "a small Table I")
 
 
 def without_times(metrics):
@@ -54,8 +47,8 @@ def test_config_round_trip_and_schedule():
             choose_device("cuda")
 
 
-def test_training_reduces_the_loss(surrogate, tmp_path):
-    result = fit(quick(surrogate, model="ssad", epochs=3), tmp_path / "run")
+def test_training_reduces_the_loss(quick, tmp_path):
+    result = fit(quick(model="ssad", epochs=3), tmp_path / "run")
     totals = [row["total"] for row in result.metrics]
     assert totals[-1] < totals[0]
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,classification")
@@ -64,8 +57,8 @@ def test_training_reduces_the_loss(surrogate, tmp_path):
         result.evaluation
 
 
-def test_resume_after_interrupt_gives_identical_results(surrogate, tmp_path):
-    config = quick(surrogate, model="ssad_sac", epochs=3)
+def test_resume_after_interrupt_gives_identical_results(quick, tmp_path):
+    config = quick(model="ssad_sac", epochs=3)
     straight = fit(config, tmp_path / "straight")
     assert fit(config, tmp_path / "interrupted", epoch_budget=2) is None
     checkpoint = torch.load(tmp_path / "interrupted" / "checkpoint.pt", weights_only=False)
@@ -93,18 +86,18 @@ def break_loss_at_step_2(monkeypatch, term: str, value: float) -> None:
     monkeypatch.setattr(train_module, "ssad_loss_runs", failing_loss)
 
 
-def test_non_finite_loss_stops_with_the_step_and_term(surrogate, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_with_the_step_and_term(quick, tmp_path, monkeypatch):
     break_loss_at_step_2(monkeypatch, "overlap", float("nan"))
     with pytest.raises(FloatingPointError, match=r"epoch 1, step 2: overlap=nan, total=nan"):
-        fit(quick(surrogate, model="ssad", epochs=1), tmp_path / "nan")
+        fit(quick(model="ssad", epochs=1), tmp_path / "nan")
     saved = torch.load(tmp_path / "nan" / "nonfinite_state.pt", weights_only=False)
     assert saved["step"] == 2 and "model" in saved
 
 
-def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(surrogate, tmp_path, monkeypatch):
+def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(quick, tmp_path, monkeypatch):
     from sac_minimal.train import fit_runs
 
-    config = quick(surrogate, model="ssad", epochs=1)
+    config = quick(model="ssad", epochs=1)
     every_step = fit_runs([config], [tmp_path / "every"], sync_every=1)[0]
     every_third = fit_runs([config], [tmp_path / "third"], sync_every=3)[0]
     assert without_times(every_third.metrics) == without_times(every_step.metrics)
@@ -116,15 +109,15 @@ def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(sur
     assert (saved["step"], saved["weights_before_step"]) == (2, 3)
 
 
-def test_time_budget_stops_at_an_epoch_boundary(surrogate, tmp_path):
-    config = quick(surrogate, model="ssad", epochs=2)
+def test_time_budget_stops_at_an_epoch_boundary(quick, tmp_path):
+    config = quick(model="ssad", epochs=2)
     assert fit(config, tmp_path / "budget", time_budget_s=1e-3) is None
     assert torch.load(tmp_path / "budget" / "checkpoint.pt", weights_only=False)["epoch"] == 1
     assert [row["epoch"] for row in fit(config, tmp_path / "budget").metrics] == [1, 2]
 
 
-def test_compiled_step_trains_like_the_eager_step(surrogate, tmp_path):
-    config = quick(surrogate, model="ssad", epochs=1)
+def test_compiled_step_trains_like_the_eager_step(quick, tmp_path):
+    config = quick(model="ssad", epochs=1)
     eager = fit(config, tmp_path / "eager")
     compiled = fit(config, tmp_path / "compiled", compiled=True)
     assert compiled.extra["compiled"] is True and "compiled" not in eager.extra
@@ -133,7 +126,7 @@ def test_compiled_step_trains_like_the_eager_step(surrogate, tmp_path):
     assert compiled.evaluation["Avg 0.1:0.7"] == pytest.approx(eager.evaluation["Avg 0.1:0.7"], abs=0.01)
 
 
-def test_t_test_matches_scipy():
+def test_t_tests_match_scipy():
     rng = np.random.default_rng(0)
     for sizes in ((6, 6), (3, 5), (10, 4)):
         first, second = rng.normal(0.5, 0.02, sizes[0]), rng.normal(0.52, 0.03, sizes[1])
@@ -142,34 +135,60 @@ def test_t_test_matches_scipy():
         assert ours["t"] == pytest.approx(reference.statistic, rel=1e-12)
         assert ours["p"] == pytest.approx(reference.pvalue, rel=1e-9)
         assert ours["dof"] == sum(sizes) - 2
+    for size in (2, 3, 10):
+        candidate, baseline = rng.normal(0.5, 0.02, size), rng.normal(0.52, 0.03, size)
+        paired, reference = paired_t_test(candidate, baseline), stats.ttest_rel(candidate, baseline)
+        assert paired["t"] == pytest.approx(reference.statistic, rel=1e-12)
+        assert paired["p"] == pytest.approx(reference.pvalue, rel=1e-9)
+        assert paired["dof"] == size - 1
     with pytest.raises(ValueError, match="at least two runs"):
         student_t_test([0.5], [0.4, 0.6])
+    with pytest.raises(ValueError, match="at least two matched pairs"):
+        paired_t_test([0.5], [0.4])
 
 
-def test_shard_and_merge_equal_the_unsharded_run(surrogate, tmp_path):
-    base = quick(surrogate, epochs=1)
-    run_table1(base, [0, 1], tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
+def test_minimum_detectable_difference_has_the_stated_power():
+    """A true difference of one MDD is found by the paired test in about 80 % of simulated experiments."""
+    rng = np.random.default_rng(1)
+    seeds, spread = 10, 0.03
+    detectable = minimum_detectable_difference(spread / np.sqrt(seeds), seeds - 1)
+    differences = rng.normal(detectable, spread, (4000, seeds))
+    found = stats.ttest_1samp(differences, 0.0, axis=1).pvalue < 0.05
+    assert found.mean() == pytest.approx(0.8, abs=0.03)
+    assert minimum_detectable_difference(spread / np.sqrt(40), 39) < detectable / 1.9  # 4x the seeds, ~half
+
+
+def test_shard_and_merge_equal_the_unsharded_run(quick, tmp_path):
+    base = quick(epochs=1)
+    run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
     whole = merge_grid(tmp_path / "whole")
     for shard in ("0/2", "1/2"):
-        run_table1(base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded", shard=shard)
+        run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded",
+                       shard=shard)
     sharded = merge_grid(tmp_path / "sharded")
-    assert sharded["variants"] == whole["variants"] and sharded["t_tests"] == whole["t_tests"]
-    assert set(whole["variants"]) == {"ssad", "ssad_theta", "ssad_sac", "ssad_sac_light"} and whole["seeds"] == [0, 1]
+    assert sharded["variants"] == whole["variants"] and sharded["comparisons"] == whole["comparisons"]
+    assert set(whole["variants"]) == {"ssad", "oracle", "sac"} and whole["seeds"] == [0, 1]
     provenance = whole["provenance"][0]
-    assert {"commit", "dirty", "date", "device", "torch", "cuda", "python"} <= set(provenance)
-    assert whole["dataset"]["kind"] == "synthetic" and len(whole["dataset"]["annotation_sha256"]) == 64
-    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 9
-    difference = 100 * (whole["variants"]["ssad_sac"]["mean"]["mAP@0.5"] - whole["variants"]["ssad"]["mean"]["mAP@0.5"])
-    assert f"ssad_sac vs ssad, mAP@0.5: difference {difference:+.2f}" in format_table(whole)
+    assert {"commit", "dirty", "code_sha256", "first_date", "device", "torch", "cpu_capability", "threads"} <= set(
+        provenance)
+    assert provenance["runs"] == 6 and provenance["threads"] == 1
+    assert whole["dataset"]["kind"] == "synthetic" and whole["dataset"]["generator_version"] == 2
+    assert len(whole["dataset"]["fingerprint"]) == 64
+    assert whole["configs"]["oracle"]["config"]["model"] == "oracle"  # every variant's own config is recorded
+    assert whole["configs"]["sac"]["config"]["sac_preset"] == "official"
+    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 7
+    comparison = whole["comparisons"]["sac vs ssad"]["Avg 0.1:0.7"]
+    assert f"{100 * comparison['difference']:+.2f} (paired p = {comparison['paired']['p']:.4f}" in format_table(whole)
     with pytest.raises(ValueError, match="incomplete grid"):
         runs = [RunResult.from_dict(json.loads(path.read_text()))
                 for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]
-        summarize_table1(runs[:-1])
+        summarize_grid(runs[:-1], list(SMALL_TABLE.variants))
     with pytest.raises(ValueError, match="i/n"):
         parse_shard("2")
     # the seeds of each model trained in one loop: the same grid, every run recorded as trained together
-    run_table1(base, [0, 1], tmp_path / "together", checkpoints_dir=tmp_path / "ckpt_together", seeds_together=True)
+    run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "together", checkpoints_dir=tmp_path / "ckpt_together",
+                   seeds_together=True)
     together = merge_grid(tmp_path / "together")
     assert together["seeds"] == [0, 1] and set(together["variants"]) == set(whole["variants"])
     runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "together" / "runs").glob("*.json"))]
-    assert len(runs) == 8 and all(run["trained_together"] == 2 for run in runs)
+    assert len(runs) == 6 and all(run["trained_together"] == 2 for run in runs)

@@ -7,6 +7,7 @@ video's length, fps values and NaN/Inf counts.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from sac_minimal.data.thumos14 import (
     count_non_finite,
     feature_path,
     load_annotations,
+    read_feature_file,
 )
 
 LENGTH_TOLERANCE = 0.05
@@ -43,6 +45,7 @@ class DatasetReport:
     missing: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)
     wrong_width: list = field(default_factory=list)
+    wrong_dtype: list = field(default_factory=list)
     length_mismatch: list = field(default_factory=list)
     non_finite: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
@@ -63,7 +66,7 @@ class DatasetReport:
             if self.clipped:
                 lines.append(f"  segments clipped at the video's end: {self.clipped}")
         for title, entries in (("missing feature files", self.missing), ("unreadable feature files", self.unreadable),
-                               ("wrong feature width", self.wrong_width),
+                               ("wrong feature width", self.wrong_width), ("not floating point", self.wrong_dtype),
                                ("rows do not match the video length", self.length_mismatch)):
             if entries:
                 shown = ", ".join(entries[:10]) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "")
@@ -74,17 +77,30 @@ class DatasetReport:
         return "\n".join(lines)
 
 
-def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = None,
+def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = None, width: int | None = None,
+                  channel_order: str | None = None,
                   exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS) -> DatasetReport:
-    """Read every annotation and feature file under ``root`` and report what is wrong (never raises on data)."""
+    """Read every annotation and feature file under ``root`` and report what is wrong. It never raises on bad data:
+    every problem (unreadable annotation or format file, missing, empty, truncated or non-float feature files,
+    wrong widths, NaN/Inf, lengths that do not fit the video) becomes a line of the report.
+
+    ``width`` and ``channel_order`` override the folder's ``feature_format.json``."""
     root = Path(root)
-    feature_format = feature_format or FeatureFormat.from_root(root)
+    try:
+        feature_format = feature_format or FeatureFormat.from_root(root)
+        overrides = {key: value for key, value in (("width", width), ("channel_order", channel_order))
+                     if value is not None}
+        feature_format = dataclasses.replace(feature_format, **overrides)
+    except ValueError as error:
+        report = DatasetReport(root=root, feature_format=FeatureFormat())
+        report.problems.append(str(error))
+        return report
     report = DatasetReport(root=root, feature_format=feature_format)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             annotations = load_annotations(root, exclude=exclude)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OSError) as error:
         report.problems.append(str(error))
         return report
     report.layout, report.excluded, report.clipped = annotations.layout, annotations.excluded, annotations.clipped
@@ -92,40 +108,60 @@ def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = No
         report.videos[video.split] = report.videos.get(video.split, 0) + 1
         report.instances[video.split] = report.instances.get(video.split, 0) + len(video.labels)
         report.fps[video.fps] += 1
-        path = feature_path(root, video.video)
-        if not path.exists():
-            report.missing.append(video.video)
-            continue
-        try:
-            features = np.load(path, mmap_mode="r")
-        except (ValueError, OSError):
-            report.unreadable.append(video.video)
-            continue
-        if features.ndim != 2:
-            report.unreadable.append(video.video)
-            continue
-        report.widths[int(features.shape[1])] += 1
-        if features.shape[1] != feature_format.width:
-            report.wrong_width.append(f"{video.video} ({features.shape[1]})")
-        expected_rows = video.num_frames / feature_format.frames_per_step
-        if abs(features.shape[0] - expected_rows) > LENGTH_TOLERANCE * expected_rows + 8:
-            report.length_mismatch.append(f"{video.video} ({features.shape[0]} rows, ~{expected_rows:.0f} expected)")
-        counts = count_non_finite(features)
-        if counts["nan"] or counts["inf"]:
-            report.non_finite[video.video] = counts
+        _check_feature_file(report, root, video, feature_format)
+    _summarise_problems(report, feature_format)
+    return report
+
+
+def _check_feature_file(report: DatasetReport, root: Path, video, feature_format: FeatureFormat) -> None:
+    path = feature_path(root, video.video)
+    if not path.exists():
+        report.missing.append(video.video)
+        return
+    try:
+        features = read_feature_file(path)
+    except ValueError:
+        report.unreadable.append(video.video)
+        return
+    if features.ndim != 2:
+        report.unreadable.append(video.video)
+        return
+    report.widths[int(features.shape[1])] += 1
+    if features.shape[1] != feature_format.width:
+        report.wrong_width.append(f"{video.video} ({features.shape[1]})")
+    if not np.issubdtype(features.dtype, np.floating):
+        report.wrong_dtype.append(f"{video.video} ({features.dtype})")
+        return
+    expected_rows = video.num_frames / feature_format.frames_per_step
+    if not rows_fit_video(features.shape[0], expected_rows):
+        report.length_mismatch.append(f"{video.video} ({features.shape[0]} rows, ~{expected_rows:.0f} expected)")
+    counts = count_non_finite(features)
+    if counts["nan"] or counts["inf"]:
+        report.non_finite[video.video] = counts
+
+
+def rows_fit_video(rows: int, expected_rows: float) -> bool:
+    """Whether a feature file's row count fits its video: within :data:`LENGTH_TOLERANCE` (and 8 rows) of
+    frames / frames_per_step."""
+    return abs(rows - expected_rows) <= LENGTH_TOLERANCE * expected_rows + 8
+
+
+def _summarise_problems(report: DatasetReport, feature_format: FeatureFormat) -> None:
     for split in ("train", "test"):
         if not report.videos.get(split):
             report.problems.append(f"the {split} split has no videos")
     if report.missing:
         report.problems.append(f"{len(report.missing)} feature files are missing")
     if report.unreadable:
-        report.problems.append(f"{len(report.unreadable)} feature files are not 2-D .npy arrays")
+        report.problems.append(f"{len(report.unreadable)} feature files are empty, truncated or not 2-D .npy arrays")
     if report.wrong_width:
         report.problems.append(f"{len(report.wrong_width)} feature files are not {feature_format.width} wide; "
                                "write the right width to feature_format.json or re-extract")
+    if report.wrong_dtype:
+        report.problems.append(f"{len(report.wrong_dtype)} feature files are not floating point; save them as "
+                               "float32")
     if report.non_finite:
         report.problems.append(f"{len(report.non_finite)} feature files hold NaN or Inf values")
     if report.length_mismatch:
         report.problems.append(f"{len(report.length_mismatch)} feature files do not match duration x fps / "
                                f"{feature_format.frames_per_step}; check fps and frames_per_step")
-    return report

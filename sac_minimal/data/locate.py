@@ -9,8 +9,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sac_minimal.data.synthetic import ensure_synthetic_thumos
+from sac_minimal.data.synthetic import GENERATOR_VERSION, ensure_synthetic_thumos
 from sac_minimal.data.thumos14 import ANNOTATION_FILE
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""The book's repository when the package is used from a clone (an editable install, Colab)."""
+REFERENCE_ANNOTATIONS = REPOSITORY / "data" / "reference" / "thumos14.json"
+"""THUMOS14's real annotation file (ActionFormer's layout, no features), shipped with the book: data/README.md."""
+
+
+def reference_annotation_file() -> Path:
+    """The shipped THUMOS14 annotation file, with a clear error when the package is used outside the clone."""
+    if not REFERENCE_ANNOTATIONS.exists():
+        raise FileNotFoundError(f"{REFERENCE_ANNOTATIONS} not found: the real THUMOS14 annotation file ships with the "
+                                "book's repository (data/reference/); use the package from a clone of it")
+    return REFERENCE_ANNOTATIONS
 
 
 def data_dir() -> Path:
@@ -28,17 +42,21 @@ def real_thumos14_root() -> Path | None:
     return root if (root / ANNOTATION_FILE).exists() else None
 
 
-def synthetic_root(size: str = "quick", seed: int = 0) -> Path:
-    """The surrogate of this size and seed, written on first use (seconds for quick)."""
-    root = data_dir() / "cache" / f"synthetic_{size}_seed{seed}"
-    ensure_synthetic_thumos(root, size=size, seed=seed)
+def synthetic_root(size: str = "quick", seed: int = 0, version: int = GENERATOR_VERSION, *,
+                   create: bool = True) -> Path:
+    """The surrogate of this size, seed and generator version, written on first use (seconds for quick) unless
+    ``create`` is False (then the folder may not exist)."""
+    root = data_dir() / "cache" / f"synthetic_{size}_seed{seed}_v{version}"
+    if create:
+        ensure_synthetic_thumos(root, size=size, seed=seed, version=version)
     return root
 
 
-def dataset_root(*, prefer_real: bool = True, size: str = "quick", seed: int = 0) -> tuple[Path, str]:
+def dataset_root(*, prefer_real: bool = True, size: str = "quick", seed: int = 0,
+                 version: int = GENERATOR_VERSION, create: bool = True) -> tuple[Path, str]:
     """``(root, kind)``: real THUMOS14 (kind ``thumos14``) when present and preferred, else the surrogate
-    (kind ``synthetic``)."""
+    (kind ``synthetic``) of the given generator version."""
     real = real_thumos14_root() if prefer_real else None
     if real is not None:
         return real, "thumos14"
-    return synthetic_root(size, seed), "synthetic"
+    return synthetic_root(size, seed, version, create=create), "synthetic"

@@ -14,29 +14,46 @@ placed without overlap. Every CliffDiving instance is also annotated as Diving, 
 
 Features. Each modality (appearance = "RGB" columns, motion = "flow" columns) at step t is::
 
-    x(t) = scene_v + sum_i amplitude(c_i) * reliability_v * envelope_i(t) * prototype(c_i)
-           + distractors_v(t) + noise(t)
+    x(t) = scene_v + sum_i amplitude(c_i) * envelope_i(t) * prototype(c_i) + distractors_v(t) + noise_v(t)
 
 1. Class preference (:data:`MODALITY_PREFERENCE`): for *appearance* classes (distinct scenes and objects:
    Billiards, GolfSwing, ...) the appearance prototypes are distinct while the motion prototypes of the group
    share most of one direction (a generic swing), so motion alone confuses them; for *motion* classes (the
    track-and-field group: HighJump, LongJump, PoleVault, ...) it is the other way round (one stadium look, distinct
    movements); *both* classes are distinct in both modalities at medium amplitude.
-2. Per-video reliability: each video is ``clean`` (both modalities reliable), ``far_camera`` (motion amplitude cut
-   to 15-30 %) or ``look_alike`` (appearance amplitude cut to 30-50 % and the scene holds a look-alike class), so
-   no fixed per-class weighting is right for every video.
+2. Per-video reliability r_appearance, r_motion: each video is ``clean`` (both in 0.8-1.2), ``far_camera``
+   (motion 0.15-0.3) or ``look_alike`` (appearance 0.3-0.5, and the scene holds a look-alike class), so no fixed
+   per-class weighting is right for every video.
 3. Action steps carry the class signal on top of the scene, so their L2 norm exceeds the background's on average
    (what action-aware pooling, Eq. (1), relies on).
 4. Boundary bleed: for motion classes the appearance envelope extends 0.5-1 action durations before and after the
    true segment (the athlete is on the runway before the jump: the paper's Fig. 1a), the motion envelope does not.
-5. Structured distractors: the unreliable modality carries action-shaped bursts in the background, a camera-pan
-   direction in motion for ``far_camera`` videos and the look-alike class's appearance prototype for ``look_alike``
-   videos, not white noise.
+5. Structured distractors: the unreliable modality carries action-shaped bursts in the background (a camera pan in
+   motion for ``far_camera`` videos, a look-alike class's appearance prototype for ``look_alike`` videos), not
+   white noise.
 6. Deterministic: every video draws from its own generator seeded by (seed, split, index), so the files are
    byte-identical for a seed, whatever the order they are written in.
 
-Everything the generator decided (class preferences, each video's condition) is written to
-``root/synthetic.json`` next to the dataset, so that tests and notebooks can measure these properties.
+Two generator versions (:data:`GENERATOR_VERSION` is the default; both stay available, and every record names the
+one it used). They share every annotation, condition and reliability for a seed; they differ in what reliability
+*does* to the features:
+
+* **v1**: reliability scales the *amplitude* of a modality's signal while its noise stays the same. Over an
+  action's duration the signal-to-noise ratio stays high, and the distractors are one camera-pan direction shared
+  by every video and one look-alike partner per class, so a detector's first convolution can remove them with fixed
+  weights. Measured: SSAD on features gated by the true reliabilities gains nothing over SSAD (notebook 06), so
+  v1 gives per-video modality attention nothing to find. It is kept as the null control.
+* **v2**: reliability scales the *noise*: a modality of reliability r has noise of standard deviation
+  ``NOISE_SCALE / r`` while its signal keeps its amplitude, so an unreliable modality has a low signal-to-noise
+  ratio in that video, as a far camera's optical flow or a look-alike scene's appearance would. Reliability also
+  changes inside a video: *corrupted* stretches (1-4 s, about 1.5 a minute: blur, replays, overlays) multiply
+  both modalities' reliability by 0.25-0.5, which frame attention can find. The distractors are drawn per video:
+  each far-camera video pans in its own direction, and each look-alike video shows its own confusable class of
+  the same preference group.
+
+Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
+corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
+notebooks and the oracle model (:func:`oracle_gates`) can use it.
 """
 
 from __future__ import annotations
@@ -58,8 +75,10 @@ from sac_minimal.data.thumos14 import (
     FeatureFormat,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+GENERATOR_VERSIONS = (1, 2)
 METADATA_FILE = "synthetic.json"
+VERSION_PREFIX = "synthetic-thumos14-surrogate"
 
 MODALITY_PREFERENCE: dict[str, str] = {
     **dict.fromkeys(("BaseballPitch", "Billiards", "CricketBowling", "GolfSwing", "SoccerPenalty", "TennisSwing",
@@ -122,16 +141,21 @@ SHARED_DIRECTION_WEIGHT = 0.9
 AMPLITUDE = {"preferred": 1.0, "other": 0.7, "both": 0.8}
 DISTRACTOR_AMPLITUDE = 0.9
 DISTRACTORS_PER_MINUTE = 4.0
+CORRUPTIONS_PER_MINUTE = 1.5
+"""v2: corrupted stretches (both modalities less reliable) per minute of video."""
+CORRUPTION_SECONDS = (1.0, 4.0)
+CORRUPTION_FACTOR = (0.25, 0.5)
+"""v2: a corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5."""
 
 
 @dataclass(frozen=True)
 class SurrogateWorld:
-    """What is shared by all videos of a seed: class prototypes, look-alike partners and duration factors.
+    """What is shared by all videos of a seed: class prototypes, (v1) distractors, duration factors.
 
     Attributes:
         appearance_prototypes, motion_prototypes: ``[20, D]`` unit vectors.
-        camera_pan: ``[D]`` unit vector of the motion distractor.
-        look_alike: ``[20]`` class whose appearance a look-alike scene shows (same preference group).
+        camera_pan: ``[D]`` unit vector of v1's motion distractor (v2 draws one per video).
+        look_alike: ``[20]`` v1's look-alike class of each class (same preference group; v2 draws one per video).
         duration_factor: ``[20]`` multiplies the median action duration.
         class_probabilities: ``[20]`` main-class distribution.
     """
@@ -148,6 +172,11 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
+def _preference_partners(preference: np.ndarray, index: int) -> np.ndarray:
+    """The other classes of class ``index``'s preference group."""
+    return np.flatnonzero((preference == preference[index]) & (np.arange(len(preference)) != index))
+
+
 def make_world(seed: int, channels: int) -> SurrogateWorld:
     """Class prototypes with the preference structure of :data:`MODALITY_PREFERENCE` (property 1)."""
     rng = np.random.default_rng([seed, 0])
@@ -159,10 +188,8 @@ def make_world(seed: int, channels: int) -> SurrogateWorld:
         # In the modality that does not identify them, the group's classes share one direction.
         blended = _unit(SHARED_DIRECTION_WEIGHT * shared + (1 - SHARED_DIRECTION_WEIGHT) * distinct)
         prototypes[modality] = np.where((preference == confusable_group)[:, None], blended, distinct)
-    look_alike = np.empty(len(THUMOS14_CLASSES), dtype=np.int64)
-    for index, group in enumerate(preference):
-        partners = np.flatnonzero((preference == group) & (np.arange(len(preference)) != index))
-        look_alike[index] = rng.choice(partners)
+    look_alike = np.array([rng.choice(_preference_partners(preference, index))
+                           for index in range(len(THUMOS14_CLASSES))], dtype=np.int64)
     counts = np.array([THUMOS14_TEST_CLASS_COUNTS[name] for name in THUMOS14_CLASSES], dtype=np.float64)
     return SurrogateWorld(
         appearance_prototypes=prototypes["appearance"].astype(np.float32),
@@ -198,17 +225,29 @@ def _envelope(step_seconds: np.ndarray, intervals: np.ndarray, ramp: float = 0.2
     return np.clip(np.minimum(rise, fall), 0.0, 1.0).astype(np.float32)
 
 
-def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, split: str, index: int) -> dict:
-    """One video: its annotation entry, its condition, and features ``[T, 2 D]`` (appearance columns first)."""
-    rng = np.random.default_rng([seed, 1 if split == "train" else 2, index])
-    channels = size.channels_per_modality
+def step_seconds_of(steps: int, fps: float) -> np.ndarray:
+    """``[T]`` the time in seconds at the centre of each feature step (frame ``4 i + 8``)."""
+    return (FRAMES_PER_STEP * np.arange(steps) + 2 * FRAMES_PER_STEP) / fps
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """A video's annotation draws: what both generator versions share."""
+
+    duration: float
+    fps: float
+    step_seconds: np.ndarray
+    main_class: int
+    labels: np.ndarray
+    action_seconds: np.ndarray
+    segments: np.ndarray
+
+
+def _draw_timeline(rng: np.random.Generator, world: SurrogateWorld, size: SyntheticSize) -> _Timeline:
     duration = float(np.clip(size.median_duration * np.exp(size.duration_sigma * rng.standard_normal()),
                              size.min_duration, size.max_duration))
     fps = float(rng.choice(FPS_VALUES, p=FPS_PROBABILITIES))
-    num_frames = round(duration * fps)
-    steps = num_frames // FRAMES_PER_STEP
-    step_seconds = (FRAMES_PER_STEP * np.arange(steps) + 2 * FRAMES_PER_STEP) / fps
-
+    steps = round(duration * fps) // FRAMES_PER_STEP
     main_class = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
     count = max(1, round(duration / SECONDS_PER_INSTANCE * float(np.exp(0.6 * rng.standard_normal()))))
     labels = np.full(count, main_class)
@@ -221,56 +260,154 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     keep[0] = action_seconds[0] <= 0.9 * duration
     labels, action_seconds = labels[keep], action_seconds[keep]
     segments = _place_intervals(rng, action_seconds, duration)
+    return _Timeline(duration, fps, step_seconds_of(steps, fps), main_class, labels, action_seconds, segments)
 
+
+def _draw_reliability(rng: np.random.Generator) -> tuple[str, float, float]:
+    """(condition, r_appearance, r_motion) of a video (property 2)."""
     condition = str(rng.choice(CONDITIONS, p=CONDITION_PROBABILITIES))
-    reliability = {"appearance": rng.uniform(0.8, 1.2), "motion": rng.uniform(0.8, 1.2)}
+    appearance, motion = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
     if condition == "far_camera":
-        reliability["motion"] = rng.uniform(0.15, 0.3)
+        motion = rng.uniform(0.15, 0.3)
     elif condition == "look_alike":
-        reliability["appearance"] = rng.uniform(0.3, 0.5)
+        appearance = rng.uniform(0.3, 0.5)
+    return condition, float(appearance), float(motion)
 
-    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
+
+def _signal_envelopes(rng: np.random.Generator, timeline: _Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """``[T, n]`` appearance and motion envelopes of the instances; appearance bleeds for motion classes
+    (property 4)."""
+    labels = timeline.labels
     motion_class = np.array([MODALITY_PREFERENCE[THUMOS14_CLASSES[label]] == "motion" for label in labels])
-    bleed = np.where(motion_class, rng.uniform(0.5, 1.0, len(labels)), 0.0)[:, None] * action_seconds[:, None]
-    appearance_envelope = _envelope(step_seconds, segments + np.concatenate([-bleed, bleed], axis=1))
-    motion_envelope = _envelope(step_seconds, segments)
+    bleed = (np.where(motion_class, rng.uniform(0.5, 1.0, len(labels)), 0.0)[:, None]
+             * timeline.action_seconds[:, None])
+    appearance = _envelope(timeline.step_seconds, timeline.segments + np.concatenate([-bleed, bleed], axis=1))
+    return appearance, _envelope(timeline.step_seconds, timeline.segments)
 
-    appearance = (appearance_envelope * (amplitudes[:, 0] * reliability["appearance"])) @ \
-        world.appearance_prototypes[labels]
-    motion = (motion_envelope * (amplitudes[:, 1] * reliability["motion"])) @ world.motion_prototypes[labels]
 
-    if condition != "clean":
-        distractor_count = rng.poisson(DISTRACTORS_PER_MINUTE * duration / 60.0)
-        distractor_seconds = rng.uniform(1.0, 4.0, distractor_count)
-        distractor_starts = rng.uniform(0.0, duration, distractor_count)
-        distractors = np.stack([distractor_starts, distractor_starts + distractor_seconds], axis=1)
-        overlaps_action = ((distractors[:, None, 0] < segments[None, :, 1] + 1.0)
-                           & (distractors[:, None, 1] > segments[None, :, 0] - 1.0)).any(axis=1)
-        distractor_envelope = _envelope(step_seconds, distractors[~overlaps_action]).sum(axis=1, keepdims=True)
-        if condition == "far_camera":
-            motion += DISTRACTOR_AMPLITUDE * distractor_envelope * world.camera_pan
-        else:
-            appearance += DISTRACTOR_AMPLITUDE * distractor_envelope * world.appearance_prototypes[
-                world.look_alike[main_class]]
+def _distractor_envelope(rng: np.random.Generator, timeline: _Timeline) -> np.ndarray:
+    """``[T, 1]`` action-shaped bursts (1-4 s) in the background, at least 1 s away from every action."""
+    duration, segments = timeline.duration, timeline.segments
+    count = rng.poisson(DISTRACTORS_PER_MINUTE * duration / 60.0)
+    lengths = rng.uniform(1.0, 4.0, count)
+    starts = rng.uniform(0.0, duration, count)
+    bursts = np.stack([starts, starts + lengths], axis=1)
+    overlaps_action = ((bursts[:, None, 0] < segments[None, :, 1] + 1.0)
+                       & (bursts[:, None, 1] > segments[None, :, 0] - 1.0)).any(axis=1)
+    return _envelope(timeline.step_seconds, bursts[~overlaps_action]).sum(axis=1, keepdims=True)
 
+
+def pan_direction(seed: int, split: str, index: int, channels: int) -> np.ndarray:
+    """v2: the ``[D]`` unit direction of one far-camera video's camera pan, from its own generator stream."""
+    return _unit(np.random.default_rng([seed, _split_code(split), index, 3]).standard_normal(channels)).astype(
+        np.float32)
+
+
+def _split_code(split: str) -> int:
+    return 1 if split == "train" else 2
+
+
+def _scene_and_noise(rng: np.random.Generator, steps: int, channels: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray]:
+    """The scene ``[D]`` (appearance), the camera ``[D]`` (motion) and unit-scale noise ``[T, 2 D]``."""
     scene = SCENE_SCALE * _unit(rng.standard_normal(channels)).astype(np.float32)
     camera = 0.3 * SCENE_SCALE * _unit(rng.standard_normal(channels)).astype(np.float32)
     noise = rng.standard_normal((steps, 2 * channels), dtype=np.float32) * np.float32(NOISE_SCALE / np.sqrt(channels))
-    features = noise
+    return scene, camera, noise
+
+
+def _features_v1(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
+                 envelopes: tuple) -> tuple[np.ndarray, dict]:
+    """v1: reliability scales each modality's signal amplitude; world-wide distractor directions."""
+    labels = timeline.labels
+    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
+    appearance = (envelopes[0] * (amplitudes[:, 0] * reliability[0])) @ world.appearance_prototypes[labels]
+    motion = (envelopes[1] * (amplitudes[:, 1] * reliability[1])) @ world.motion_prototypes[labels]
+    if condition != "clean":
+        distractors = DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
+        if condition == "far_camera":
+            motion += distractors * world.camera_pan
+        else:
+            appearance += distractors * world.appearance_prototypes[world.look_alike[timeline.main_class]]
+    channels = world.appearance_prototypes.shape[1]
+    scene, camera, features = _scene_and_noise(rng, len(timeline.step_seconds), channels)
     features[:, :channels] += appearance + scene
     features[:, channels:] += motion + camera
+    return features, {}
 
+
+def _features_v2(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
+                 envelopes: tuple, pan: np.ndarray) -> tuple[np.ndarray, dict]:
+    """v2: reliability scales each modality's noise (1 / r), per step; per-video distractors."""
+    labels, step_seconds = timeline.labels, timeline.step_seconds
+    preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
+    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
+    appearance = (envelopes[0] * amplitudes[:, 0]) @ world.appearance_prototypes[labels]
+    motion = (envelopes[1] * amplitudes[:, 1]) @ world.motion_prototypes[labels]
+    look_alike = None
+    if condition != "clean":
+        distractors = DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
+        if condition == "far_camera":
+            motion += distractors * pan
+        else:
+            look_alike = int(rng.choice(_preference_partners(preference, timeline.main_class)))
+            appearance += distractors * world.appearance_prototypes[look_alike]
+    count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
+    lengths = rng.uniform(*CORRUPTION_SECONDS, count)
+    starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
+    factors = rng.uniform(*CORRUPTION_FACTOR, count)
+    corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
+                   for start, length, factor in zip(starts, lengths, factors)]
+    frame_factor = corruption_factor(corruptions, step_seconds)
+    channels = world.appearance_prototypes.shape[1]
+    scene, camera, features = _scene_and_noise(rng, len(step_seconds), channels)
+    features[:, :channels] /= (reliability[0] * frame_factor)[:, None].astype(np.float32)
+    features[:, channels:] /= (reliability[1] * frame_factor)[:, None].astype(np.float32)
+    features[:, :channels] += appearance + scene
+    features[:, channels:] += motion + camera
+    return features, {"corruptions": corruptions,
+                      "look_alike_class": None if look_alike is None else THUMOS14_CLASSES[look_alike]}
+
+
+def corruption_factor(corruptions: list, step_seconds: np.ndarray) -> np.ndarray:
+    """``[T]`` v2's frame factor: the smallest factor of the corrupted stretches covering each step, else 1."""
+    factor = np.ones(len(step_seconds))
+    for start, end, value in corruptions:
+        inside = (step_seconds >= start) & (step_seconds <= end)
+        factor[inside] = np.minimum(factor[inside], value)
+    return factor
+
+
+def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, split: str, index: int,
+                     version: int = GENERATOR_VERSION) -> dict:
+    """One video: its annotation entry, what the generator decided about it (condition, reliabilities, ...), and
+    features ``[T, 2 D]`` (appearance columns first)."""
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
+    rng = np.random.default_rng([seed, _split_code(split), index])
+    timeline = _draw_timeline(rng, world, size)
+    condition, appearance_reliability, motion_reliability = _draw_reliability(rng)
+    reliability = (appearance_reliability, motion_reliability)
+    envelopes = _signal_envelopes(rng, timeline)
+    if version == 1:
+        features, decided = _features_v1(rng, world, timeline, condition, reliability, envelopes)
+    else:
+        pan = pan_direction(seed, split, index, size.channels_per_modality)
+        features, decided = _features_v2(rng, world, timeline, condition, reliability, envelopes, pan)
+
+    fps = timeline.fps
     annotations = [{"label": THUMOS14_CLASSES[label], "segment": [round(start, 2), round(end, 2)],
                     "segment(frames)": [round(start * fps, 1), round(end * fps, 1)], "label_id": int(label)}
-                   for (start, end), label in zip(segments.tolist(), labels.tolist())]
+                   for (start, end), label in zip(timeline.segments.tolist(), timeline.labels.tolist())]
     diving = CLASS_ID["Diving"]
     annotations += [{**entry, "label": "Diving", "label_id": diving}
                     for entry in annotations if entry["label"] == "CliffDiving"]
     annotations.sort(key=lambda entry: (entry["segment"][0], entry["label_id"]))
     return {
-        "entry": {"subset": "Validation" if split == "train" else "Test", "duration": round(duration, 2), "fps": fps,
-                  "annotations": annotations},
+        "entry": {"subset": "Validation" if split == "train" else "Test", "duration": round(timeline.duration, 2),
+                  "fps": fps, "annotations": annotations},
         "condition": condition,
+        "video": {"condition": condition, "reliability": [round(value, 4) for value in reliability], **decided},
         "features": features,
     }
 
@@ -280,39 +417,86 @@ def video_name(split: str, index: int) -> str:
     return f"synthetic_{'validation' if split == 'train' else 'test'}_{index + 1:07d}"
 
 
-def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0) -> dict:
+def parse_video_name(name: str) -> tuple[str, int]:
+    """Inverse of :func:`video_name`: ``(split, index)``."""
+    _, subset, number = name.split("_")
+    return ("train" if subset == "validation" else "test"), int(number) - 1
+
+
+def _check_writable(root: Path, version: int) -> None:
+    """Refuse to write into a folder that holds anything but a surrogate of the same generator version."""
+    annotation_path = root / ANNOTATION_FILE
+    metadata_path = root / METADATA_FILE
+    if metadata_path.exists():
+        try:
+            found = json.loads(metadata_path.read_text()).get("generator_version")
+        except (json.JSONDecodeError, AttributeError):
+            found = None
+        if found != version:
+            raise FileExistsError(f"{root} holds a surrogate of generator version {found} ({metadata_path}); "
+                                  f"writing version {version} there would mix the two. Choose another folder.")
+    elif annotation_path.exists():
+        try:
+            label = str(json.loads(annotation_path.read_text()).get("version", ""))
+        except (json.JSONDecodeError, AttributeError):
+            label = ""
+        if not label.startswith(VERSION_PREFIX):
+            raise FileExistsError(f"{root} holds an annotation file that this generator did not write "
+                                  f"({annotation_path}); it may be a real dataset. Choose an empty folder.")
+    ours = {ANNOTATION_FILE.parts[0], FEATURE_FOLDER, FEATURE_FORMAT_FILE, METADATA_FILE}
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        foreign = path.name not in ours
+        if path.name == FEATURE_FOLDER and path.is_dir():
+            foreign = next((item for item in sorted(path.iterdir()) if not item.name.startswith("synthetic_")), None)
+            path = foreign if foreign else path
+        elif path.name == ANNOTATION_FILE.parts[0] and path.is_dir():
+            foreign = next((item for item in sorted(path.iterdir()) if item.name != ANNOTATION_FILE.name), None)
+            path = foreign if foreign else path
+        if foreign:
+            raise FileExistsError(f"{root} is not empty and holds {path}, which the surrogate generator did not "
+                                  "write; it never overwrites or mixes with other files. Choose an empty folder.")
+
+
+def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
+                           version: int = GENERATOR_VERSION) -> dict:
     """Write a surrogate dataset under ``root`` in the ActionFormer layout and return its metadata.
 
     Files: ``annotations/thumos14.json``, ``i3d_features/{video}.npy`` (float32 ``[T, 2 D]``, appearance first),
-    ``feature_format.json`` (so the reader knows the width) and ``synthetic.json`` (generator, seed, each video's
-    condition, the class preferences, generation time).
+    ``feature_format.json`` (so the reader knows the width) and ``synthetic.json`` (generator version, seed, each
+    video's condition and reliabilities, the class preferences, generation time). ``root`` must be empty, missing,
+    or a surrogate of the same generator version: any other file there raises ``FileExistsError``.
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
     started = time.perf_counter()
     scale = SIZES[size]
     root = Path(root)
+    _check_writable(root, version)
     (root / FEATURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (root / ANNOTATION_FILE).parent.mkdir(parents=True, exist_ok=True)
     world = make_world(seed, scale.channels_per_modality)
-    database, conditions = {}, {}
+    database, videos = {}, {}
     for split, count in (("train", scale.train_videos), ("test", scale.test_videos)):
         for index in range(count):
-            video = synthesize_video(world, scale, seed, split, index)
+            video = synthesize_video(world, scale, seed, split, index, version)
             name = video_name(split, index)
             np.save(root / FEATURE_FOLDER / f"{name}.npy", video["features"])
             database[name] = video["entry"]
-            conditions[name] = video["condition"]
-    version = f"synthetic-thumos14-surrogate v{GENERATOR_VERSION} size={size} seed={seed}"
-    (root / ANNOTATION_FILE).write_text(json.dumps({"version": version, "database": database}))
+            videos[name] = video["video"]
+    label = f"{VERSION_PREFIX} v{version} size={size} seed={seed}"
+    (root / ANNOTATION_FILE).write_text(json.dumps({"version": label, "database": database}))
     feature_format = FeatureFormat(width=2 * scale.channels_per_modality, channel_order="rgb_flow",
                                    frames_per_step=FRAMES_PER_STEP)
     (root / FEATURE_FORMAT_FILE).write_text(feature_format.to_json())
     metadata = {
-        "generator_version": GENERATOR_VERSION, "size": size, "seed": seed, "scale": dataclasses.asdict(scale),
-        "modality_preference": MODALITY_PREFERENCE, "conditions": conditions,
+        "generator_version": version, "size": size, "seed": seed, "scale": dataclasses.asdict(scale),
+        "modality_preference": MODALITY_PREFERENCE,
+        "conditions": {name: entry["condition"] for name, entry in videos.items()},
+        "videos": videos,
         "look_alike": {THUMOS14_CLASSES[index]: THUMOS14_CLASSES[partner]
-                       for index, partner in enumerate(world.look_alike)},
+                       for index, partner in enumerate(world.look_alike)} if version == 1 else None,
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
     # Written last: its presence marks a complete dataset.
@@ -321,27 +505,70 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0)
 
 
 def read_synthetic_metadata(root: str | Path) -> dict:
+    """The generator's record of a surrogate (``synthetic.json``)."""
     path = Path(root) / METADATA_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {root} is not a complete synthetic dataset")
     return json.loads(path.read_text())
 
 
-def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0) -> dict:
-    """Return the metadata of the surrogate at ``root``, writing it first unless the same size and seed exist."""
+def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
+                            version: int = GENERATOR_VERSION) -> dict:
+    """Return the metadata of the surrogate at ``root``, writing it first unless the same version, size and seed
+    exist there."""
     try:
         metadata = read_synthetic_metadata(root)
-        if (metadata["generator_version"], metadata["size"], metadata["seed"]) == (GENERATOR_VERSION, size, seed):
+        if (metadata["generator_version"], metadata["size"], metadata["seed"]) == (version, size, seed):
             return metadata
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         pass
-    return write_synthetic_thumos(root, size=size, seed=seed)
+    return write_synthetic_thumos(root, size=size, seed=seed, version=version)
+
+
+def step_reliability(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
+    """``[T, 2]`` the true (r_appearance, r_motion) at every feature step of one video: its per-video reliabilities,
+    times (v2) the factor of the corrupted stretches covering the step."""
+    entry = metadata.get("videos", {}).get(video)
+    if entry is None:
+        raise KeyError(f"{video} has no recorded reliability in synthetic.json; the oracle needs a surrogate written "
+                       "by this package (python -m sac_minimal data synth)")
+    frame_factor = corruption_factor(entry.get("corruptions", []), step_seconds_of(steps, fps))
+    return np.asarray(entry["reliability"])[None, :] * frame_factor[:, None]
+
+
+def oracle_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
+    """``[T, 2]`` the oracle's gate on (appearance, motion) at every step: ``2 r_mod(t) / (r_a + r_m)`` with
+    r_mod(t) the step's reliability (:func:`step_reliability`) and r_a, r_m the video's. It is a composed attention
+    in SAC's own family, a per-video modality share times a per-frame weight, so its gain over SSAD bounds what
+    such an attention can gain from knowing the reliabilities."""
+    reliability = step_reliability(metadata, video, steps, fps)
+    video_reliability = np.asarray(metadata["videos"][video]["reliability"])
+    return (2 * reliability / video_reliability.sum()).astype(np.float32)
 
 
 def _run_lengths(flags: np.ndarray) -> np.ndarray:
     """Lengths of the runs of True in a 1-D boolean array."""
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
     return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+DISTRACTOR_SMOOTHING = 9
+"""Steps of the moving average applied before a distractor burst is detected (property 5)."""
+
+
+def _distractor_projection(metadata: dict, world: SurrogateWorld, video, appearance: np.ndarray,
+                           motion: np.ndarray, condition: str) -> np.ndarray:
+    """``[T]`` projection of a video's unreliable modality on its distractor direction (for clean videos, on what
+    the distractor of a look-alike video of its main class would be, as a control)."""
+    main_class = np.bincount(video.labels, minlength=len(THUMOS14_CLASSES)).argmax() if len(video.labels) else 0
+    if condition == "far_camera":
+        direction = world.camera_pan
+        if metadata["generator_version"] >= 2:
+            direction = pan_direction(metadata["seed"], *parse_video_name(video.video), motion.shape[1])
+        return motion @ direction
+    look_alike = metadata["videos"][video.video].get("look_alike_class") if metadata.get("videos") else None
+    partner = CLASS_ID[look_alike] if look_alike else world.look_alike[main_class]
+    return appearance @ world.appearance_prototypes[partner]
 
 
 def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict:
@@ -352,8 +579,9 @@ def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict
         ``norm_ratio``: {modality: mean L2 norm of action steps / of background steps} (property 3).
         ``bleed``: {modality: for motion classes, the class-prototype projection 0.3-1 s outside the segments,
         background-subtracted, as a fraction of the projection inside} (property 4: ~1 appearance, ~0 motion).
-        ``distractors``: {condition: (fraction of background steps whose projection on the distractor direction
-        exceeds half its amplitude, mean run length in steps)} for the unreliable modality (property 5).
+        ``distractors``: {condition: (fraction of background steps whose projection on the distractor direction,
+        averaged over 9 steps, exceeds half its amplitude, mean run length in steps)} for the unreliable modality
+        (property 5).
     """
     from sac_minimal.data.thumos14 import load_annotations, load_video_features
 
@@ -392,12 +620,10 @@ def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict
                 bleed[modality][1].append(projection[band])
                 bleed[modality][2].append(projection[~near])
         condition = metadata["conditions"][video.video]
-        main_class = np.bincount(video.labels, minlength=len(THUMOS14_CLASSES)).argmax() if len(video.labels) else 0
-        if condition == "look_alike" or (condition == "clean" and len(video.labels)):
-            projection = appearance[~near] @ world.appearance_prototypes[world.look_alike[main_class]]
-        else:
-            projection = motion[~near] @ world.camera_pan
-        exceeds = projection > DISTRACTOR_AMPLITUDE / 2
+        projection = _distractor_projection(metadata, world, video, appearance, motion, condition)
+        # A 9-step (about 1.2 s) moving average: a burst of 1-4 s survives it, white noise (v2's 1 / r) does not.
+        smoothed = np.convolve(projection, np.ones(DISTRACTOR_SMOOTHING) / DISTRACTOR_SMOOTHING, mode="same")
+        exceeds = smoothed[~near] > DISTRACTOR_AMPLITUDE / 2
         distractor_steps[condition][0].append(exceeds)
         distractor_steps[condition][1].extend(_run_lengths(exceeds).tolist())
     norm_ratio = {name: float(np.concatenate(sums[f"action_{suffix}"]).mean()

@@ -97,7 +97,7 @@ class FeatureFormat:
             return cls()
         try:
             return cls(**json.loads(path.read_text()))
-        except (TypeError, json.JSONDecodeError) as error:
+        except (TypeError, ValueError, OSError) as error:
             raise ValueError(f"{path} is not a valid feature format ({error}); expected keys "
                              f"{[field.name for field in dataclasses.fields(cls)]}") from error
 
@@ -185,7 +185,7 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
     :attr:`AnnotationSet.clipped`; one warning names the videos concerned. Unknown labels raise.
     """
     if not isinstance(document, dict) or not isinstance(document.get("database"), dict):
-        raise TypeError(f"{source}: expected a JSON object with a 'database' mapping video -> entry")
+        raise ValueError(f"{source}: expected a JSON object with a 'database' mapping video -> entry")
     database = document["database"]
     layout = detect_layout(database)
     exclude = set(exclude)
@@ -194,28 +194,31 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
         if video in exclude:
             excluded.append(video)
             continue
+        where = f"{source}: video {video}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected an object with subset, fps, duration and annotations, got "
+                             f"{type(entry).__name__}")
         missing = [key for key in ("subset", "fps", "duration", "annotations") if key not in entry]
         if missing:
-            raise ValueError(f"{source}: video {video} lacks {missing}")
+            raise ValueError(f"{where} lacks {missing}")
         split = SPLIT_OF_SUBSET.get(str(entry["subset"]).lower())
         if split is None:
-            raise ValueError(f"{source}: video {video} has subset {entry['subset']!r}; expected Validation/val or "
-                             "Test/test")
-        fps, duration = float(entry["fps"]), float(entry["duration"])
-        if not (fps > 0 and duration > 0 and math.isfinite(fps) and math.isfinite(duration)):
-            raise ValueError(f"{source}: video {video} has fps {fps} and duration {duration}; both must be > 0")
+            raise ValueError(f"{where} has subset {entry['subset']!r}; expected Validation/val or Test/test")
+        fps, duration = _positive_number(entry["fps"], "fps", where), _positive_number(entry["duration"], "duration",
+                                                                                     where)
+        if not isinstance(entry["annotations"], list):
+            raise ValueError(f"{where}: 'annotations' must be a list of {{label, segment}} objects, got "
+                             f"{entry['annotations']!r:.40}")
         segments, labels, video_clipped = [], [], 0
         for annotation in entry["annotations"]:
-            label = annotation["label"]
+            label = annotation.get("label") if isinstance(annotation, dict) else None
             if label in IGNORED_LABELS:
                 ignored += 1
                 continue
             if label not in CLASS_ID:
-                raise ValueError(f"{source}: video {video} has the unknown label {label!r}; THUMOS14's classes are "
+                raise ValueError(f"{where} has the unknown label {label!r}; THUMOS14's classes are "
                                  f"{', '.join(THUMOS14_CLASSES)}")
-            start, end = (float(value) for value in annotation["segment"])
-            if not end > start:
-                raise ValueError(f"{source}: video {video} has the empty or reversed segment [{start}, {end}]")
+            start, end = _segment(annotation.get("segment"), where)
             if end > duration:
                 video_clipped += 1
                 if start >= duration:
@@ -237,6 +240,28 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
                          ignored=ignored)
 
 
+def _positive_number(value, name: str, where: str) -> float:
+    """A finite number > 0, or a ValueError saying which field of which video is wrong."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} has {name} {value!r}; it must be a number > 0") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{where} has {name} {value!r}; it must be a finite number > 0")
+    return number
+
+
+def _segment(value, where: str) -> tuple[float, float]:
+    """``[start, end]`` in seconds with start < end, or a ValueError naming the video."""
+    try:
+        start, end = (float(number) for number in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} has the segment {value!r}; a segment is [start, end] in seconds") from None
+    if not (math.isfinite(start) and math.isfinite(end) and end > start):
+        raise ValueError(f"{where} has the empty, reversed or non-finite segment [{start}, {end}]")
+    return start, end
+
+
 def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS) -> AnnotationSet:
     """Read an annotation file in either layout (see :func:`parse_annotations`).
 
@@ -248,9 +273,11 @@ def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLU
     if not path.exists():
         raise FileNotFoundError(f"annotation file not found: {path}. Expected <root>/{ANNOTATION_FILE.as_posix()} "
                                 "(see data/README.md for the layout)")
+    if not path.is_file():
+        raise ValueError(f"the annotation path {path} is not a file; expected <root>/{ANNOTATION_FILE.as_posix()}")
     try:
         document = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
     return parse_annotations(document, exclude=exclude, source=str(path))
 
@@ -289,6 +316,17 @@ def count_non_finite(features: np.ndarray, rows_per_chunk: int = 4096) -> dict:
     return {"nan": nan, "inf": inf}
 
 
+def read_feature_file(path: Path, *, memory_map: bool = True) -> np.ndarray:
+    """``np.load`` of one feature file, with a ``ValueError`` naming it when it is empty, truncated or not a
+    ``.npy`` array (an interrupted copy leaves a 0-byte file)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), e.g. an interrupted copy; copy or extract it again")
+    try:
+        return np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .npy array ({error}); copy or extract it again") from error
+
+
 def load_video_features(root: str | Path, video: str, feature_format: FeatureFormat, *,
                         memory_map: bool = True) -> np.ndarray:
     """The checked ``[T, width]`` float32 features of one video (memory-mapped unless ``memory_map=False``)."""
@@ -297,10 +335,7 @@ def load_video_features(root: str | Path, video: str, feature_format: FeatureFor
         raise FileNotFoundError(f"feature file for video {video} not found: {path}. Every annotated video needs "
                                 f"<root>/{FEATURE_FOLDER}/<video>.npy; run `python -m sac_minimal data check --root "
                                 f"{root}` to list all missing files")
-    try:
-        features = np.load(path, mmap_mode="r" if memory_map else None)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
+    features = read_feature_file(path, memory_map=memory_map)
     check_feature_array(features, feature_format, str(path))
     return features if features.dtype == np.float32 else features.astype(np.float32)
 

@@ -210,6 +210,23 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
+    def apply_step_gates(self, gates: Sequence[np.ndarray]) -> None:
+        """Multiply every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
+        motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. The oracle model
+        sees its features this way (:func:`sac_minimal.train.load_windows`)."""
+        if not self.in_memory:
+            raise ValueError("apply_step_gates needs a WindowDataset built with in_memory=True")
+        if len(gates) != len(self.feature_steps):
+            raise ValueError(f"{len(gates)} gate arrays for {len(self.feature_steps)} videos")
+        for video, (gate, steps) in enumerate(zip(gates, self.feature_steps)):
+            if gate.shape != (steps, 2):
+                raise ValueError(f"video {self.table.videos[video].video}: gates of shape {gate.shape}, expected "
+                                 f"({steps}, 2)")
+        bank_gates = np.concatenate(gates).astype(np.float32)
+        appearance, motion = self.feature_format.split(self._bank)  # views into the bank
+        appearance *= bank_gates[:, :1]
+        motion *= bank_gates[:, 1:]
+
     def _gather(self, indices: np.ndarray) -> np.ndarray:
         """``[B, steps, width]`` features of the windows ``indices``."""
         if self.in_memory:

@@ -1,0 +1,148 @@
+"""What a trained SAC attends to, measured against what the surrogate knows about every window.
+
+The surrogate records each video's true reliabilities r_appearance, r_motion and (generator v2) its corrupted
+stretches (:mod:`sac_minimal.data.synthetic`). A modality attention that learned the premise of the paper should
+give appearance a larger share where motion is unreliable, and a frame attention should single out action steps
+and, where the data has them, avoid corrupted steps. These functions measure that on the test windows:
+
+==========================  ==========================================================================================
+``share_spearman``           Spearman correlation of a_m's appearance share with log(r_a / r_m), over windows
+``share_by_condition``       mean appearance share per video condition (clean, far camera, look-alike)
+``frame_auc_action``         ROC AUC of a_f for telling action steps (inside a ground-truth segment) from the others
+``frame_spearman_reliability``  Spearman correlation of a_f with the step's reliability factor (v2; None in v1)
+``frame_ratio_corrupted``    mean a_f on corrupted steps / on the other steps (v2; None in v1)
+``collapsed_windows``        fraction of windows with max(a_m) > 0.95 (the OT collapse, notebook 05)
+``median_max_share``         median over windows of max(a_m)
+==========================  ==========================================================================================
+
+Training writes these into every SAC run's result (``diagnostics``) on the surrogate; notebooks 08 and 10 read them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+from sac_minimal.data.synthetic import CONDITIONS, corruption_factor
+from sac_minimal.data.windows import ResidentWindows, WindowDataset
+
+COLLAPSE_SHARE = 0.95
+"""A window's modality attention counts as collapsed when one modality gets more than this share."""
+
+
+def window_attention(sac: torch.nn.Module, windows: WindowDataset, device: torch.device | str = "cpu",
+                     batch_size: int = 64) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """SAC's modality attention ``[W, 2]`` and frame attention ``[W, T]`` on every window (eval mode, so no
+    transport problem is solved); ``None`` for an attention the configuration does not have."""
+    sac.eval()
+    resident = ResidentWindows(windows, device)
+    modality, frame = [], []
+    with torch.no_grad():
+        for start in range(0, len(resident), batch_size):
+            appearance, motion, _, _ = resident.batch(torch.arange(start, min(start + batch_size, len(resident))))
+            output = sac(appearance, motion)
+            modality.append(None if output.modality_attention is None else output.modality_attention.cpu())
+            frame.append(None if output.frame_attention is None else output.frame_attention.cpu())
+    return (None if modality[0] is None else torch.cat(modality).numpy(),
+            None if frame[0] is None else torch.cat(frame).numpy())
+
+
+def window_step_seconds(windows: WindowDataset) -> np.ndarray:
+    """``[W, T]`` the time in its video of every step of every window (edge-padded steps repeat the last one)."""
+    table, spec = windows.table, windows.spec
+    steps_per_video = windows.feature_steps[table.video_index]
+    local = np.minimum(table.begin_frame[:, None] // spec.frames_per_step + np.arange(spec.steps)[None],
+                       steps_per_video[:, None] - 1)
+    fps = np.array([table.videos[index].fps for index in table.video_index])
+    return (spec.frames_per_step * local + 2 * spec.frames_per_step) / fps[:, None]  # as step_seconds_of
+
+
+def window_truth(windows: WindowDataset, metadata: dict) -> dict:
+    """What the surrogate knows about every window: ``log_ratio`` ``[W]`` = log(r_a / r_m) of its video,
+    ``condition`` ``[W]``, ``action`` ``[W, T]`` (the step lies inside a ground-truth segment) and
+    ``reliability_factor`` ``[W, T]`` (the corrupted stretches' factor, 1 elsewhere and in generator v1)."""
+    table = windows.table
+    seconds = window_step_seconds(windows)
+    log_ratio = np.empty(len(table))
+    condition = np.empty(len(table), dtype=object)
+    action = np.zeros(seconds.shape, dtype=bool)
+    factor = np.ones(seconds.shape)
+    for video_index, video in enumerate(table.videos):
+        rows = np.flatnonzero(table.video_index == video_index)
+        entry = metadata["videos"][video.video]
+        log_ratio[rows] = np.log(entry["reliability"][0] / entry["reliability"][1])
+        condition[rows] = entry["condition"]
+        for start, end in video.segments:
+            action[rows] |= (seconds[rows] >= start) & (seconds[rows] <= end)
+        factor[rows] = corruption_factor(entry.get("corruptions", []), seconds[rows].ravel()).reshape(-1,
+                                                                                                      seconds.shape[1])
+    return {"log_ratio": log_ratio, "condition": condition, "action": action, "reliability_factor": factor}
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for ``positive`` labels (the Mann-Whitney U statistic, ties counted
+    half): the probability that a random positive scores above a random negative."""
+    scores, positive = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(positive, dtype=bool).ravel()
+    positives, negatives = int(positive.sum()), int((~positive).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError("ROC AUC needs both positive and negative examples")
+    ranks = stats.rankdata(scores)
+    return float((ranks[positive].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _spearman(first: np.ndarray, second: np.ndarray) -> float | None:
+    first, second = np.asarray(first).ravel(), np.asarray(second).ravel()
+    if np.ptp(first) == 0 or np.ptp(second) == 0:
+        return None
+    return float(stats.spearmanr(first, second).statistic)
+
+
+def attention_diagnostics(modality_attention: np.ndarray | None, frame_attention: np.ndarray | None,
+                          truth: dict) -> dict:
+    """The measurements of the module docstring from one model's attention on the windows of ``truth``
+    (:func:`window_truth`). Measurements the model's attention cannot give are left out."""
+    result = {}
+    if modality_attention is not None:
+        share = modality_attention[:, 0]
+        largest = modality_attention.max(axis=1)
+        result["share_spearman"] = _spearman(share, truth["log_ratio"])
+        result["share_by_condition"] = {condition: float(share[truth["condition"] == condition].mean())
+                                        for condition in CONDITIONS if (truth["condition"] == condition).any()}
+        result["collapsed_windows"] = float((largest > COLLAPSE_SHARE).mean())
+        result["median_max_share"] = float(np.median(largest))
+    if frame_attention is not None:
+        result["frame_auc_action"] = roc_auc(frame_attention, truth["action"])
+        corrupted = truth["reliability_factor"] < 1
+        result["frame_spearman_reliability"] = _spearman(frame_attention, truth["reliability_factor"])
+        result["frame_ratio_corrupted"] = (float(frame_attention[corrupted].mean() / frame_attention[~corrupted].mean())
+                                           if corrupted.any() else None)
+    return result
+
+
+def train_on_sac_losses(sac: torch.nn.Module, appearance: torch.Tensor, motion: torch.Tensor, *, steps: int = 120,
+                        learning_rate: float = 1e-3) -> list[dict]:
+    """Minimise SAC's own loss (L_OT and its regularisers, Eq. (6) without the detector) on fixed windows with
+    Adam, and record after every step the batch means of a_m's appearance share and of max(a_m), the fraction of
+    collapsed windows (max(a_m) > 0.95), L_OT and the mean of S. With the official preset this shows the OT
+    collapse on its own (notebook 05): nothing but SAC's loss drives a_m to one modality.
+
+    Args:
+        sac: a :class:`~sac_minimal.sac.SAC` with ``use_ot`` (trained in place).
+        appearance, motion: ``[B, D, T]`` windows.
+    """
+    optimizer = torch.optim.Adam(sac.parameters(), lr=learning_rate)
+    sac.train()
+    history = []
+    for _ in range(steps):
+        output = sac(appearance, motion)
+        optimizer.zero_grad(set_to_none=True)
+        output.losses["total"].backward()
+        optimizer.step()
+        shares = output.modality_attention.detach()
+        history.append({"appearance_share": float(shares[:, 0].mean()),
+                        "max_share": float(shares.max(-1).values.mean()),
+                        "collapsed_windows": float((shares.max(-1).values > COLLAPSE_SHARE).float().mean()),
+                        "ot": float(output.losses["ot"].detach()),
+                        "structure_mean": float(output.structure.detach().mean())})
+    return history

@@ -1,0 +1,83 @@
+"""Attention diagnostics against known answers, and the OT collapse on SAC's own loss."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from sac_minimal.data.synthetic import read_synthetic_metadata
+from sac_minimal.data.windows import WindowDataset
+from sac_minimal.diagnostics import attention_diagnostics, roc_auc, train_on_sac_losses, window_truth
+from sac_minimal.sac import SAC, SACConfig
+
+
+def test_roc_auc_equals_the_pairwise_probability():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 40).astype(float)  # many ties
+    positive = rng.random(40) < 0.4
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0)
+             for a, b in itertools.product(scores[positive], scores[~positive])]
+    assert roc_auc(scores, positive) == pytest.approx(np.mean(pairs))
+    assert roc_auc([0.1, 0.9], [False, True]) == 1.0
+    with pytest.raises(ValueError, match="both positive and negative"):
+        roc_auc([0.1, 0.2], [True, True])
+
+
+def test_diagnostics_on_attention_that_knows_the_answer():
+    log_ratio = np.linspace(-1, 1, 8)
+    truth = {"log_ratio": log_ratio, "condition": np.array(["clean"] * 4 + ["far_camera"] * 4, dtype=object),
+             "action": np.tile([True, False, False, True], (8, 1)), "reliability_factor": np.ones((8, 4))}
+    truth["reliability_factor"][:, 2] = 0.3
+    share = 1 / (1 + np.exp(-3 * log_ratio))  # more appearance where appearance is the more reliable
+    frame = np.where(truth["action"], 0.9, 0.2) * truth["reliability_factor"]
+    result = attention_diagnostics(np.stack([share, 1 - share], 1), frame, truth)
+    assert result["share_spearman"] == pytest.approx(1.0)
+    assert result["share_by_condition"]["clean"] < 0.5 < result["share_by_condition"]["far_camera"]
+    assert result["frame_auc_action"] == 1.0
+    assert result["frame_ratio_corrupted"] == pytest.approx(0.06 / ((0.9 + 0.9 + 0.2) / 3))
+    assert result["frame_spearman_reliability"] > 0
+    collapsed = attention_diagnostics(np.tile([[0.99, 0.01]], (8, 1)), None, truth)
+    assert collapsed["collapsed_windows"] == 1.0 and collapsed["median_max_share"] == pytest.approx(0.99)
+    assert collapsed["share_spearman"] is None  # a constant share has no rank correlation
+    assert "frame_auc_action" not in collapsed
+
+
+def test_window_truth_reads_the_surrogate(surrogate):
+    windows = WindowDataset(surrogate, "test")
+    metadata = read_synthetic_metadata(surrogate)
+    truth = window_truth(windows, metadata)
+    first = windows.table.videos[windows.table.video_index[0]]
+    reliability = metadata["videos"][first.video]["reliability"]
+    assert truth["log_ratio"][0] == pytest.approx(np.log(reliability[0] / reliability[1]))
+    assert truth["condition"][0] == metadata["conditions"][first.video]
+    assert truth["action"].shape == (len(windows), 128) and 0.05 < truth["action"].mean() < 0.6
+    assert 0 < (truth["reliability_factor"] < 1).mean() < 0.3
+
+
+def test_official_ot_collapses_the_modality_attention_on_sac_losses_alone():
+    """The finding of notebook 05: SAC's own loss alone drives a_m to one modality and S to zero (official)."""
+    generator = torch.Generator().manual_seed(0)
+    appearance, motion = torch.randn(16, 16, 64, generator=generator), torch.randn(16, 16, 64, generator=generator)
+    torch.manual_seed(0)
+    official = train_on_sac_losses(SAC(SACConfig.official(appearance_channels=16, motion_channels=16)),
+                                   appearance, motion, steps=120, learning_rate=1e-2)
+    assert official[0]["max_share"] < 0.9 and official[-1]["collapsed_windows"] > 0.9
+    assert official[-1]["ot"] < 0.01 * official[0]["ot"] and official[-1]["structure_mean"] < 0.01
+
+
+def test_stabilised_ot_cuts_the_direct_path_to_the_modality_attention():
+    """With a_m detached inside the transport problem, L_OT sends no gradient to the modality head; with the
+    softmax S the two costs of a frame sum to 1, so S cannot shrink to zero."""
+    appearance, motion = torch.randn(4, 6, 32), torch.randn(4, 6, 32)
+    gradients = {}
+    for name, preset in (("official", SACConfig.official), ("stabilised", SACConfig.stabilised)):
+        torch.manual_seed(0)
+        sac = SAC(preset(appearance_channels=6, motion_channels=6, projection=False, modulate="raw")).train()
+        output = sac(appearance, motion)
+        output.losses["ot"].backward()
+        gradients[name] = sac.modality_attention.score.weight.grad
+        if name == "stabilised":
+            assert torch.allclose(output.structure.sum(1), torch.ones(4, 32))
+    assert gradients["official"].abs().max() > 1e-6
+    assert gradients["stabilised"] is None or gradients["stabilised"].abs().max() == 0
