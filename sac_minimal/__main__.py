@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     banner()
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

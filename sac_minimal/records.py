@@ -205,3 +205,17 @@ def record_status(results_dir: str | Path) -> RecordStatus:
         dataset_here = None
     return RecordStatus(results_dir.name, table.get("title", ""), list(table["variants"]), table["seeds"],
                         table["provenance"], code_changed, same_code, table["dataset"], dataset_here)
+
+
+BOOK_RECORDS = {
+    "table1_quick_v2": [Check("ssad", 0, None), Check("sac", 0, None),
+                        *(Check(name, 0, 1) for name in ("oracle", "ssad_theta", "composed", "sac_stabilised",
+                                                         "light_theta"))],
+    "table1_quick_v1": [Check(name, 0, 1) for name in ("ssad", "oracle", "sac")],
+    "ablation_attention_quick_v2": [Check("joint", 0, 1), Check("frame", 0, 1)],
+    "ablation_components_quick_v2": [Check("ot_pooling", 0, 1), Check("ot_smooth", 0, 1)],
+    "ablation_alternatives_quick_v2": [Check("nonlocal", 0, 1), Check("sequential", 0, 1)],
+    "ablation_variants_quick_v2": [Check("exact_solver", 0, 1), Check("mass_t", 0, 1)],
+}
+"""The quick records the book reads, and the subset of each that the book build re-runs (notebooks 08 and 09;
+notebook 10 re-runs whole runs of the seed it draws). ``tests/test_records.py`` re-runs the one-epoch checks."""
