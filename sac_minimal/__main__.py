@@ -115,7 +115,7 @@ def base_config(args: argparse.Namespace):
     from sac_minimal.config import profile
 
     changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data,
-               "data_version": args.data_version}
+               "data_version": args.data_version, "accept_length_mismatch": args.accept_length_mismatch}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.solver is not None:
@@ -210,19 +210,12 @@ def handle_verify(args: argparse.Namespace) -> int:
 
 def print_cost_table() -> int:
     """Table VIII at the official widths, beside the paper's figures; also written to results/ablation_cost.json."""
-    from sac_minimal.ablations import PAPER_COST, cost_table
+    from sac_minimal.ablations import cost_table, format_cost_table
     from sac_minimal.files import write_json_atomic
     from sac_minimal.provenance import provenance
 
     rows = cost_table()
-    for row in rows:
-        print(f"{row['model']:<20} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:.2f} M), "
-              f"{row['GFLOPs']:.3f} GFLOPs per window; over SSAD +{row['added_parameters_M']:.2f} M, "
-              f"+{row['added_GFLOPs']:.3f} GFLOPs")
-    print("paper (Table VIII): " + ", ".join(f"{model} {params} M / {flops} GFLOPs"
-                                             for model, (params, flops) in PAPER_COST.items())
-          + f"; SAC adds +{PAPER_COST['SSAD+SAC'][0] - PAPER_COST['SSAD'][0]:.2f} M, "
-            f"+{PAPER_COST['SSAD+SAC'][1] - PAPER_COST['SSAD'][1]:.2f} GFLOPs")
+    print(format_cost_table(rows))
     write_json_atomic(Path("results/ablation_cost.json"), {"rows": rows, "provenance": provenance()})
     return 0
 
@@ -271,6 +264,8 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
                          help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
     command.add_argument("--compile", action="store_true",
                          help="torch.compile each training step (CUDA graphs on a GPU); the recipe is unchanged")
+    command.add_argument("--accept-length-mismatch", action="store_true",
+                         help="train even on feature files whose rows do not fit their video's duration x fps / 4")
     command.add_argument("--max-minutes", type=positive_minutes, default=None,
                          help="stop at an epoch boundary before this much time is spent; rerun to continue")
 

@@ -73,3 +73,14 @@ def cost_table(channels: int = 1024, length: int = 128) -> list[dict]:
         row["added_parameters_M"] = row["parameters_M"] - rows[0]["parameters_M"]
         row["added_GFLOPs"] = row["GFLOPs"] - rows[0]["GFLOPs"]
     return rows
+
+
+def format_cost_table(rows: list[dict]) -> str:
+    """Table VIII as text: our counts, then the paper's figures and the increments SAC adds in each."""
+    lines = [f"{row['model']:<20} {row['parameters_M']:6.2f} M parameters (Θ {row['theta_parameters_M']:5.2f} M), "
+             f"{row['GFLOPs']:.3f} GFLOPs per window; over SSAD +{row['added_parameters_M']:.2f} M, "
+             f"+{row['added_GFLOPs']:.3f} GFLOPs" for row in rows]
+    ssad, sac = PAPER_COST["SSAD"], PAPER_COST["SSAD+SAC"]
+    lines.append(f"paper (Table VIII, THUMOS14): SSAD {ssad[0]} M / {ssad[1]} GFLOPs, SSAD+SAC {sac[0]} M / {sac[1]} "
+                 f"GFLOPs; SAC adds +{sac[0] - ssad[0]:.2f} M, +{sac[1] - ssad[1]:.2f} GFLOPs")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Default anchors, box decoding, temporal IoU and anchor matching, all in window units ([0, 1] = 512 frames).
 
-Anchors (SPEC Section 4): level ``l`` has ``L`` cells (16, 8, 4); cell ``i`` carries five anchors centred at
+Anchors (book/recipe.md, Section 4): level ``l`` has ``L`` cells (16, 8, 4); cell ``i`` carries five anchors centred at
 ``(i + 0.5) / L`` with widths ``r / L``, ``r`` in (0.5, 0.75, 1, 1.5, 2): 140 anchors per window, ordered by level,
 then cell, then ratio (the order of :class:`sac_minimal.ssad.SSAD`'s output rows).
 

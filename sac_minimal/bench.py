@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from sac_minimal.ot import entropic_ot_2xT, sinkhorn_log
+from sac_minimal.ot import entropic_ot_2xT, random_2xT_problems, sinkhorn_log
 
 
 def median_seconds(function, repeats: int, budget_s: float = 5.0) -> float:
@@ -28,16 +28,6 @@ def median_seconds(function, repeats: int, budget_s: float = 5.0) -> float:
         if time.perf_counter() - started > budget_s:
             break
     return statistics.median(times)
-
-
-def sac_shaped_problems(batch: int, length: int, seed: int = 0, dtype=torch.float32):
-    """Costs in (0, 1) ``[B, 2, T]``, modality masses ``[B, 2]`` and frame masses ``[B, T]``, both of mass T."""
-    generator = torch.Generator().manual_seed(seed)
-    cost = torch.sigmoid(2 * torch.randn(batch, 2, length, generator=generator)).to(dtype)
-    supplier = (torch.softmax(torch.randn(batch, 2, generator=generator), -1) * length).to(dtype)
-    receiver = torch.sigmoid(2 * torch.randn(batch, length, generator=generator))
-    receiver = (receiver / receiver.sum(-1, keepdim=True) * length).to(dtype)
-    return cost, supplier, receiver
 
 
 def bench_ot(
@@ -61,7 +51,7 @@ def bench_ot(
     rows = []
     for batch in batches:
         for length in lengths:
-            cost, supplier, receiver = sac_shaped_problems(batch, length)
+            cost, supplier, receiver = random_2xT_problems(batch, length, dtype=torch.float32)
             row = {"B": batch, "T": length}
             row["sinkhorn_log"] = median_seconds(
                 lambda: sinkhorn_log(cost, supplier, receiver, eps, n_iter=n_iter, check_inputs=False), repeats)

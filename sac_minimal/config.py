@@ -1,6 +1,6 @@
 """Training configurations: one frozen dataclass, two profiles, JSON round-trip.
 
-``full`` is the official recipe (SPEC Section 4): Adam, lr 1e-4, batch 4, 40 epochs, lr x 0.1 after epoch 30,
+``full`` is the official recipe (book/recipe.md, Section 4): Adam, lr 1e-4, batch 4, 40 epochs, lr x 0.1 after epoch 30,
 SSAD with 256/512 channels, evaluation at the last epoch. ``quick`` is what the book build trains on two CPU cores:
 the quick surrogate (2 x 64 channels), a slimmer SSAD (64/128 channels), batch 8, 12 epochs, lr 1e-3 decayed x 0.1
 after epoch 9. Its numbers show the pipeline working, not THUMOS14 performance.
@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
 from sac_minimal.sac import SACConfig
 
 MODELS = ("ssad", "ssad_theta", "ssad_sac", "oracle")
+MAX_SCALED_LEARNING_RATE = 0.01
+"""Above this, the linear scaling rule's learning rate earns a warning (:meth:`TrainConfig.with_batch_size`)."""
 SAC_PRESETS = ("official", "paper", "light", "stabilised")
 
 
@@ -52,6 +55,8 @@ class TrainConfig:
         matching, negative_ratio: SSAD loss options (:func:`sac_minimal.detection.ssad_loss`).
         device: ``auto`` (cuda when present), ``cpu``, ``cuda``.
         amp: bf16 autocast for the SSAD host on CUDA (SAC and its transport problem stay float32; ignored on CPU).
+        accept_length_mismatch: train even when a feature file's rows do not fit its video's duration x fps / 4
+            (otherwise an error names the file: :class:`~sac_minimal.data.windows.WindowDataset`).
 
     The model is evaluated once, after the last epoch: a fixed epoch, never one chosen by test mAP.
     """
@@ -75,6 +80,7 @@ class TrainConfig:
     negative_ratio: float = 1.0
     device: str = "auto"
     amp: bool = False
+    accept_length_mismatch: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -113,7 +119,13 @@ class TrainConfig:
         rule: lr x batch_size / this config's batch size). The epochs and the decay epochs stay as they are."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        return self.replace(batch_size=batch_size, learning_rate=self.learning_rate * batch_size / self.batch_size)
+        learning_rate = self.learning_rate * batch_size / self.batch_size
+        if learning_rate > MAX_SCALED_LEARNING_RATE:
+            warnings.warn(f"batch size {batch_size} gives a learning rate of {learning_rate:g} by the linear scaling "
+                          f"rule ({batch_size / self.batch_size:g} x {self.learning_rate:g}); above "
+                          f"{MAX_SCALED_LEARNING_RATE:g} Adam is likely to diverge: use a smaller batch size",
+                          stacklevel=2)
+        return self.replace(batch_size=batch_size, learning_rate=learning_rate)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """The fields in which ``other`` differs from this config, as ``"name: this -> other"`` lines."""

@@ -1,6 +1,6 @@
 """SSAD's training loss and its post-processing, from raw network outputs to video-level detections in seconds.
 
-Loss (SPEC Section 4), over the anchors of a batch of windows:
+Loss (book/recipe.md, Section 4: the official code's SSAD), over the anchors of a batch of windows:
 
 * anchors are matched to ground truth (:func:`sac_minimal.anchors.match_anchors`); positives have IoU > 0.5;
 * hard negatives: not positive, but the raw overlap output says > 0.5; random negatives: drawn from the remaining
@@ -312,3 +312,16 @@ def postprocess(raw: torch.Tensor, anchors: Anchors, *, window_video: np.ndarray
     order = order[rank_within_groups(video_index[order]) < max_per_video]
     return Detections(videos=tuple(videos), video_index=video_index[order], labels=labels[order],
                       segments=segments[order], scores=scores[order])
+
+
+def postprocess_windows(raw: torch.Tensor, windows, anchors: Anchors | None = None, **options) -> Detections:
+    """:func:`postprocess` for the outputs ``[W, A, 24]`` of every window of a
+    :class:`~sac_minimal.data.windows.WindowDataset`, with each video's fps and duration and the windows' length
+    in frames; ``options`` as :func:`postprocess`."""
+    from sac_minimal.anchors import default_anchors
+
+    table, videos = windows.table, windows.table.videos
+    return postprocess(raw, anchors if anchors is not None else default_anchors(), window_video=table.video_index,
+                       begin_frame=table.begin_frame, videos=[video.video for video in videos],
+                       fps=[video.fps for video in videos], durations=[video.duration for video in videos],
+                       window_frames=windows.spec.frames, **options)

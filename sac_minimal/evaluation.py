@@ -146,12 +146,42 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+def check_detections(detections: Detections) -> None:
+    """Raise a ``ValueError`` for detections that cannot be scored: a NaN or infinite score (sorted anywhere, it
+    silently changes the ranking and so the AP), or a segment with a non-finite or reversed (end < start) bound."""
+    scores, segments = np.asarray(detections.scores, dtype=np.float64), np.asarray(detections.segments)
+    bad_scores = ~np.isfinite(scores)
+    if bad_scores.any():
+        first = int(np.flatnonzero(bad_scores)[0])
+        raise ValueError(f"{int(bad_scores.sum())} detections have a non-finite score (the first: {scores[first]} in "
+                         f"video {detections.videos[detections.video_index[first]]}); scores must be finite numbers")
+    bad_segments = ~np.isfinite(segments).all(axis=1) | (segments[:, 1] < segments[:, 0]) if len(segments) else []
+    if np.any(bad_segments):
+        first = int(np.flatnonzero(bad_segments)[0])
+        raise ValueError(f"{int(np.sum(bad_segments))} detections have a non-finite or reversed segment (the first: "
+                         f"{segments[first].tolist()} in video {detections.videos[detections.video_index[first]]}); "
+                         "a segment is [start, end] in seconds with start <= end")
+
+
 def evaluate_detections(detections: Detections | dict, ground_truth: Sequence[VideoRecord],
                         thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> EvaluationResult:
     """AP per class and threshold of ``detections`` (a :class:`Detections` or its ActivityNet JSON) against the
-    ``ground_truth`` videos of one split."""
+    ``ground_truth`` videos of one split.
+
+    Example: one HighJump instance; a false detection scores first, then the true one. At tIoU 0.5 only the
+    second matches (precision 1/2 at recall 1), so AP = 1/2:
+
+    >>> import numpy as np
+    >>> from sac_minimal.data.thumos14 import CLASS_ID, VideoRecord
+    >>> truth = [VideoRecord("v", "test", 30.0, 60.0, 1800, np.array([[10.0, 20.0]]), np.array([CLASS_ID["HighJump"]]))]
+    >>> found = {"results": {"v": [{"label": "HighJump", "segment": [40, 50], "score": 0.9},
+    ...                            {"label": "HighJump", "segment": [11, 21], "score": 0.8}]}}
+    >>> evaluate_detections(found, truth, thresholds=(0.5,)).mean_ap
+    array([0.5])
+    """
     if isinstance(detections, dict):
         detections = Detections.from_json(detections)
+    check_detections(detections)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if not len(thresholds) or thresholds.min() <= 0 or thresholds.max() > 1:
         raise ValueError(f"tIoU thresholds must lie in (0, 1], got {thresholds.tolist()}")

@@ -380,3 +380,17 @@ def format_table(table: dict, percent: bool = True, metrics: Sequence[str] = REP
                          f"Student p = {result['student']['p']:.4f}; detectable: "
                          f"{scale * result['mdd_paired']:.2f} paired, {scale * result['mdd_student']:.2f} Student)")
     return "\n".join(lines)
+
+
+def describe_comparison(table: dict, comparison: str, metric: str = "Avg 0.1:0.7") -> str:
+    """One comparison of a table in words: the difference in points, both p-values, what the paired test can
+    detect, and whether the difference is significant at the 5 % level (by the paired test)."""
+    result = table["comparisons"][comparison][metric]
+    candidate, baseline = comparison.split(" vs ")
+    labels = table.get("labels", {})
+    paired_p = result["paired"]["p"]
+    verdict = "significant" if paired_p < SIGNIFICANCE else "not significant"
+    return (f"{labels.get(candidate, candidate)} minus {labels.get(baseline, baseline)}: "
+            f"{100 * result['difference']:+.2f} points of {metric} mAP over {len(table['seeds'])} matched seeds, "
+            f"paired p = {paired_p:.3f} ({verdict} at the 5 % level; Student's p = {result['student']['p']:.3f}); "
+            f"with this spread the paired test detects {100 * result['mdd_paired']:.1f} points (80 % power)")

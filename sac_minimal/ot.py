@@ -27,6 +27,7 @@ __all__ = [
     "entropic_ot_2xT",
     "exact_ot_2xT",
     "marginal_error",
+    "random_2xT_problems",
     "sinkhorn_log",
     "transport_cost",
 ]
@@ -62,6 +63,9 @@ def _check_problem(cost, a, b, eps=None, *, need_equal_mass=False, solver="this 
             raise ValueError(f"{name} must be a floating-point tensor (float32 or float64), got {tensor.dtype}.")
     if cost.dim() < 2:
         raise ValueError(f"cost must have shape [..., M, N], got {tuple(cost.shape)}.")
+    if cost.numel() == 0 or a.numel() == 0 or b.numel() == 0:
+        raise ValueError(f"empty problem: cost {tuple(cost.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}; every "
+                         "dimension must be at least 1.")
     if a.dim() < 1 or b.dim() < 1:
         raise ValueError(f"a must be [..., M] and b [..., N]; got a {tuple(a.shape)} and b {tuple(b.shape)}.")
     rows, cols = cost.shape[-2:]
@@ -181,15 +185,30 @@ def sinkhorn_log(
         n_iter: the number of iterations (fixed mode) or the cap (tolerance mode).
         tol: optional stopping threshold on the relative column-marginal error.
         gamma: added to the masses inside ``log``.
-        check_inputs: validate inputs (costs one host synchronisation; turn off inside compiled code).
+        check_inputs: validate the inputs, and the result: a plan that is not finite or whose row sums (exact in
+            exact arithmetic) miss ``a`` by more than 1 % raises a ``ValueError`` (costs too large for eps in this
+            dtype). Costs host synchronisations; training turns it off, where the loop's NaN guard stops a
+            non-finite loss instead.
 
     Returns:
         :class:`TransportResult`.
+
+    Example (POT's documented answer for two points and eps = 1):
+
+    >>> cost = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    >>> half = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    >>> sinkhorn_log(cost, half, half, eps=1.0, n_iter=100, gamma=0.0).plan.numpy().round(4)
+    array([[0.3655, 0.1345],
+           [0.1345, 0.3655]])
     """
     if check_inputs:
         _check_problem(cost, a, b, eps, need_equal_mass=tol is not None, solver="sinkhorn_log with a tol")
     if n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}.")
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"gamma must be a finite number >= 0 (it is added to the masses inside log), got {gamma}.")
+    if tol is not None and not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive finite number (or None for a fixed n_iter), got {tol}.")
     neg_cost = -cost / eps  # [..., M, N]
     log_a = torch.log(a + gamma).unsqueeze(-1)  # [..., M, 1]
     log_b = torch.log(b + gamma).unsqueeze(-2)  # [..., 1, N]
@@ -209,6 +228,8 @@ def sinkhorn_log(
     plan = torch.exp(neg_cost + log_u + log_v)
     with torch.no_grad():
         error = marginal_error(plan, a, b)
+    if check_inputs:
+        _check_result(plan, a, cost, eps)
     return TransportResult(
         plan=plan,
         u=eps * log_u.squeeze(-1),
@@ -216,6 +237,25 @@ def sinkhorn_log(
         n_iter=iterations,
         marginal_error=error,
     )
+
+
+ROW_MARGINAL_TOLERANCE = 1e-2
+"""The rows of a log-domain Sinkhorn plan sum to ``a`` after every iteration; an error above this fraction of the
+mass means the arithmetic broke down (costs far larger than eps for the dtype), not slow convergence."""
+
+
+def _check_result(plan: torch.Tensor, a: torch.Tensor, cost: torch.Tensor, eps: float) -> None:
+    """Raise a ``ValueError`` when a plan is not finite or misses its exact (row) marginals."""
+    with torch.no_grad():
+        finite = bool(torch.isfinite(plan).all())
+        row_error = ((plan.sum(-1) - a).abs().sum(-1) / a.sum(-1)).max().item() if finite else math.inf
+    if row_error > ROW_MARGINAL_TOLERANCE:
+        scale = cost.abs().max().item() / eps
+        what = "is not finite" if not finite else f"misses its row masses by {row_error:.3g} of the total"
+        raise ValueError(
+            f"the transport plan {what}: the costs reach {scale:.3g} x eps, more than {cost.dtype} can resolve. "
+            "Rescale the cost (e.g. to [0, 1]), raise eps, or use float64."
+        )
 
 
 def _check_two_rows(cost):
@@ -239,6 +279,14 @@ def exact_ot_2xT(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, check_inp
     Returns:
         the plan ``[..., 2, T]``. It is piecewise constant in ``cost`` (its gradient w.r.t. the cost is zero);
         ``transport_cost(cost, plan)`` has the correct gradient ``plan`` w.r.t. the cost.
+
+    Example: appearance is cheaper on frames 0 and 1, motion on frame 2; appearance has mass 2, so it serves the
+    two frames where it is cheapest and motion the third:
+
+    >>> cost = torch.tensor([[0.1, 0.2, 0.9], [0.8, 0.7, 0.3]])
+    >>> exact_ot_2xT(cost, torch.tensor([2.0, 1.0]), torch.ones(3))
+    tensor([[1., 1., 0.],
+            [0., 0., 1.]])
     """
     if check_inputs:
         _check_problem(cost, a, b, need_equal_mass=True, solver="exact_ot_2xT")
@@ -296,6 +344,14 @@ def entropic_ot_2xT(
 
     Returns:
         :class:`TransportResult` with ``u = (delta, 0)`` and the matching column potentials ``v``.
+
+    Example: the same problem as POT's documented one (two points, eps = 1), with no iteration count to choose:
+
+    >>> cost = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    >>> half = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    >>> entropic_ot_2xT(cost, half, half, eps=1.0).plan.numpy().round(4)
+    array([[0.3655, 0.1345],
+           [0.1345, 0.3655]])
     """
     if check_inputs:
         _check_problem(cost, a, b, eps, need_equal_mass=True, solver="entropic_ot_2xT")
@@ -348,3 +404,24 @@ def entropic_ot_2xT(
     with torch.no_grad():
         error = marginal_error(plan, a, b)
     return TransportResult(plan=plan, u=u, v=v, n_iter=steps, marginal_error=error)
+
+
+def random_2xT_problems(batch: int, length: int, *, generator: torch.Generator | None = None, seed: int = 0,
+                        dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random 2 x T problems shaped like SAC's, for the notebooks, the tests and the benchmarks.
+
+    The cost is ``sigmoid(2 z)`` ``[B, 2, T]`` (a structure matrix in (0, 1)), the row masses ``T softmax(z)``
+    ``[B, 2]`` (a modality attention), the column masses ``T sigmoid(2 z) / sum`` ``[B, T]`` (a frame attention),
+    so both sides carry mass T. Draws from ``generator``, or from a new one seeded with ``seed``.
+
+    >>> cost, a, b = random_2xT_problems(3, 5, seed=0)
+    >>> cost.shape, a.shape, b.shape
+    (torch.Size([3, 2, 5]), torch.Size([3, 2]), torch.Size([3, 5]))
+    >>> torch.allclose(a.sum(-1), b.sum(-1)) and bool(((cost > 0) & (cost < 1)).all())
+    True
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+    cost = torch.sigmoid(2 * torch.randn(batch, 2, length, generator=generator, dtype=dtype))
+    rows = length * torch.softmax(torch.randn(batch, 2, generator=generator, dtype=dtype), dim=-1)
+    columns = torch.sigmoid(2 * torch.randn(batch, length, generator=generator, dtype=dtype))
+    return cost, rows, length * columns / columns.sum(-1, keepdim=True)

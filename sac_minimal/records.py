@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from sac_minimal.data.locate import REPOSITORY
 from sac_minimal.experiments import read_run, run_file
 from sac_minimal.files import read_json
 from sac_minimal.provenance import (
@@ -38,6 +39,8 @@ from sac_minimal.provenance import (
 )
 from sac_minimal.train import METRIC_COLUMNS, fit, read_metrics
 
+RESULTS_DIR = REPOSITORY / "results"
+"""The repository's recorded results (``results/``)."""
 LOSS_TOLERANCE = 1e-2
 """Relative tolerance on per-epoch metric means when the machine type differs from the record's."""
 MAP_TOLERANCE = 0.03
@@ -109,12 +112,16 @@ def _differences(recorded: dict, rerun: dict, names: Sequence[str]) -> list[tupl
     return [(name, float(recorded[name]), float(rerun[name])) for name in names if name in recorded and name in rerun]
 
 
-def verify_check(results_dir: str | Path, check: Check) -> CheckResult:
-    """Re-run one check of a record in a temporary folder and compare it with the recorded run."""
+def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | None = None) -> CheckResult:
+    """Re-run one check of a record and compare it with the recorded run. The re-run goes to a temporary folder,
+    or to ``run_dir`` when given (to use the re-trained model afterwards, e.g.
+    :func:`~sac_minimal.train.load_trained_model`)."""
     recorded = read_run(run_file(Path(results_dir), check.variant, check.seed))
     recorded_machine = recorded.extra.get("provenance", {})
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="verify_") as folder, cpu_threads(recorded_machine.get("threads")):
+    with contextlib.ExitStack() as stack:
+        folder = run_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="verify_"))
+        stack.enter_context(cpu_threads(recorded_machine.get("threads")))
         exact = same_machine_type(recorded_machine, machine())
         result = fit(recorded.config, folder, epoch_budget=check.epochs)
         metrics = result.metrics if result is not None else read_metrics(folder)
@@ -141,6 +148,14 @@ def verify_check(results_dir: str | Path, check: Check) -> CheckResult:
 def verify_record(results_dir: str | Path, checks: Sequence[Check]) -> list[CheckResult]:
     """Re-run each check of a record and compare (see the module docstring)."""
     return [verify_check(results_dir, check) for check in checks]
+
+
+def read_record(name: str) -> dict:
+    """The merged table of ``results/<name>`` (``table.json``), with a clear error when it is not recorded."""
+    path = RESULTS_DIR / name / "table.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: record it with the command in results/README.md")
+    return read_json(path, "record table")
 
 
 def format_verification(results: Sequence[CheckResult]) -> str:
@@ -208,14 +223,14 @@ def record_status(results_dir: str | Path) -> RecordStatus:
 
 
 BOOK_RECORDS = {
-    "table1_quick_v2": [Check("ssad", 0, None), Check("sac", 0, None),
-                        *(Check(name, 0, 1) for name in ("oracle", "ssad_theta", "composed", "sac_stabilised",
-                                                         "light_theta"))],
+    "table1_quick_v2": [Check(name, 0, 1) for name in ("ssad", "ssad_theta", "oracle", "sac", "composed",
+                                                      "sac_stabilised", "light_theta")],
     "table1_quick_v1": [Check(name, 0, 1) for name in ("ssad", "oracle", "sac")],
     "ablation_attention_quick_v2": [Check("joint", 0, 1), Check("frame", 0, 1)],
     "ablation_components_quick_v2": [Check("ot_pooling", 0, 1), Check("ot_smooth", 0, 1)],
     "ablation_alternatives_quick_v2": [Check("nonlocal", 0, 1), Check("sequential", 0, 1)],
     "ablation_variants_quick_v2": [Check("exact_solver", 0, 1), Check("mass_t", 0, 1)],
 }
-"""The quick records the book reads, and the subset of each that the book build re-runs (notebooks 08 and 09;
-notebook 10 re-runs whole runs of the seed it draws). ``tests/test_records.py`` re-runs the one-epoch checks."""
+"""The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
+runs (notebooks 08 and 09); notebook 10 re-runs two whole runs, evaluation included, of the seed it draws.
+``tests/test_records.py`` re-runs the first three of each."""

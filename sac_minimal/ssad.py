@@ -4,7 +4,7 @@ Input: a window of features ``[B, C, 128]`` (C = 2048 for two-stream I3D, or SAC
 Output: ``[B, 140, 24]``, one row per default anchor (:mod:`sac_minimal.anchors`): 21 class logits (0 =
 background), one overlap logit, and the offsets ``rx``, ``rw``.
 
-Layers (SPEC Section 4)::
+Layers (book/recipe.md, Section 4)::
 
     base   Conv1d(C, 256, k9, p4) + LeakyReLU + MaxPool(2)      -> [B, 256, 64]
            Conv1d(256, 256, k9, p4) + LeakyReLU + MaxPool(2)    -> [B, 256, 32]

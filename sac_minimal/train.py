@@ -42,9 +42,9 @@ from sac_minimal.anchors import default_anchors
 from sac_minimal.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
 from sac_minimal.data.synthetic import METADATA_FILE, oracle_gates, read_synthetic_metadata
-from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, load_annotations
+from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
-from sac_minimal.detection import postprocess, ssad_loss_runs
+from sac_minimal.detection import postprocess_windows, ssad_loss_runs
 from sac_minimal.diagnostics import attention_diagnostics, window_attention, window_truth
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.files import save_torch_atomic, write_json_atomic, write_text_atomic
@@ -162,7 +162,8 @@ def load_windows(config: TrainConfig, root: Path, split: str, annotations: Annot
                  feature_format: FeatureFormat) -> WindowDataset:
     """The windows of one split as the config's model sees them: for the ``oracle``, every feature step is gated
     by the surrogate's true reliabilities (:func:`~sac_minimal.data.synthetic.oracle_gates`)."""
-    windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format)
+    windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format,
+                            accept_length_mismatch=config.accept_length_mismatch)
     if config.model == "oracle":
         if not (root / METADATA_FILE).exists():
             raise ValueError(f"the oracle model needs the true reliabilities the surrogate records in "
@@ -303,7 +304,7 @@ class TrainingSetup:
     run_dirs: Sequence[Path]
     device: torch.device
     dataset: dict
-    annotations: AnnotationSet
+    ground_truth: list
     train: ResidentWindows
     test: WindowDataset
     anchors: object
@@ -327,6 +328,7 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     device = choose_device(config.device)
     root, kind = resolve_data_root(config)
     annotations = load_annotations(root)
+    ground_truth = load_annotations(root, clip_to_video=False).split("test")  # scored as annotated
     feature_format = FeatureFormat.from_root(root)
     train_windows = load_windows(config, root, "train", annotations, feature_format)
     test_windows = load_windows(config, root, "test", annotations, feature_format)
@@ -352,7 +354,7 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     if compiled:  # one optimised graph for forward and loss; on CUDA replayed as a CUDA graph (reduce-overhead)
         group.disable_host_sync()
         step_losses = torch.compile(step_losses, mode="reduce-overhead" if device.type == "cuda" else "default")
-    return TrainingSetup(configs, run_dirs, device, dataset, annotations, resident, test_windows, anchors, group,
+    return TrainingSetup(configs, run_dirs, device, dataset, ground_truth, resident, test_windows, anchors, group,
                          optimizer, step_losses, sync_every or (25 if device.type == "cuda" else 1))
 
 
@@ -436,7 +438,7 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
     device_name = _device_name(setup.device)
     for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
         model = setup.group.model(run)
-        evaluation = evaluate_model(model, setup.test, setup.annotations, setup.device)
+        evaluation = evaluate_model(model, setup.test, setup.ground_truth, setup.device)
         run_extra = {**extra, "provenance": provenance(device_name)}
         if model.sac is not None and setup.dataset["kind"] == "synthetic":
             run_extra["diagnostics"] = attention_diagnostics(
@@ -565,11 +567,9 @@ def predict_windows(model: Detector, windows: WindowDataset, device: torch.devic
     return torch.cat(outputs)
 
 
-def evaluate_model(model: Detector, test_windows: WindowDataset, annotations: AnnotationSet, device: torch.device):
-    """Test-split mAP of a model: predict every test window, post-process, evaluate."""
-    outputs = predict_windows(model, test_windows, device)
-    videos = test_windows.table.videos
-    detections = postprocess(outputs, default_anchors(), window_video=test_windows.table.video_index,
-                             begin_frame=test_windows.table.begin_frame, videos=[video.video for video in videos],
-                             fps=[video.fps for video in videos], durations=[video.duration for video in videos])
-    return evaluate_detections(detections, annotations.split("test"))
+def evaluate_model(model: Detector, test_windows: WindowDataset, ground_truth: Sequence[VideoRecord],
+                   device: torch.device):
+    """Test-split mAP of a model: predict every test window, post-process, evaluate against ``ground_truth`` (the
+    test videos read with ``clip_to_video=False``: segments as annotated)."""
+    detections = postprocess_windows(predict_windows(model, test_windows, device), test_windows)
+    return evaluate_detections(detections, ground_truth)

@@ -4,11 +4,15 @@ Every test runs with one torch CPU thread, as the book and the CLI do by default
 bit-identical whatever the machine's core count.
 """
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from sac_minimal.config import profile
 from sac_minimal.data.synthetic import write_synthetic_thumos
+from sac_minimal.data.thumos14 import THUMOS14_CLASSES
 
 
 def pytest_configure(config):
@@ -44,3 +48,27 @@ def quick(surrogate):
         return profile("quick", data_root=str(surrogate), device="cpu", **changes)
 
     return config
+
+
+def write_tiny_dataset(root, videos, *, width=2048, steps=None, subset_names=("Validation", "Test")):
+    """ActionFormer layout; ``videos``: name -> (split, duration, fps, [(label, start, end)]); random features."""
+    rng = np.random.default_rng(0)
+    database = {}
+    (root / "i3d_features").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    for name, (split, duration, fps, segments) in videos.items():
+        database[name] = {
+            "subset": subset_names[0] if split == "train" else subset_names[1], "duration": duration, "fps": fps,
+            "annotations": [{"label": label, "segment": [start, end], "label_id": THUMOS14_CLASSES.index(label)
+                             if label in THUMOS14_CLASSES else -1} for label, start, end in segments]}
+        rows = steps or round(duration * fps) // 4
+        np.save(root / "i3d_features" / f"{name}.npy", rng.standard_normal((rows, width)).astype(np.float32))
+    (root / "annotations" / "thumos14.json").write_text(json.dumps({"database": database}))
+    return root
+
+
+TINY = {
+    "video_validation_0000001": ("train", 40.0, 30.0, [("HighJump", 2.0, 5.0), ("HighJump", 20.0, 23.5)]),
+    "video_validation_0000002": ("train", 12.0, 25.0, [("CliffDiving", 1.0, 3.0), ("Diving", 1.0, 3.0)]),
+    "video_test_0000001": ("test", 30.0, 29.97, [("Billiards", 4.0, 6.0)]),
+}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY, write_tiny_dataset
 
 from sac_minimal.__main__ import main as cli
 from sac_minimal.data.check import check_dataset
@@ -42,29 +43,6 @@ from sac_minimal.data.windows import (
 REAL_ANNOTATIONS = reference_annotation_file()
 
 
-def write_tiny_dataset(root, videos, *, width=2048, steps=None, subset_names=("Validation", "Test")):
-    """ActionFormer layout; ``videos``: name -> (split, duration, fps, [(label, start, end)]); random features."""
-    rng = np.random.default_rng(0)
-    database = {}
-    (root / "i3d_features").mkdir(parents=True, exist_ok=True)
-    (root / "annotations").mkdir(exist_ok=True)
-    for name, (split, duration, fps, segments) in videos.items():
-        database[name] = {
-            "subset": subset_names[0] if split == "train" else subset_names[1], "duration": duration, "fps": fps,
-            "annotations": [{"label": label, "segment": [start, end], "label_id": THUMOS14_CLASSES.index(label)
-                             if label in THUMOS14_CLASSES else -1} for label, start, end in segments]}
-        rows = steps or round(duration * fps) // 4
-        np.save(root / "i3d_features" / f"{name}.npy", rng.standard_normal((rows, width)).astype(np.float32))
-    (root / "annotations" / "thumos14.json").write_text(json.dumps({"database": database}))
-    return root
-
-
-TINY = {
-    "video_validation_0000001": ("train", 40.0, 30.0, [("HighJump", 2.0, 5.0), ("HighJump", 20.0, 23.5)]),
-    "video_validation_0000002": ("train", 12.0, 25.0, [("CliffDiving", 1.0, 3.0), ("Diving", 1.0, 3.0)]),
-    "video_test_0000001": ("test", 30.0, 29.97, [("Billiards", 4.0, 6.0)]),
-}
-
 
 # ---------------------------------------------------------------- real annotation file
 
@@ -92,7 +70,7 @@ def test_real_statistics_match_the_published_ones():
         annotations = load_annotations(REAL_ANNOTATIONS, exclude=())
     for split in ("train", "test"):
         assert annotation_statistics(annotations.split(split)) == THUMOS14_REFERENCE_STATISTICS[split]
-    # The published figures (SPEC Section 1) before clipping: 3007 / 3358 instances, 11.6 / 12.8 hours.
+    # The published figures before clipping: 3007 / 3358 instances, 11.6 / 12.8 hours.
     assert THUMOS14_REFERENCE_STATISTICS["train"]["instances per video (median, mean, max)"] == (8.0, 15.0, 128)
     assert THUMOS14_REFERENCE_STATISTICS["test"]["video seconds (min, median, mean, max)"][:3] == (15.0, 161.7, 216.8)
     assert annotations.clipped["video_test_0000270"] == 22

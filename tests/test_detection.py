@@ -37,7 +37,7 @@ def detections(rows, videos):
 def test_ssad_shapes_parameters_and_init():
     model = SSAD()
     assert model(torch.randn(2, 2048, 128)).shape == (2, 140, 24)
-    assert sum(parameter.numel() for parameter in model.parameters()) == 7_829_864  # SPEC: about 7.8 M
+    assert sum(parameter.numel() for parameter in model.parameters()) == 7_829_864  # the official SSAD: about 7.8 M (book/recipe.md)
     assert all(torch.count_nonzero(module.bias) == 0 for module in model.modules() if isinstance(module, torch.nn.Conv1d))
     with pytest.raises(ValueError, match=r"\[B, 2048, T\]"):
         model(torch.randn(2, 1024, 128))
@@ -77,7 +77,7 @@ def test_decode_and_iou_known_answers():
 
 
 def test_matching_decoded_versus_static():
-    """SPEC: matching uses the DECODED predicted boxes; static matching uses the default anchors."""
+    """The official code matches the DECODED predicted boxes; static matching uses the default anchors."""
     anchors = default_anchors()
     segments = torch.tensor([[[0.3, 0.4]]])
     labels = torch.tensor([[CLASS_ID["LongJump"]]])

@@ -9,17 +9,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sac_minimal.ot import entropic_ot_2xT, exact_ot_2xT, marginal_error, sinkhorn_log, transport_cost
-
-
-def random_2xT(batch, length, dtype=torch.float64, seed=0):
-    """SAC-like problems: costs in (0, 1), modality masses from a softmax, frame masses from sigmoids, mass T."""
-    generator = torch.Generator().manual_seed(seed)
-    cost = torch.rand(batch, 2, length, generator=generator, dtype=dtype)
-    a = torch.softmax(torch.randn(batch, 2, generator=generator, dtype=dtype), -1) * length
-    b = torch.sigmoid(torch.randn(batch, length, generator=generator, dtype=dtype))
-    b = b / b.sum(-1, keepdim=True) * length
-    return cost, a, b
+from sac_minimal.ot import (
+    entropic_ot_2xT,
+    exact_ot_2xT,
+    marginal_error,
+    random_2xT_problems,
+    sinkhorn_log,
+    transport_cost,
+)
 
 
 def test_pot_known_answer():
@@ -36,7 +33,7 @@ def test_pot_known_answer():
 @pytest.mark.parametrize("eps", [1.0, 0.1, 1e-2, 1e-3])
 @pytest.mark.parametrize("n_iter", [1, 10, 50])
 def test_sinkhorn_log_matches_pot_iterate_for_iterate(eps, n_iter):
-    cost, a, b = random_2xT(4, 32, seed=3)
+    cost, a, b = random_2xT_problems(4, 32, seed=3)
     ours = sinkhorn_log(cost, a, b, eps=eps, n_iter=n_iter).plan
     for k in range(4):
         reference = pot.sinkhorn(
@@ -61,7 +58,7 @@ def test_sinkhorn_log_general_shapes_match_pot():
 
 
 def test_rows_exact_columns_approximate():
-    cost, a, b = random_2xT(8, 64)
+    cost, a, b = random_2xT_problems(8, 64)
     result = sinkhorn_log(cost, a, b, eps=1e-2, n_iter=20, gamma=0.0)
     assert torch.allclose(result.plan.sum(-1), a, atol=1e-10)
     column_error = (result.plan.sum(-2) - b).abs().sum(-1) / b.sum(-1)
@@ -70,7 +67,7 @@ def test_rows_exact_columns_approximate():
 
 
 def test_tolerance_mode_stops_early_and_meets_tolerance():
-    cost, a, b = random_2xT(8, 64)
+    cost, a, b = random_2xT_problems(8, 64)
     result = sinkhorn_log(cost, a, b, eps=0.1, n_iter=1000, tol=1e-7)
     assert result.n_iter < 1000
     column_error = (result.plan.sum(-2) - b).abs().sum(-1) / b.sum(-1)
@@ -79,7 +76,7 @@ def test_tolerance_mode_stops_early_and_meets_tolerance():
 
 
 def test_plan_equals_potentials_formula():
-    cost, a, b = random_2xT(2, 16)
+    cost, a, b = random_2xT_problems(2, 16)
     eps = 0.1
     for result in (sinkhorn_log(cost, a, b, eps), entropic_ot_2xT(cost, a, b, eps)):
         rebuilt = torch.exp((result.u.unsqueeze(-1) + result.v.unsqueeze(-2) - cost) / eps)
@@ -93,7 +90,7 @@ def test_transport_cost():
 
 
 def test_exact_matches_emd():
-    cost, a, b = random_2xT(16, 50, seed=7)
+    cost, a, b = random_2xT_problems(16, 50, seed=7)
     plan = exact_ot_2xT(cost, a, b)
     assert torch.allclose(plan.sum(-1), a, atol=1e-9)
     assert torch.allclose(plan.sum(-2), b, atol=1e-12)
@@ -108,7 +105,7 @@ def test_exact_matches_emd():
 
 @pytest.mark.parametrize("eps", [1.0, 0.1, 1e-2, 1e-3])
 def test_entropic_root_find_matches_converged_pot(eps):
-    cost, a, b = random_2xT(4, 40, seed=11)
+    cost, a, b = random_2xT_problems(4, 40, seed=11)
     ours = entropic_ot_2xT(cost, a, b, eps=eps).plan
     for k in range(4):
         reference = pot.sinkhorn(a[k].numpy(), b[k].numpy(), cost[k].numpy(), eps, method="sinkhorn_log",
@@ -119,7 +116,7 @@ def test_entropic_root_find_matches_converged_pot(eps):
 
 
 def test_entropic_approaches_exact_as_eps_shrinks():
-    cost, a, b = random_2xT(4, 40, seed=2)
+    cost, a, b = random_2xT_problems(4, 40, seed=2)
     exact = transport_cost(cost, exact_ot_2xT(cost, a, b))
     gaps = [(transport_cost(cost, entropic_ot_2xT(cost, a, b, eps).plan) - exact).abs().max().item()
             for eps in (0.1, 1e-2, 1e-3, 1e-4)]
@@ -129,7 +126,7 @@ def test_entropic_approaches_exact_as_eps_shrinks():
 
 @pytest.mark.parametrize("eps", [0.1, 1e-2])
 def test_entropic_gradient_matches_finite_differences(eps):
-    cost, a, b = random_2xT(2, 12, seed=4)
+    cost, a, b = random_2xT_problems(2, 12, seed=4)
     cost.requires_grad_(True)
 
     def loss(cost_):
@@ -139,7 +136,7 @@ def test_entropic_gradient_matches_finite_differences(eps):
 
 
 def test_entropic_mass_gradients_match_finite_differences():
-    cost, a, b = random_2xT(2, 12, seed=9)
+    cost, a, b = random_2xT_problems(2, 12, seed=9)
     a.requires_grad_(True)
     b.requires_grad_(True)
     eps = 0.05
@@ -162,7 +159,7 @@ def test_entropic_mass_gradients_match_finite_differences():
 
 
 def test_unrolled_sinkhorn_gradient_matches_finite_differences():
-    cost, a, b = random_2xT(2, 8, seed=6)
+    cost, a, b = random_2xT_problems(2, 8, seed=6)
     cost.requires_grad_(True)
 
     def loss(cost_):
@@ -172,7 +169,7 @@ def test_unrolled_sinkhorn_gradient_matches_finite_differences():
 
 
 def test_converged_unrolled_gradient_equals_implicit_gradient():
-    cost, a, b = random_2xT(2, 16, seed=8)
+    cost, a, b = random_2xT_problems(2, 16, seed=8)
     cost.requires_grad_(True)
     unrolled = torch.autograd.grad(transport_cost(cost, sinkhorn_log(cost, a, b, 0.1, n_iter=400).plan).sum(), cost)
     implicit = torch.autograd.grad(transport_cost(cost, entropic_ot_2xT(cost, a, b, 0.1).plan).sum(), cost)
@@ -181,7 +178,7 @@ def test_converged_unrolled_gradient_equals_implicit_gradient():
 
 @pytest.mark.parametrize("solver", ["sinkhorn", "entropic"])
 def test_no_nan_in_float32_at_tiny_eps(solver):
-    cost, a, b = random_2xT(64, 128, dtype=torch.float32, seed=1)
+    cost, a, b = random_2xT_problems(64, 128, dtype=torch.float32, seed=1)
     for tensor in (cost, a, b):
         tensor.requires_grad_(True)
     if solver == "sinkhorn":
@@ -195,7 +192,7 @@ def test_no_nan_in_float32_at_tiny_eps(solver):
 
 
 def test_float32_and_leading_dims():
-    cost, a, b = random_2xT(6, 20, dtype=torch.float32)
+    cost, a, b = random_2xT_problems(6, 20, dtype=torch.float32)
     cost4, a4, b4 = cost.view(2, 3, 2, 20), a.view(2, 3, 2), b.view(2, 3, 20)
     for solve in (lambda c, x, y: sinkhorn_log(c, x, y, 0.1).plan,
                   lambda c, x, y: entropic_ot_2xT(c, x, y, 0.1).plan,
@@ -207,7 +204,7 @@ def test_float32_and_leading_dims():
 
 def test_unequal_masses_give_the_balanced_plan():
     """The official code's case: fixed-iteration Sinkhorn silently solves (a, b * sum(a) / sum(b))."""
-    cost, a, b = random_2xT(3, 24)
+    cost, a, b = random_2xT_problems(3, 24)
     unbalanced = b * 0.37
     balanced = unbalanced * a.sum(-1, keepdim=True) / unbalanced.sum(-1, keepdim=True)
     plan_unbalanced = sinkhorn_log(cost, a, unbalanced, 0.1, gamma=0.0).plan
@@ -223,7 +220,7 @@ def test_unequal_masses_give_the_balanced_plan():
     seed=st.integers(0, 10_000),
 )
 def test_property_couplings(length, batch, eps, seed):
-    cost, a, b = random_2xT(batch, length, seed=seed)
+    cost, a, b = random_2xT_problems(batch, length, seed=seed)
     b = b * torch.rand(b.shape, generator=torch.Generator().manual_seed(seed), dtype=b.dtype)  # frames may be ~empty
     b = b / b.sum(-1, keepdim=True) * a.sum(-1, keepdim=True)
     exact = exact_ot_2xT(cost, a, b)
@@ -241,7 +238,7 @@ def test_property_couplings(length, batch, eps, seed):
 
 
 def _valid():
-    return random_2xT(2, 8)
+    return random_2xT_problems(2, 8)
 
 
 @pytest.mark.parametrize(
@@ -294,7 +291,7 @@ def test_two_row_solvers_reject_other_shapes():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_entropic_stop_early_gives_the_full_run_answer(dtype):
-    cost, a, b = random_2xT(32, 128, dtype=dtype, seed=12)
+    cost, a, b = random_2xT_problems(32, 128, dtype=dtype, seed=12)
     early = entropic_ot_2xT(cost, a, b, 0.1)
     full = entropic_ot_2xT(cost, a, b, 0.1, stop_early=False)
     assert early.n_iter < full.n_iter == 30

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import sac_minimal.detection as detection
+from sac_minimal import detection
 from sac_minimal.experiments import merge_grid, run_experiment
 from sac_minimal.records import BOOK_RECORDS, Check, record_status, verify_record
 from sac_minimal.variants import Experiment

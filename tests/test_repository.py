@@ -1,10 +1,12 @@
-"""Repository conventions: stripped notebooks with badge and Colab cell, dependencies that do not drift."""
+"""Repository conventions: stripped notebooks with badge and set-up cell, one repository URL, code lines that fit
+the book's column, labelled figures, the Pages workflow, dependencies that do not drift."""
 
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
@@ -19,6 +21,22 @@ def test_there_are_notebooks_in_the_toc():
         assert f"notebooks/{notebook.stem}" in toc, f"{notebook.name} is not in _toc.yml"
 
 
+CODE_COLUMN = 88
+"""Characters of code that fit the book's code column without horizontal scrolling."""
+FIGURE_HELPERS = ("table_boxplot(", "paired_differences(", "epoch_curves(", "seed_dots(")
+"""sac_minimal.plots functions: each sets a title and axis labels."""
+
+
+def repository() -> tuple[str, str]:
+    """The repository URL and branch, set once in _config.yml."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    return config["url"].rstrip("/"), config["branch"]
+
+
+def code_cells(path):
+    return ["".join(cell["source"]) for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_conventions(path):
     assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), "notebooks are named NN_topic.ipynb"
@@ -30,10 +48,56 @@ def test_notebook_conventions(path):
             )
     title = "".join(cells[0]["source"])
     assert cells[0]["cell_type"] == "markdown" and title.startswith("# ")
-    assert "colab.research.google.com/github/" in title and f"notebooks/{path.name}" in title
-    install = cells[1]
-    assert install["cell_type"] == "code" and "remove-cell" in install["metadata"].get("tags", [])
-    assert '"google.colab" in sys.modules' in "".join(install["source"])
+    setup = cells[1]
+    assert setup["cell_type"] == "code" and "remove-cell" in setup["metadata"].get("tags", [])
+    source = "".join(setup["source"])
+    assert '"google.colab" in sys.modules' in source and "torch.set_num_threads(1)" in source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badges_and_colab_cells_use_the_configured_repository(path):
+    url, branch = repository()
+    owner_and_name = url.removeprefix("https://github.com/")
+    title = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    badge = f"https://colab.research.google.com/github/{owner_and_name}/blob/{branch}/notebooks/{path.name}"
+    assert f"]({badge})" in title, f"{path.name}: the Colab badge must link {badge}"
+    setup = code_cells(path)[0]
+    assert f'REPOSITORY = "{url}"' in setup and f'"{url.rsplit("/", 1)[1]}[book]"' in setup
+
+
+def test_the_package_metadata_names_the_configured_repository():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Repository"] == repository()[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_fits_the_book_column(path):
+    long = [line for cell in code_cells(path) for line in cell.splitlines() if len(line) > CODE_COLUMN]
+    assert not long, f"{path.name}: {len(long)} code lines longer than {CODE_COLUMN} characters: {long[:3]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_title_and_axis_labels(path):
+    for cell in code_cells(path):
+        if "plt.subplots(" not in cell and "plt.figure(" not in cell:
+            continue
+        helped = any(helper in cell for helper in FIGURE_HELPERS)
+        titled = helped or any(word in cell for word in ("set_title(", "suptitle(", "title="))
+        labelled = helped or (("set_xlabel(" in cell or "xlabel=" in cell)
+                              and any(word in cell for word in ("set_ylabel(", "ylabel=", "yticklabels=", "set_yticks(")))
+        assert titled and labelled, f"{path.name}: a figure without a title or axis labels:\n{cell[:300]}"
+
+
+def test_pages_workflow_builds_the_book_and_deploys_it():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = {step.get("uses", "").split("@")[0] for step in steps}
+    assert {"actions/checkout", "actions/setup-python", "actions/upload-pages-artifact",
+            "actions/deploy-pages"} <= uses
+    commands = " ".join(step.get("run", "") for step in steps)
+    assert "jupyter-book build . -W -n --keep-going" in commands
+    assert "download.pytorch.org/whl/cpu" in commands  # a CPU build of PyTorch, not the CUDA one
+    assert workflow["permissions"]["pages"] == "write"
 
 
 def _requirement_name(requirement):

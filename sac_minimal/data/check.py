@@ -23,10 +23,8 @@ from sac_minimal.data.thumos14 import (
     feature_path,
     load_annotations,
     read_feature_file,
+    rows_fit_video,
 )
-
-LENGTH_TOLERANCE = 0.05
-"""Feature rows may differ from frames / frames_per_step by this fraction (plus 8 rows) before it is reported."""
 
 
 @dataclass
@@ -138,12 +136,6 @@ def _check_feature_file(report: DatasetReport, root: Path, video, feature_format
     counts = count_non_finite(features)
     if counts["nan"] or counts["inf"]:
         report.non_finite[video.video] = counts
-
-
-def rows_fit_video(rows: int, expected_rows: float) -> bool:
-    """Whether a feature file's row count fits its video: within :data:`LENGTH_TOLERANCE` (and 8 rows) of
-    frames / frames_per_step."""
-    return abs(rows - expected_rows) <= LENGTH_TOLERANCE * expected_rows + 8
 
 
 def _summarise_problems(report: DatasetReport, feature_format: FeatureFormat) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from sac_minimal.data.synthetic import GENERATOR_VERSION, ensure_synthetic_thumos
 from sac_minimal.data.thumos14 import ANNOTATION_FILE
 
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 """The book's repository when the package is used from a clone (an editable install, Colab)."""
 REFERENCE_ANNOTATIONS = REPOSITORY / "data" / "reference" / "thumos14.json"

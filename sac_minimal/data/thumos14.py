@@ -1,6 +1,6 @@
 """THUMOS14 on disk: annotation files, per-video feature files, and the official SAC window files.
 
-Three layouts are read (SPEC: Section 2 of the design notes, ``data/README.md`` for users):
+Three layouts are read (book/recipe.md, Section 2; ``data/README.md`` for users):
 
 ActionFormer (the default, and what :mod:`sac_minimal.data.synthetic` writes)::
 
@@ -112,7 +112,8 @@ class VideoRecord:
         fps: frames per second, read per video (THUMOS14 mixes 30, 29.97, 25 and 24).
         duration: seconds.
         num_frames: round(duration x fps).
-        segments: ``[N, 2]`` float64, start and end in seconds (clipped to the video).
+        segments: ``[N, 2]`` float64, start and end in seconds (clipped to the video unless read without
+            ``clip_to_video``).
         labels: ``[N]`` int64 class ids into :data:`THUMOS14_CLASSES`.
     """
 
@@ -142,7 +143,8 @@ class AnnotationSet:
         videos: records in file order.
         layout: ``actionformer`` or ``sac_official``.
         excluded: videos dropped because they were on the exclusion list.
-        clipped: video -> number of segments clipped (or dropped, when wholly past the end) at the video's end.
+        clipped: video -> number of segments that run past the video's end (clipped, or dropped when wholly past
+            it, if the file was read with ``clip_to_video``).
         ignored: number of ``Ambiguous`` annotations skipped.
     """
 
@@ -178,11 +180,14 @@ def detect_layout(database: dict) -> str:
 
 
 def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS,
-                      source: str = "annotation file") -> AnnotationSet:
+                      source: str = "annotation file", clip_to_video: bool = True) -> AnnotationSet:
     """Turn an annotation JSON document (either layout) into :class:`VideoRecord` s.
 
-    Segments that run past the video's end are clipped to it (dropped when they start after it) and counted in
-    :attr:`AnnotationSet.clipped`; one warning names the videos concerned. Unknown labels raise.
+    Segments that run past the video's end are counted in :attr:`AnnotationSet.clipped`. With ``clip_to_video``
+    (for training targets: a window cannot hold what the features do not cover) they are clipped to the video, or
+    dropped when they start after its end, and one warning names the videos concerned. Without it they are kept as
+    annotated, which is how the THUMOS14 protocol (the official SAC evaluation, ActionFormer's) scores detections.
+    Unknown labels raise.
     """
     if not isinstance(document, dict) or not isinstance(document.get("database"), dict):
         raise ValueError(f"{source}: expected a JSON object with a 'database' mapping video -> entry")
@@ -221,10 +226,11 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
             start, end = _segment(annotation.get("segment"), where)
             if end > duration:
                 video_clipped += 1
-                if start >= duration:
-                    continue
-                end = duration
-            segments.append((max(start, 0.0), end))
+                if clip_to_video:
+                    if start >= duration:
+                        continue
+                    end = duration
+            segments.append((max(start, 0.0) if clip_to_video else start, end))
             labels.append(CLASS_ID[label])
         if video_clipped:
             clipped[video] = video_clipped
@@ -233,7 +239,7 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
             segments=np.asarray(segments, dtype=np.float64).reshape(-1, 2),
             labels=np.asarray(labels, dtype=np.int64),
         ))
-    if clipped:
+    if clipped and clip_to_video:
         warnings.warn(f"{source}: {sum(clipped.values())} segments ran past the video's end and were clipped or "
                       f"dropped, in {', '.join(sorted(clipped))}", stacklevel=2)
     return AnnotationSet(videos=tuple(videos), layout=layout, excluded=tuple(sorted(excluded)), clipped=clipped,
@@ -262,8 +268,10 @@ def _segment(value, where: str) -> tuple[float, float]:
     return start, end
 
 
-def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS) -> AnnotationSet:
-    """Read an annotation file in either layout (see :func:`parse_annotations`).
+def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLUDED_VIDEOS,
+                     clip_to_video: bool = True) -> AnnotationSet:
+    """Read an annotation file in either layout (see :func:`parse_annotations`, which also explains
+    ``clip_to_video``: True for training, False for scoring detections).
 
     ``path`` may be the JSON file or a dataset root holding ``annotations/thumos14.json``.
     """
@@ -279,7 +287,17 @@ def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLU
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
-    return parse_annotations(document, exclude=exclude, source=str(path))
+    return parse_annotations(document, exclude=exclude, source=str(path), clip_to_video=clip_to_video)
+
+
+LENGTH_TOLERANCE = 0.05
+"""Feature rows may differ from frames / frames_per_step by this fraction (plus 8 rows) before it is reported."""
+
+
+def rows_fit_video(rows: int, expected_rows: float) -> bool:
+    """Whether a feature file's row count fits its video: within :data:`LENGTH_TOLERANCE` (and 8 rows) of
+    frames / frames_per_step."""
+    return abs(rows - expected_rows) <= LENGTH_TOLERANCE * expected_rows + 8
 
 
 def feature_path(root: str | Path, video: str) -> Path:
@@ -394,7 +412,7 @@ def list_sac_windows(folder: str | Path) -> list[Path]:
 
 
 def annotation_statistics(videos: Sequence[VideoRecord]) -> dict:
-    """Counts and duration quantiles of a list of videos (the table in SPEC Section 1 and notebook 06)."""
+    """Counts and duration quantiles of a list of videos (book/recipe.md, Section 1, and notebook 06)."""
     if not videos:
         raise ValueError("no videos to summarise")
     per_video = np.array([len(video.labels) for video in videos])

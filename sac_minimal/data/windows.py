@@ -1,6 +1,6 @@
 """Fixed-length windows over videos, their training targets, and a Dataset that serves them in batches.
 
-The recipe is the official SAC / A2Net one (SPEC Section 3), written in frames:
+The recipe is the official SAC / A2Net one (book/recipe.md, Section 3), written in frames:
 
 * a window covers ``steps x frames_per_step`` frames (128 x 4 = 512);
 * starts are ``i * stride`` for ``i < int((frames + stride - window) / stride)``, plus a tail window at
@@ -28,10 +28,12 @@ from sac_minimal.data.thumos14 import (
     AnnotationSet,
     FeatureFormat,
     VideoRecord,
+    feature_path,
     list_sac_windows,
     load_annotations,
     load_video_features,
     read_sac_window,
+    rows_fit_video,
 )
 
 
@@ -173,7 +175,8 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, split: str, *, spec: WindowSpec = WindowSpec(),
                  feature_format: FeatureFormat | None = None, annotations: AnnotationSet | None = None,
-                 exclude: Sequence[str] = DEFAULT_EXCLUDED_VIDEOS, in_memory: bool = True):
+                 exclude: Sequence[str] = DEFAULT_EXCLUDED_VIDEOS, in_memory: bool = True,
+                 accept_length_mismatch: bool = False):
         self.root = Path(root)
         self.split = split
         self.spec = spec
@@ -186,6 +189,8 @@ class WindowDataset(torch.utils.data.Dataset):
         arrays = [load_video_features(self.root, video.video, self.feature_format, memory_map=True)
                   for video in self.table.videos]
         lengths = np.array([len(array) for array in arrays])
+        if not accept_length_mismatch:
+            self._check_lengths(lengths)
         begin_step = self.table.begin_frame // spec.frames_per_step
         past_end = begin_step >= lengths[self.table.video_index]
         if past_end.any():
@@ -209,6 +214,18 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def _check_lengths(self, lengths: np.ndarray) -> None:
+        """A feature file must cover its video: rows about frames / frames_per_step (``data check`` reports the
+        same); far fewer rows would be edge-padded into windows of repeated features without a word."""
+        for video, rows in zip(self.table.videos, lengths):
+            expected = video.num_frames / self.spec.frames_per_step
+            if not rows_fit_video(int(rows), expected):
+                raise ValueError(
+                    f"{feature_path(self.root, video.video)} has {rows} rows but video {video.video} "
+                    f"({video.duration} s at {video.fps} fps) needs about {expected:.0f}; check fps, duration and "
+                    "frames_per_step (python -m sac_minimal data check), or accept it explicitly with "
+                    "accept_length_mismatch=True (CLI: --accept-length-mismatch)")
 
     def apply_step_gates(self, gates: Sequence[np.ndarray]) -> None:
         """Multiply every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,

@@ -1,0 +1,262 @@
+"""Faults a hostile but realistic user meets: no data loss, no silently wrong result, a clear error for every bad
+file or argument. Each test names the fault it guards."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, write_tiny_dataset
+
+from sac_minimal.__main__ import main as cli
+from sac_minimal.config import profile
+from sac_minimal.data.check import check_dataset
+from sac_minimal.data.thumos14 import load_annotations
+from sac_minimal.detection import Detections
+from sac_minimal.evaluation import evaluate_detections
+from sac_minimal.experiments import merge_grid, run_experiment
+from sac_minimal.files import save_torch_atomic, write_json_atomic
+from sac_minimal.ot import entropic_ot_2xT, random_2xT_problems, sinkhorn_log
+from sac_minimal.train import fit, prepare_runs
+from sac_minimal.variants import Experiment
+
+ONE = Experiment(("ssad",), (), "one row")
+
+
+def without_times(metrics):
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in metrics]
+
+
+# ------------------------------------------------------------------------------------------------ data loss
+
+
+def test_data_synth_refuses_a_folder_holding_a_real_dataset(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path / "real", TINY)
+    before = (root / "annotations" / "thumos14.json").read_text()
+    assert cli(["data", "synth", "--root", str(root)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (root / "annotations" / "thumos14.json").read_text() == before
+    assert not (root / "feature_format.json").exists()
+
+
+def test_an_interrupted_write_leaves_the_previous_file_whole(tmp_path):
+    path = tmp_path / "result.json"
+    write_json_atomic(path, {"epoch": 1})
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"epoch": 2, "bad": Unserialisable()})
+    assert json.loads(path.read_text()) == {"epoch": 1}
+    checkpoint = tmp_path / "checkpoint.pt"
+    save_torch_atomic(checkpoint, {"epoch": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    original = torch.save
+    torch.save = crash
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            save_torch_atomic(checkpoint, {"epoch": 2})
+    finally:
+        torch.save = original
+    assert torch.load(checkpoint)["epoch"] == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint.pt", "result.json"]  # no temp left
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_epoch(quick, tmp_path):
+    config = quick(model="ssad", epochs=3)
+    straight = fit(config, tmp_path / "straight")
+    assert fit(config, tmp_path / "cut", epoch_budget=2) is None
+    checkpoint = tmp_path / "cut" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a preemption during a non-atomic write
+    with pytest.warns(UserWarning, match=r"checkpoint\.pt .*resuming from .*checkpoint_previous\.pt \(epoch 1\)"):
+        resumed = fit(config, tmp_path / "cut")
+    assert without_times(resumed.metrics) == without_times(straight.metrics)
+    (tmp_path / "cut" / "checkpoint.pt").write_bytes(b"")
+    (tmp_path / "cut" / "checkpoint_previous.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="no readable checkpoint .* Delete the folder"):
+        fit(config, tmp_path / "cut")
+
+
+def test_a_truncated_run_file_is_detected_and_trained_again(quick, tmp_path):
+    base = quick(epochs=1)
+    run_experiment(ONE, base, [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    path = tmp_path / "record" / "runs" / "ssad_seed0.json"
+    whole = json.loads(path.read_text())
+    path.write_text(path.read_text()[:200])
+    with pytest.warns(UserWarning, match="ssad_seed0.json is truncated or corrupt"):
+        run_experiment(ONE, base, [0], tmp_path / "record", checkpoints_dir=tmp_path / "other_runs")
+    assert json.loads(path.read_text())["evaluation"] == whole["evaluation"]
+
+
+# ---------------------------------------------------------------------------------- silently wrong results
+
+
+def test_a_recorded_run_of_another_config_is_never_reused(quick, tmp_path):
+    run_experiment(ONE, quick(epochs=1), [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    with pytest.raises(ValueError, match=r"records another run .*epochs: 1 -> 2"):
+        run_experiment(ONE, quick(epochs=2), [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+
+
+def test_merge_refuses_runs_trained_differently(quick, tmp_path):
+    run_experiment(ONE, quick(epochs=1), [0, 1], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    path = tmp_path / "record" / "runs" / "ssad_seed1.json"
+    run = json.loads(path.read_text())
+    run["config"]["batch_size"] = 4  # as if a shard had been run with another --batch-size
+    path.write_text(json.dumps(run))
+    with pytest.raises(ValueError, match=r"runs of ssad were trained differently \(batch_size: 8 -> 4"):
+        merge_grid(tmp_path / "record")
+
+
+def detections_of(rows):
+    return Detections(videos=("v",), video_index=np.zeros(len(rows), dtype=np.int64),
+                      labels=np.zeros(len(rows), dtype=np.int64),
+                      segments=np.array([row[:2] for row in rows], dtype=np.float64),
+                      scores=np.array([row[2] for row in rows], dtype=np.float64))
+
+
+def test_evaluation_rejects_non_finite_scores_and_bad_segments():
+    from sac_minimal.data.thumos14 import VideoRecord
+
+    truth = [VideoRecord("v", "test", 30.0, 100.0, 3000, np.array([[10.0, 20.0]]), np.array([0]))]
+    with pytest.raises(ValueError, match="non-finite score"):
+        evaluate_detections(detections_of([(10, 20, 0.9), (50, 60, float("nan"))]), truth)
+    with pytest.raises(ValueError, match="non-finite or reversed segment"):
+        evaluate_detections(detections_of([(20, 10, 0.9)]), truth)
+    with pytest.raises(ValueError, match="non-finite or reversed segment"):
+        evaluate_detections(detections_of([(10, float("inf"), 0.9)]), truth)
+
+
+def test_evaluation_scores_the_ground_truth_as_annotated(tmp_path):
+    """THUMOS14's protocol does not clip ground truth at the video's end; training targets are clipped."""
+    videos = {"video_validation_0000001": ("train", 40.0, 30.0, [("HighJump", 2.0, 5.0)]),
+              "video_test_0000001": ("test", 30.0, 30.0, [("Billiards", 20.0, 40.0)])}  # runs 10 s past the end
+    root = write_tiny_dataset(tmp_path / "data", videos)
+    with pytest.warns(UserWarning, match="clipped"):
+        clipped = load_annotations(root).split("test")
+    annotated = load_annotations(root, clip_to_video=False).split("test")
+    assert clipped[0].segments.tolist() == [[20.0, 30.0]] and annotated[0].segments.tolist() == [[20.0, 40.0]]
+    detection = Detections(videos=("video_test_0000001",), video_index=np.zeros(1, dtype=np.int64),
+                           labels=np.array([2]), segments=np.array([[20.0, 40.0]]), scores=np.ones(1))
+    assert evaluate_detections(detection, annotated).average_over(0.1, 0.7) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        setup = prepare_runs([profile("quick", data_root=str(root), device="cpu", model="ssad")], [tmp_path / "run"])
+    assert setup.ground_truth[0].segments.tolist() == [[20.0, 40.0]]  # training evaluates as annotated
+
+
+def test_training_refuses_feature_files_that_do_not_cover_their_video(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    short = root / "i3d_features" / "video_validation_0000001.npy"
+    np.save(short, np.load(short)[:200])  # 40 s at 30 fps needs 300 rows
+    config = profile("quick", data_root=str(root), device="cpu", model="ssad", epochs=1)
+    with pytest.raises(ValueError, match=r"video_validation_0000001.npy has 200 rows .* needs about 300"):
+        fit(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert fit(config.replace(accept_length_mismatch=True), tmp_path / "accepted").metrics
+
+
+def test_a_bad_test_file_is_found_before_the_first_step(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    path = root / "i3d_features" / "video_test_0000001.npy"
+    features = np.load(path)
+    features[3, 5] = np.nan
+    np.save(path, features)
+    with pytest.raises(ValueError, match="video_test_0000001.npy: 1 NaN"):
+        fit(profile("quick", data_root=str(root), device="cpu", model="ssad", epochs=1), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_transport_solvers_flag_a_result_they_cannot_compute():
+    cost, a, b = random_2xT_problems(4, 32, dtype=torch.float32)
+    with pytest.raises(ValueError, match="plan is not finite"):
+        sinkhorn_log(cost * 1e38, a, b, 0.1)
+    mass_one = (a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True))
+    with pytest.raises(ValueError, match="misses its row masses"):
+        sinkhorn_log(cost * 1e6, *mass_one, 1e-3)
+    sinkhorn_log(cost, *mass_one, 1e-3)  # a usable scale passes
+
+
+# ------------------------------------------------------------------------------------------- clear errors
+
+
+def test_an_empty_feature_file_is_named(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    (root / "i3d_features" / "video_validation_0000002.npy").write_bytes(b"")
+    report = check_dataset(root)
+    assert report.unreadable == ["video_validation_0000002"] and not report.ok
+    with pytest.raises(ValueError, match=r"video_validation_0000002.npy is empty \(0 bytes\)"):
+        fit(profile("quick", data_root=str(root), device="cpu", model="ssad", epochs=1), tmp_path / "run")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda document: document.__setitem__("database", None), "'database' mapping"),
+    (lambda document: document["database"]["video_test_0000001"].__setitem__("annotations", None),
+     "'annotations' must be a list"),
+    (lambda document: document["database"]["video_test_0000001"].__setitem__("fps", None), "has fps None"),
+    (lambda document: document["database"]["video_test_0000001"].__setitem__("fps", "thirty"), "has fps 'thirty'"),
+    (lambda document: document["database"]["video_test_0000001"]["annotations"][0].__setitem__(
+        "segment", [1.0, 2.0, 3.0]), "segment is \\[start, end\\]"),
+])
+def test_data_check_reports_bad_annotation_files_without_raising(tmp_path, change, message):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    path = root / "annotations" / "thumos14.json"
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+    report = check_dataset(root)
+    assert not report.ok and any(__import__("re").search(message, problem) for problem in report.problems)
+
+
+def test_data_check_reports_an_annotation_path_that_is_a_folder_and_int64_features(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    (root / "annotations" / "thumos14.json").unlink()
+    (root / "annotations" / "thumos14.json").mkdir()
+    assert "is not a file" in check_dataset(root).problems[0]
+    root = write_tiny_dataset(tmp_path / "ints", TINY)
+    path = root / "i3d_features" / "video_test_0000001.npy"
+    np.save(path, np.load(path).astype(np.int64))
+    report = check_dataset(root)
+    assert report.wrong_dtype == ["video_test_0000001 (int64)"] and not report.ok
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--seed", "1e20"], "a seed is a whole number"),
+    (["train", "--seed", "-1"], "a seed is a whole number"),
+    (["train", "--seed", str(2**40)], "a seed is a whole number"),
+    (["train", "--max-minutes", "-5"], "positive, finite number of minutes"),
+    (["train", "--max-minutes", "nan"], "positive, finite number of minutes"),
+    (["bench", "ot", "--lengths", "0"], "expected a whole number >= 1"),
+    (["bench", "ot", "--repeats", "0"], "expected a whole number >= 1"),
+    (["table1", "--seeds", "0"], "expected a whole number >= 1"),
+])
+def test_command_line_rejects_bad_numbers_before_doing_anything(arguments, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli(arguments)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_resuming_with_a_changed_config_names_the_fields(quick, tmp_path):
+    config = quick(model="ssad", epochs=2)
+    assert fit(config, tmp_path / "run", epoch_budget=1) is None
+    with pytest.raises(ValueError, match=r"learning_rate: 0.001 -> 0.002; batch_size: 8 -> 16"):
+        fit(config.replace(learning_rate=0.002, batch_size=16), tmp_path / "run")
+
+
+def test_a_batch_size_whose_learning_rate_is_too_large_warns():
+    with pytest.warns(UserWarning, match=r"learning rate of 0.016 by the linear scaling rule"):
+        profile("quick").with_batch_size(128)
+
+
+def test_transport_solvers_reject_empty_batches_and_bad_settings():
+    cost, a, b = random_2xT_problems(3, 8)
+    with pytest.raises(ValueError, match="empty problem"):
+        entropic_ot_2xT(cost[:0], a[:0], b[:0], 0.1)
+    with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
+        sinkhorn_log(cost, a, b, 0.1, gamma=-1e-8)
+    with pytest.raises(ValueError, match="tol must be a positive finite number"):
+        sinkhorn_log(cost, a, b, 0.1, tol=float("nan"))
