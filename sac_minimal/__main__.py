@@ -11,6 +11,7 @@ Commands:
     ablate           an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
     merge            join the run files of a (sharded) grid into table.json / table.csv.
     verify           re-run part of a recorded grid and compare it with the record.
+    gpu-run          the prepared full-profile session for a lent GPU (``--dry-run``: tiny, on the CPU).
     data check       validate a dataset folder (annotations + features) and print a summary.
     data synth       write the synthetic surrogate (``--size quick|full``, ``--version 1|2``).
 
@@ -208,6 +209,16 @@ def handle_verify(args: argparse.Namespace) -> int:
     return 0 if all(row.passed for row in report) else 1
 
 
+def handle_gpu_run(args: argparse.Namespace) -> int:
+    """The prepared full-profile GPU session (sac_minimal.gpu_session): surrogate, benchmarks, Table I and
+    Table VI under one time budget, everything written under ``--out``."""
+    from sac_minimal.gpu_session import format_session, gpu_full_profile
+
+    summary = gpu_full_profile(args.out, max_minutes=args.max_minutes, seeds=args.seeds, dry_run=args.dry_run)
+    print(format_session(summary))
+    return 0
+
+
 def print_cost_table() -> int:
     """Table VIII at the official widths, beside the paper's figures; also written to results/ablation_cost.json."""
     from sac_minimal.ablations import cost_table, format_cost_table
@@ -340,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="variant:seed:epochs (epochs 'all' for the whole run and its mAP); default ssad:0:1")
     verify.set_defaults(handler=handle_verify)
 
+    gpu = commands.add_parser("gpu-run", help="the prepared full-profile session for a lent GPU")
+    gpu.add_argument("--out", required=True, help="folder for the data, checkpoints, records and session.json")
+    gpu.add_argument("--max-minutes", type=positive_minutes, default=9.0, help="time budget of the whole session")
+    gpu.add_argument("--seeds", type=positive_int, default=6, help="seeds 0..N-1, trained together")
+    gpu.add_argument("--dry-run", action="store_true", help="the same steps at a tiny size on the CPU")
+    gpu.set_defaults(handler=handle_gpu_run)
+
     data = commands.add_parser("data", help="datasets").add_subparsers(dest="target", required=True)
     check = data.add_parser("check", help="validate a dataset folder")
     check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
@@ -351,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=handle_data_check)
     synth = data.add_parser("synth", help="write the synthetic surrogate")
     synth.add_argument("--root", required=True)
-    synth.add_argument("--size", choices=["quick", "full"], default="quick")
+    synth.add_argument("--size", choices=["tiny", "quick", "full"], default="quick")
     synth.add_argument("--seed", type=seed_value, default=0)
     synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
     synth.set_defaults(handler=handle_data_synth)

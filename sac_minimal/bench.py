@@ -7,7 +7,6 @@ times post-processing and evaluation at THUMOS14's test-split size.
 
 from __future__ import annotations
 
-import itertools
 import statistics
 import time
 
@@ -280,6 +279,41 @@ def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device:
     return result
 
 
+class PhaseClock:
+    """Wall time between successive marks, by phase name, with the device synchronised at every mark."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.times, self.recording, self.last = device, {}, True, 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self.last = self._now()
+
+    def mark(self, phase: str) -> None:
+        now = self._now()
+        if self.recording:
+            self.times.setdefault(phase, []).append(now - self.last)
+        self.last = now
+
+
+def random_resident_windows(windows: int, channels: int, device: torch.device, generator: torch.Generator):
+    """``windows`` random windows of 128 steps over a random feature bank of ``2 x channels`` columns, resident on
+    ``device``, each with two ground-truth segments (for timing training steps)."""
+    from sac_minimal.data.thumos14 import FeatureFormat
+    from sac_minimal.data.windows import ResidentWindows
+
+    length = 128
+    bank = torch.randn(windows * length // 2 + length, 2 * channels, generator=generator)
+    starts = torch.randint(0, bank.shape[0] - length, (windows,), generator=generator)
+    return ResidentWindows.from_tensors(
+        bank, starts[:, None] + torch.arange(length), torch.tensor([[0.1, 0.3], [0.5, 0.8]]).expand(windows, 2, 2),
+        torch.tensor([3, 7]).expand(windows, 2), FeatureFormat(width=2 * channels), device)
+
+
 def bench_step_phases(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto",
                       preset: str = "official", windows: int = 1024) -> dict:
     """Where one SSAD+SAC training step spends its time, phase by phase (milliseconds, medians), at the official
@@ -289,71 +323,44 @@ def bench_step_phases(batch: int = 4, channels: int = 1024, repeats: int = 10, d
     an unsynchronised one."""
     from sac_minimal.anchors import default_anchors
     from sac_minimal.config import profile
-    from sac_minimal.data.thumos14 import FeatureFormat
-    from sac_minimal.data.windows import ResidentWindows
     from sac_minimal.detection import ssad_loss_runs
-    from sac_minimal.sac import ot_loss, transport_masses
+    from sac_minimal.sac import WithSAC, ot_loss, transport_masses
     from sac_minimal.train import Detector, choose_device
 
     target = choose_device(device)
     generator = torch.Generator().manual_seed(0)
-    length = 128
-    bank = torch.randn(windows * length // 2 + length, 2 * channels, generator=generator)
-    starts = torch.randint(0, bank.shape[0] - length, (windows,), generator=generator)
-    resident = ResidentWindows.from_tensors(
-        bank, starts[:, None] + torch.arange(length), torch.tensor([[0.1, 0.3], [0.5, 0.8]]).expand(windows, 2, 2),
-        torch.tensor([3, 7]).expand(windows, 2), FeatureFormat(width=2 * channels), target)
+    resident = random_resident_windows(windows, channels, target, generator)
     anchors = default_anchors().to(target)
     torch.manual_seed(0)
     model = Detector(profile("full", model="ssad_sac", sac_preset=preset), channels, channels).to(target).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     config = model.sac.config
 
-    def synchronize():
-        if target.type == "cuda":
-            torch.cuda.synchronize()
-
-    times: dict = {name: [] for name in ("data", "sac_forward", "transport", "ssad_forward", "ssad_loss",
-                                         "backward", "adam")}
+    clock = PhaseClock(target)
     for repeat in range(repeats + 1):  # the first round warms up
-        moments = [time.perf_counter()]
-
-        def mark():
-            synchronize()
-            moments.append(time.perf_counter())
-
-        indices = torch.randint(0, windows, (batch,), generator=generator)
-        appearance, motion, segments, labels = resident.batch(indices)
-        mark()
+        clock.recording = repeat > 0
+        clock.start()
+        appearance, motion, segments, labels = resident.batch(torch.randint(0, windows, (batch,), generator=generator))
+        clock.mark("data")
         sac_output = model.sac(appearance, motion)
-        mark()
-        transport_started = time.perf_counter()
+        clock.mark("sac_forward")
         with torch.no_grad():  # the transport problem alone, on the same inputs (already inside sac_forward)
-            supplier, receiver = transport_masses(sac_output.modality_attention, sac_output.frame_attention,
-                                                  config.mass_normalisation)
-            ot_loss(sac_output.structure, supplier, receiver, config)
-        synchronize()
-        transport = time.perf_counter() - transport_started
-        moments.append(time.perf_counter())  # excluded from the phases below
+            masses = transport_masses(sac_output.modality_attention, sac_output.frame_attention,
+                                      config.mass_normalisation)
+            ot_loss(sac_output.structure, *masses, config)
+        clock.mark("transport")  # not a phase of the step: counted inside sac_forward
         raw = model.ssad(sac_output.features)
-        mark()
+        clock.mark("ssad_forward")
         priority = torch.rand(1, batch, len(anchors), generator=generator).to(target)
-        loss = ssad_loss_runs(raw[None], segments[None], labels[None], anchors, priority)["total"][0]
-        loss = loss + sac_output.losses["total"]
-        mark()
+        ssad_loss = ssad_loss_runs(raw[None], segments[None], labels[None], anchors, priority)["total"][0]
+        loss = WithSAC.total_loss(ssad_loss, sac_output.losses)
+        clock.mark("ssad_loss")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        mark()
+        clock.mark("backward")
         optimizer.step()
-        mark()
-        if repeat == 0:
-            continue
-        durations = [later - earlier for earlier, later in itertools.pairwise(moments)]
-        for name, seconds in zip(("data", "sac_forward", None, "ssad_forward", "ssad_loss", "backward", "adam"),
-                                 durations):
-            if name is not None:
-                times[name].append(seconds)
-        times["transport"].append(transport)
+        clock.mark("adam")
+    times = clock.times
     result = {name: 1000 * statistics.median(values) for name, values in times.items()}
     result["step"] = sum(value for name, value in result.items() if name != "transport")
     return {"device": str(target), "batch": batch, "preset": preset, "milliseconds": result}
@@ -375,6 +382,8 @@ def format_step_phases(result: dict) -> str:
 
 
 def format_train_table(result: dict) -> str:
+    from sac_minimal.ablations import PAPER_COST
+
     together = f", {result['runs']} runs at once (run-steps/s)" if result["runs"] > 1 else ""
     return (f"training steps/s on {result['device']}, batch {result['batch']}, 2 x {result['channels']} channels"
             f"{together}: "
@@ -383,4 +392,6 @@ def format_train_table(result: dict) -> str:
             f"cost of a step over SSAD's: SSAD+SAC {result['ssad_sac_overhead']:.2f}x (Θ alone "
             f"{result['ssad_theta_overhead']:.2f}x), SSAD+SAC light Θ {result['ssad_sac_light_overhead']:.2f}x, "
             f"SSAD with the input gradient (the floor for any module in front) "
-            f"{result['ssad_input_gradient_overhead']:.2f}x; the paper's FLOPs ratio is 0.62 / 0.42 = 1.48")
+            f"{result['ssad_input_gradient_overhead']:.2f}x; the paper's FLOPs ratio is "
+            f"{PAPER_COST['SSAD+SAC'][1]} / {PAPER_COST['SSAD'][1]} = "
+            f"{PAPER_COST['SSAD+SAC'][1] / PAPER_COST['SSAD'][1]:.2f}")

@@ -545,22 +545,34 @@ class SAC(nn.Module):
 
 
 class WithSAC(nn.Module):
-    """Any host detector taking ``[B, C, T]`` with SAC in front: ``(appearance, motion) -> (host output, SACOutput)``.
+    """A host detector with SAC in front: the one composition of SAC and its host, Eq. (6) included.
 
-    ``total_loss(host_loss, sac_output)`` adds SAC's loss (zero in eval mode or without OT) to the host's.
+    ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (host output, sac_terms)``. In training ``sac_terms``
+    holds SAC's loss terms (``ot``, ``smooth``, ``fnorm``, ``total``) and its monitors; in eval mode it is empty.
+    With ``sac=None`` the host reads the concatenated features and ``sac_terms`` is empty (the baselines), so every
+    model of the book's tables is one of these. :meth:`total_loss` adds SAC's part to the host's loss (Eq. 6).
     """
 
-    def __init__(self, sac: SAC, host: nn.Module):
+    def __init__(self, sac: SAC | None, host: nn.Module):
         super().__init__()
         self.sac, self.host = sac, host
 
-    def forward(self, appearance: torch.Tensor, motion: torch.Tensor):
-        sac_output = self.sac(appearance, motion)
-        return self.host(sac_output.features), sac_output
+    def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.sac is None:
+            features, sac_terms = torch.cat([appearance, motion], dim=1), {}
+        else:
+            output = self.sac(appearance, motion)
+            features, sac_terms = output.features, {**output.losses, **output.monitors}
+        return self.run_host(features), sac_terms
+
+    def run_host(self, features: torch.Tensor) -> torch.Tensor:
+        """The host on the (modulated) features; a subclass may wrap it (e.g. in autocast)."""
+        return self.host(features)
 
     @staticmethod
-    def total_loss(host_loss: torch.Tensor, sac_output: SACOutput) -> torch.Tensor:
-        return host_loss + sac_output.losses["total"] if sac_output.losses else host_loss
+    def total_loss(host_loss: torch.Tensor, sac_terms: dict) -> torch.Tensor:
+        """Eq. (6): the host's loss plus SAC's ``L_OT + lambda_s L_s + lambda_F L_F`` (when SAC computed it)."""
+        return host_loss + sac_terms["total"] if "total" in sac_terms else host_loss
 
 
 def count_parameters(module: nn.Module) -> int:

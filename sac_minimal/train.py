@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from sac_minimal.anchors import default_anchors
 from sac_minimal.config import TrainConfig
@@ -50,7 +49,7 @@ from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.files import save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
 from sac_minimal.provenance import dataset_fingerprint, file_sha256, provenance
-from sac_minimal.sac import SAC
+from sac_minimal.sac import SAC, WithSAC
 from sac_minimal.ssad import SSAD
 
 CHECKPOINT = "checkpoint.pt"
@@ -75,32 +74,29 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-class Detector(nn.Module):
-    """SSAD, optionally behind SAC (or behind Θ alone for the capacity-matched baseline).
+class Detector(WithSAC):
+    """SSAD, optionally behind SAC (or behind Θ alone for the capacity-matched baseline), built from a config.
 
     ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (raw [B, 140, 24], sac_terms dict)``: in training,
     SAC's loss terms (``total`` among them) and its monitors; empty for SSAD and the oracle (whose gated features
-    come from :func:`load_windows`).
+    come from :func:`load_windows`). With ``amp`` SSAD runs under bf16 autocast on CUDA; SAC stays float32.
     """
 
     def __init__(self, config: TrainConfig, appearance_channels: int, motion_channels: int):
-        super().__init__()
         sac_config = config.sac_config(appearance_channels, motion_channels)
-        self.sac = SAC(sac_config) if sac_config is not None else None
+        sac = SAC(sac_config) if sac_config is not None else None  # built first: the seed draws its weights first
         host_channels = sac_config.output_channels if sac_config is not None else appearance_channels + motion_channels
-        self.ssad = SSAD(in_channels=host_channels, base_channels=config.base_channels,
-                         main_channels=config.main_channels)
-        self.amp = config.amp
+        super().__init__(sac, SSAD(in_channels=host_channels, base_channels=config.base_channels,
+                                   main_channels=config.main_channels))
+        self.config, self.amp = config, config.amp
 
-    def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        if self.sac is None:
-            features, sac_terms = torch.cat([appearance, motion], dim=1), {}
-        else:
-            output = self.sac(appearance, motion)
-            features, sac_terms = output.features, {**output.losses, **output.monitors}
+    @property
+    def ssad(self) -> SSAD:
+        return self.host
+
+    def run_host(self, features: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and features.is_cuda):
-            raw = self.ssad(features)
-        return raw.float(), sac_terms
+            return self.host(features).float()
 
 
 @dataclass
@@ -204,7 +200,7 @@ def training_losses(group: ModelGroup, appearance, motion, segments, labels, pri
     raw, sac_terms = group(appearance, motion)
     losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=matching,
                             negative_ratio=negative_ratio)
-    total = losses["total"] + sac_terms["total"] if "total" in sac_terms else losses["total"]
+    total = WithSAC.total_loss(losses["total"], sac_terms)
     return total, {**_loss_terms(losses, sac_terms), "total": total}
 
 

@@ -195,14 +195,19 @@ def test_pooling_switch():
 def test_with_sac_adds_the_losses():
     host = torch.nn.Conv1d(10, 3, kernel_size=1)
     model = WithSAC(SAC(SACConfig.official(**SMALL)), host).train()
-    prediction, sac_output = model(*window())
+    prediction, sac_terms = model(*window())
     host_loss = prediction.square().mean()
-    total = WithSAC.total_loss(host_loss, sac_output)
-    assert total.item() == pytest.approx(host_loss.item() + sac_output.losses["total"].item())
+    total = WithSAC.total_loss(host_loss, sac_terms)
+    expected = host_loss + sac_terms["ot"] + sac_terms["smooth"]  # Eq. (6) with the official weights 1, 1, 0
+    assert total.item() == pytest.approx(expected.item())
     model.eval()
-    prediction, sac_output = model(*window())
+    prediction, sac_terms = model(*window())
     host_loss = prediction.sum()
-    assert sac_output.losses == {} and WithSAC.total_loss(host_loss, sac_output) is host_loss
+    assert sac_terms == {} and WithSAC.total_loss(host_loss, sac_terms) is host_loss
+    baseline = WithSAC(None, torch.nn.Conv1d(10, 3, kernel_size=1))  # no SAC: the host on the concatenation
+    appearance, motion = window()
+    expected = baseline.host(torch.cat([appearance, motion], dim=1))
+    assert torch.equal(baseline(appearance, motion)[0], expected)
 
 
 def test_parameter_counts_official_theta():

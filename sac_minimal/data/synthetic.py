@@ -6,7 +6,8 @@ trust depends on the class *and* on the video.
 
 Generative model (notebook 06 draws each part)
 -----------------------------------------------
-Videos. Durations are log-normal (full: median 150 s, like THUMOS14; quick: median 40 s), fps is 30 for most
+Videos. Durations are log-normal (full: median 150 s, like THUMOS14; quick: median 40 s; tiny, for dry runs of
+scripts: 25 s and 2 x 16 channels), fps is 30 for most
 videos and 29.97, 25 or 24 for a few, one feature step covers 4 frames and step ``i`` is centred on frame
 ``4 i + 8``. Each video has one main class (a second one in 8 % of videos), drawn with THUMOS14's test-set class
 frequencies; about one instance per 14 s, log-normal action durations (median 2.9 s times a per-class factor),
@@ -125,6 +126,8 @@ class SyntheticSize:
 
 
 SIZES = {
+    "tiny": SyntheticSize(train_videos=12, test_videos=12, channels_per_modality=16, median_duration=25.0,
+                          duration_sigma=0.3, min_duration=12.0, max_duration=60.0, max_action_duration=10.0),
     "quick": SyntheticSize(train_videos=60, test_videos=60, channels_per_modality=64, median_duration=40.0,
                            duration_sigma=0.5, min_duration=12.0, max_duration=150.0, max_action_duration=15.0),
     "full": SyntheticSize(train_videos=200, test_videos=210, channels_per_modality=1024, median_duration=150.0,
@@ -571,6 +574,35 @@ def _distractor_projection(metadata: dict, world: SurrogateWorld, video, appeara
     return appearance @ world.appearance_prototypes[partner]
 
 
+def _collect_bleed(bleed: dict, video, step_seconds: np.ndarray, inside: np.ndarray, near: np.ndarray,
+                   world: SurrogateWorld, appearance: np.ndarray, motion: np.ndarray) -> None:
+    """Append one video's class-prototype projections of its motion-class instances to ``bleed``: {modality:
+    (inside the segments, 0.3-1 s outside them, background)}."""
+    starts, ends = video.segments[:, 0], video.segments[:, 1]
+    for label in np.unique(video.labels):
+        if MODALITY_PREFERENCE[THUMOS14_CLASSES[label]] != "motion":
+            continue
+        own = video.labels == label
+        first, last = starts[own], ends[own]
+        inside_own = ((step_seconds[:, None] >= first) & (step_seconds[:, None] <= last)).any(axis=1)
+        band = ((((step_seconds[:, None] >= first - 1.0) & (step_seconds[:, None] <= first - 0.3))
+                 | ((step_seconds[:, None] >= last + 0.3) & (step_seconds[:, None] <= last + 1.0))).any(axis=1)
+                & ~inside)
+        for modality, stream, prototypes in (("appearance", appearance, world.appearance_prototypes),
+                                             ("motion", motion, world.motion_prototypes)):
+            projection = stream @ prototypes[label]
+            bleed[modality][0].append(projection[inside_own])
+            bleed[modality][1].append(projection[band])
+            bleed[modality][2].append(projection[~near])
+
+
+def _bleed_fraction(inside_values: list, band_values: list, background_values: list) -> float:
+    """The background-subtracted projection just outside the segments as a fraction of the one inside."""
+    background = np.concatenate(background_values).mean()
+    return float((np.concatenate(band_values).mean() - background)
+                 / (np.concatenate(inside_values).mean() - background))
+
+
 def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict:
     """Measure properties 3-5 of the module docstring on a written surrogate (properties 1-2 need a probe:
     :func:`sac_minimal.data.probe.modality_probe`).
@@ -604,21 +636,7 @@ def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict
             norms = np.linalg.norm(stream, axis=1)
             sums[f"action_{suffix}"].append(norms[inside])
             sums[f"background_{suffix}"].append(norms[~near])
-        for label in np.unique(video.labels):
-            if MODALITY_PREFERENCE[THUMOS14_CLASSES[label]] != "motion":
-                continue
-            own = video.labels == label
-            s, e = starts[own], ends[own]
-            inside_own = ((step_seconds[:, None] >= s) & (step_seconds[:, None] <= e)).any(axis=1)
-            band = ((((step_seconds[:, None] >= s - 1.0) & (step_seconds[:, None] <= s - 0.3))
-                     | ((step_seconds[:, None] >= e + 0.3) & (step_seconds[:, None] <= e + 1.0))).any(axis=1)
-                    & ~inside)
-            for modality, stream, prototypes in (("appearance", appearance, world.appearance_prototypes),
-                                                 ("motion", motion, world.motion_prototypes)):
-                projection = stream @ prototypes[label]
-                bleed[modality][0].append(projection[inside_own])
-                bleed[modality][1].append(projection[band])
-                bleed[modality][2].append(projection[~near])
+        _collect_bleed(bleed, video, step_seconds, inside, near, world, appearance, motion)
         condition = metadata["conditions"][video.video]
         projection = _distractor_projection(metadata, world, video, appearance, motion, condition)
         # A 9-step (about 1.2 s) moving average: a burst of 1-4 s survives it, white noise (v2's 1 / r) does not.
@@ -629,11 +647,7 @@ def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict
     norm_ratio = {name: float(np.concatenate(sums[f"action_{suffix}"]).mean()
                               / np.concatenate(sums[f"background_{suffix}"]).mean())
                   for name, suffix in (("appearance", "a"), ("motion", "m"))}
-    bleed_fraction = {}
-    for modality, (inside_values, band_values, background_values) in bleed.items():
-        background = np.concatenate(background_values).mean()
-        bleed_fraction[modality] = float((np.concatenate(band_values).mean() - background)
-                                         / (np.concatenate(inside_values).mean() - background))
+    bleed_fraction = {modality: _bleed_fraction(*values) for modality, values in bleed.items()}
     distractors = {condition: (float(np.concatenate(flags).mean()) if flags else float("nan"),
                                float(np.mean(runs)) if runs else 0.0)
                    for condition, (flags, runs) in distractor_steps.items()}

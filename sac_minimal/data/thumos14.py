@@ -199,51 +199,56 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
         if video in exclude:
             excluded.append(video)
             continue
-        where = f"{source}: video {video}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object with subset, fps, duration and annotations, got "
-                             f"{type(entry).__name__}")
-        missing = [key for key in ("subset", "fps", "duration", "annotations") if key not in entry]
-        if missing:
-            raise ValueError(f"{where} lacks {missing}")
-        split = SPLIT_OF_SUBSET.get(str(entry["subset"]).lower())
-        if split is None:
-            raise ValueError(f"{where} has subset {entry['subset']!r}; expected Validation/val or Test/test")
-        fps, duration = _positive_number(entry["fps"], "fps", where), _positive_number(entry["duration"], "duration",
-                                                                                     where)
-        if not isinstance(entry["annotations"], list):
-            raise ValueError(f"{where}: 'annotations' must be a list of {{label, segment}} objects, got "
-                             f"{entry['annotations']!r:.40}")
-        segments, labels, video_clipped = [], [], 0
-        for annotation in entry["annotations"]:
-            label = annotation.get("label") if isinstance(annotation, dict) else None
-            if label in IGNORED_LABELS:
-                ignored += 1
-                continue
-            if label not in CLASS_ID:
-                raise ValueError(f"{where} has the unknown label {label!r}; THUMOS14's classes are "
-                                 f"{', '.join(THUMOS14_CLASSES)}")
-            start, end = _segment(annotation.get("segment"), where)
-            if end > duration:
-                video_clipped += 1
-                if clip_to_video:
-                    if start >= duration:
-                        continue
-                    end = duration
-            segments.append((max(start, 0.0) if clip_to_video else start, end))
-            labels.append(CLASS_ID[label])
+        record, video_clipped, video_ignored = _parse_video(video, entry, f"{source}: video {video}", clip_to_video)
+        videos.append(record)
+        ignored += video_ignored
         if video_clipped:
             clipped[video] = video_clipped
-        videos.append(VideoRecord(
-            video=video, split=split, fps=fps, duration=duration, num_frames=round(duration * fps),
-            segments=np.asarray(segments, dtype=np.float64).reshape(-1, 2),
-            labels=np.asarray(labels, dtype=np.int64),
-        ))
     if clipped and clip_to_video:
         warnings.warn(f"{source}: {sum(clipped.values())} segments ran past the video's end and were clipped or "
                       f"dropped, in {', '.join(sorted(clipped))}", stacklevel=2)
     return AnnotationSet(videos=tuple(videos), layout=layout, excluded=tuple(sorted(excluded)), clipped=clipped,
                          ignored=ignored)
+
+
+def _parse_video(video: str, entry, where: str, clip_to_video: bool) -> tuple[VideoRecord, int, int]:
+    """One video's entry -> (its record, how many segments ran past its end, how many were Ambiguous)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected an object with subset, fps, duration and annotations, got "
+                         f"{type(entry).__name__}")
+    missing = [key for key in ("subset", "fps", "duration", "annotations") if key not in entry]
+    if missing:
+        raise ValueError(f"{where} lacks {missing}")
+    split = SPLIT_OF_SUBSET.get(str(entry["subset"]).lower())
+    if split is None:
+        raise ValueError(f"{where} has subset {entry['subset']!r}; expected Validation/val or Test/test")
+    fps, duration = _positive_number(entry["fps"], "fps", where), _positive_number(entry["duration"], "duration",
+                                                                                 where)
+    if not isinstance(entry["annotations"], list):
+        raise ValueError(f"{where}: 'annotations' must be a list of {{label, segment}} objects, got "
+                         f"{entry['annotations']!r:.40}")
+    segments, labels, past_end, ignored = [], [], 0, 0
+    for annotation in entry["annotations"]:
+        label = annotation.get("label") if isinstance(annotation, dict) else None
+        if label in IGNORED_LABELS:
+            ignored += 1
+            continue
+        if label not in CLASS_ID:
+            raise ValueError(f"{where} has the unknown label {label!r}; THUMOS14's classes are "
+                             f"{', '.join(THUMOS14_CLASSES)}")
+        start, end = _segment(annotation.get("segment"), where)
+        if end > duration:
+            past_end += 1
+            if clip_to_video:
+                if start >= duration:
+                    continue
+                end = duration
+        segments.append((max(start, 0.0) if clip_to_video else start, end))
+        labels.append(CLASS_ID[label])
+    record = VideoRecord(video=video, split=split, fps=fps, duration=duration, num_frames=round(duration * fps),
+                         segments=np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+                         labels=np.asarray(labels, dtype=np.int64))
+    return record, past_end, ignored
 
 
 def _positive_number(value, name: str, where: str) -> float:

@@ -1,0 +1,31 @@
+"""The prepared GPU session, dry-run on the CPU at a tiny size: every step, flag and record it would write."""
+
+import json
+
+from sac_minimal.__main__ import main as cli
+from sac_minimal.gpu_session import read_session
+
+
+def test_gpu_session_dry_run_records_table1_and_table6(tmp_path, capsys):
+    assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "10"]) == 0
+    summary = read_session(tmp_path)
+    assert summary["dry_run"] and summary["records"]["table1"]["complete"]
+    assert summary["records"]["ablation_components"]["complete"]
+    assert {"write the surrogate", "benchmarks", "table1", "components"} <= set(summary["phases"])
+    assert summary["bench_train"]["runs"] == 2 and summary["bench_phases"]["milliseconds"]["step"] > 0
+    table = json.loads((tmp_path / "results" / "table1_quick_v2" / "table.json").read_text())
+    assert set(table["variants"]) == {"ssad", "ssad_theta", "oracle", "sac", "composed", "sac_stabilised",
+                                      "light_theta"}
+    provenance = table["provenance"][0]
+    assert {"device", "torch", "cuda", "commit", "code_sha256"} <= set(provenance)
+    assert table["dataset"]["generator_version"] == 2 and len(table["dataset"]["fingerprint"]) == 64
+    runs = [json.loads(path.read_text()) for path in (tmp_path / "results" / "table1_quick_v2" / "runs").iterdir()]
+    assert all(run["trained_together"] == 2 for run in runs)
+    assert "table1: complete" in capsys.readouterr().out
+
+
+def test_gpu_session_records_what_fits_and_says_how_to_finish(tmp_path):
+    assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "0.001"]) == 0
+    summary = read_session(tmp_path)
+    assert not summary["records"]["table1"]["complete"]
+    assert summary["records"]["table1"]["to_finish"].startswith("python -m sac_minimal table1 --profile quick")
