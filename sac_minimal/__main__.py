@@ -12,6 +12,7 @@ Commands:
     merge            join the run files of a (sharded) grid into table.json / table.csv.
     verify           re-run part of a recorded grid and compare it with the record.
     gpu-run          the prepared full-profile session for a lent GPU (``--dry-run``: tiny, on the CPU).
+    book             build the book (``--cache``: re-execute only the notebooks whose code changed).
     data check       validate a dataset folder (annotations + features) and print a summary.
     data synth       write the synthetic surrogate (``--size quick|full``, ``--version 1|2``).
 
@@ -219,6 +220,31 @@ def handle_gpu_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def handle_book(args: argparse.Namespace) -> int:
+    """Build the book from the repository root: as CI does (every notebook executed, strict), or with ``--cache``
+    re-executing only the notebooks whose code cells changed (Jupyter Book's ``execute_notebooks: cache``, set in a
+    copy of ``_config.yml`` under ``_build/``; the committed configuration keeps ``force``)."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from sac_minimal.data.locate import REPOSITORY
+
+    if shutil.which("jupyter-book") is None:
+        raise FileNotFoundError('jupyter-book is not installed; pip install -e ".[book]"')
+    command = ["jupyter-book", "build", str(REPOSITORY), "-W", "-n", "--keep-going"]
+    if args.cache:
+        config = yaml.safe_load((REPOSITORY / "_config.yml").read_text())
+        config["execute"]["execute_notebooks"] = "cache"
+        layered = REPOSITORY / "_build" / "_config_cache.yml"
+        layered.parent.mkdir(exist_ok=True)
+        layered.write_text(yaml.safe_dump(config, sort_keys=False))
+        command += ["--config", str(layered)]
+    print(" ".join(command))
+    return subprocess.run(command, check=False).returncode
+
+
 def print_cost_table() -> int:
     """Table VIII at the official widths, beside the paper's figures; also written to results/ablation_cost.json."""
     from sac_minimal.ablations import cost_table, format_cost_table
@@ -351,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="variant:seed:epochs (epochs 'all' for the whole run and its mAP); default ssad:0:1")
     verify.set_defaults(handler=handle_verify)
 
+    book = commands.add_parser("book", help="build the book (as CI does, or --cache for quick local rebuilds)")
+    book.add_argument("--cache", action="store_true",
+                      help="re-execute only notebooks whose code changed (a change to sac_minimal is not seen)")
+    book.set_defaults(handler=handle_book)
     gpu = commands.add_parser("gpu-run", help="the prepared full-profile session for a lent GPU")
     gpu.add_argument("--out", required=True, help="folder for the data, checkpoints, records and session.json")
     gpu.add_argument("--max-minutes", type=positive_minutes, default=9.0, help="time budget of the whole session")
