@@ -33,37 +33,26 @@ SEEDS_TOGETHER_HELP = "train each model's seeds in one batched loop (sac_minimal
 MAX_SEED = 2**32 - 1
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def number_type(convert, accept, description: str):
+    """An argparse type: ``convert`` the text, then check it with ``accept``; a clear error names what was
+    expected."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text}")
+        return value
+
+    return parse
 
 
-def seed_value(text: str) -> int:
-    """An argparse type: a seed, a whole number in [0, 2^32 - 1]."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number in [0, {MAX_SEED}], got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number in [0, {MAX_SEED}], got {value}")
-    return value
-
-
-def positive_minutes(text: str) -> float:
-    """An argparse type: a positive, finite number of minutes."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number of minutes, got {text}")
-    return value
+positive_int = number_type(int, lambda value: value >= 1, "a whole number >= 1")
+seed_value = number_type(int, lambda value: 0 <= value <= MAX_SEED, f"a seed, a whole number in [0, {MAX_SEED}]")
+positive_minutes = number_type(float, lambda value: math.isfinite(value) and value > 0,
+                               "a positive, finite number of minutes")
 
 
 def banner() -> None:

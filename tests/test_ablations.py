@@ -25,6 +25,7 @@ def test_every_variant_builds_a_valid_config():
 
 
 def test_union_run_serves_each_table(quick, tmp_path):
+    """Training the union of several tables once gives each table its own rows, comparisons and labels."""
     base = quick(epochs=1)
     run_union(["alternatives"], base, [0, 1], tmp_path / "results", checkpoints_dir=tmp_path / "runs")
     table = ablation_table(load_runs(tmp_path / "results"), "alternatives")
@@ -34,6 +35,7 @@ def test_union_run_serves_each_table(quick, tmp_path):
 
 
 def test_cost_table_counts():
+    """Table VIII: SSAD's FLOPs equal a hand count of its convolutions, and the light Θ adds the paper's increments."""
     rows = {row["model"]: row for row in cost_table()}
     assert rows["SSAD"]["parameters_M"] == pytest.approx(7.829864)
     # 2 x the multiply-adds of SSAD's convolutions on a 2048 x 128 window, counted by hand.

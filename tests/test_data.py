@@ -116,6 +116,7 @@ def test_channel_order_is_explicit():
 
 
 def test_official_npz_windows(tmp_path):
+    """The official SAC .npz windows are read with the keys and units of the book's own windows."""
     folder = tmp_path / "val"
     folder.mkdir()
     rng = np.random.default_rng(1)
@@ -209,6 +210,7 @@ def test_batches_cover_every_window_once(tmp_path):
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
+    """Missing files, wrong widths, NaN and unknown labels raise errors that name the file or video."""
     root = write_tiny_dataset(tmp_path / "ok", TINY)
     (root / "i3d_features" / "video_test_0000001.npy").unlink()
     with pytest.raises(FileNotFoundError, match="video_test_0000001.*data check"):
@@ -248,6 +250,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
 
 
 def test_data_check_on_a_real_format_folder(tmp_path, capsys):
+    """data check exits 0 on a good folder and 1, naming each problem, on a broken one."""
     root = write_tiny_dataset(tmp_path / "good", TINY)
     assert cli(["data", "check", "--root", str(root)]) == 0
     output = capsys.readouterr().out

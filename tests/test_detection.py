@@ -229,6 +229,7 @@ def one_anchor_output(anchor, label, begin_frames):
 
 @pytest.mark.parametrize("fps", [25.0, 29.97, 30.0])
 def test_window_to_seconds_with_each_fps(fps):
+    """Window units become seconds with each video's own fps (25, 29.97, 30)."""
     anchors = default_anchors()
     anchor = 130  # level AL3, cell 2: centre 0.625
     raw = one_anchor_output(anchor, CLASS_ID["HighJump"], [0, 256])
@@ -357,6 +358,7 @@ def test_ground_truth_as_detections_scores_one():
 
 
 def test_evaluation_bad_inputs():
+    """Unknown labels and thresholds outside (0, 1] raise clear errors."""
     ground_truth = [video("v1", [[10, 20]], ["HighJump"])]
     with pytest.raises(ValueError, match="'Juggling' is not a THUMOS14 class"):
         evaluate_detections({"results": {"v1": [{"label": "Juggling", "segment": [1, 2], "score": 1.0}]}},

@@ -225,9 +225,9 @@ def test_data_check_reports_an_annotation_path_that_is_a_folder_and_int64_featur
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["train", "--seed", "1e20"], "a seed is a whole number"),
-    (["train", "--seed", "-1"], "a seed is a whole number"),
-    (["train", "--seed", str(2**40)], "a seed is a whole number"),
+    (["train", "--seed", "1e20"], "expected a seed, a whole number"),
+    (["train", "--seed", "-1"], "expected a seed, a whole number"),
+    (["train", "--seed", str(2**40)], "expected a seed, a whole number"),
     (["train", "--max-minutes", "-5"], "positive, finite number of minutes"),
     (["train", "--max-minutes", "nan"], "positive, finite number of minutes"),
     (["bench", "ot", "--lengths", "0"], "expected a whole number >= 1"),

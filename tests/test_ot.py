@@ -84,6 +84,7 @@ def test_plan_equals_potentials_formula():
 
 
 def test_transport_cost():
+    """transport_cost is <C, P> summed over the last two axes, batched."""
     cost = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     plan = torch.tensor([[0.5, 0.0], [0.25, 0.25]])
     assert transport_cost(cost, plan).item() == pytest.approx(0.5 + 0.75 + 1.0)
@@ -192,6 +193,7 @@ def test_no_nan_in_float32_at_tiny_eps(solver):
 
 
 def test_float32_and_leading_dims():
+    """Every solver accepts float32 and any number of leading batch dimensions."""
     cost, a, b = random_2xT_problems(6, 20, dtype=torch.float32)
     cost4, a4, b4 = cost.view(2, 3, 2, 20), a.view(2, 3, 2), b.view(2, 3, 20)
     for solve in (lambda c, x, y: sinkhorn_log(c, x, y, 0.1).plan,
@@ -220,6 +222,8 @@ def test_unequal_masses_give_the_balanced_plan():
     seed=st.integers(0, 10_000),
 )
 def test_property_couplings(length, batch, eps, seed):
+    """For random problems the exact and entropic plans are couplings, Sinkhorn's rows are exact and, converged, it
+    agrees with the root-find; the exact plan is never beaten on the linear cost."""
     cost, a, b = random_2xT_problems(batch, length, seed=seed)
     b = b * torch.rand(b.shape, generator=torch.Generator().manual_seed(seed), dtype=b.dtype)  # frames may be ~empty
     b = b / b.sum(-1, keepdim=True) * a.sum(-1, keepdim=True)
@@ -254,6 +258,7 @@ def _valid():
     ],
 )
 def test_bad_inputs_raise_clear_errors(mutate, message):
+    """Each malformed input raises an error that names the argument at fault."""
     cost, a, b = mutate(*_valid())
     for solve in (lambda: sinkhorn_log(cost, a, b, 0.1), lambda: entropic_ot_2xT(cost, a, b, 0.1),
                   lambda: exact_ot_2xT(cost, a, b)):
@@ -263,6 +268,7 @@ def test_bad_inputs_raise_clear_errors(mutate, message):
 
 @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_eps(eps):
+    """eps must be a positive finite number."""
     cost, a, b = _valid()
     with pytest.raises(ValueError, match="eps must be a positive"):
         sinkhorn_log(cost, a, b, eps)

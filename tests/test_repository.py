@@ -116,6 +116,7 @@ def test_runtime_dependencies_appear_in_environment_yml():
 
 
 def test_lower_bounds_only():
+    """Runtime dependencies carry lower bounds only, so that Colab's preinstalled versions are kept."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         assert "<" not in requirement and "==" not in requirement, f"runtime pins break Colab: {requirement}"

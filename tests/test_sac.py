@@ -30,6 +30,7 @@ def window(batch=3, length=32, seed=0, small=SMALL):
 
 
 def test_presets_and_json_round_trip():
+    """The paper and official presets hold their documented values and survive a JSON round trip."""
     paper, official = SACConfig.paper(), SACConfig.official()
     assert (paper.eps, paper.lambda_smooth, paper.lambda_fnorm, paper.mass_normalisation) == (1e-3, 0.1, 0.01, True)
     assert (official.eps, official.n_iter, official.lambda_smooth, official.lambda_fnorm) == (0.1, 50, 1.0, 0.0)
@@ -106,6 +107,7 @@ def test_both_solvers_give_the_same_loss_at_eps_0_1():
 
 
 def test_smoothness_hand_cases():
+    """Eqs. (3)-(4) on hand-computed cases, in the paper's and the official variant."""
     # S rises by 0.1 per step in modality 0 and stays flat in modality 1; T = 5, eta = 0.8 keeps 4 of 4 diffs
     structure = torch.stack([torch.arange(5) * 0.1, torch.zeros(5)]).unsqueeze(0)
     paper = smoothness_loss(structure, eta=0.8, reduce="max", difference="signed")
@@ -123,6 +125,7 @@ def test_smoothness_hand_cases():
 
 
 def test_fnorm_hand_case_and_trivial_solution():
+    """Eq. (5) on a hand case; it rewards a larger S, the opposite of L_OT's trivial S -> 0."""
     structure = torch.tensor([[[3.0, 0.0], [0.0, 4.0]]])  # ||S||_F = 5, T = 2
     assert fnorm_loss(structure).item() == pytest.approx(-5 / 4)
     assert fnorm_loss(torch.zeros(1, 2, 2)).item() == 0.0  # S -> 0 is what L_F makes costly
@@ -182,6 +185,7 @@ def test_modulate_switch_uses_raw_or_projected_features():
 
 
 def test_pooling_switch():
+    """The pooling switch changes the modality attention: average pooling differs from action-aware pooling (Eq. 1)."""
     appearance, motion = window()
     base = SACConfig.paper(attention="modality", use_ot=False, projection=False, **SMALL)
     torch.manual_seed(0)
@@ -249,6 +253,7 @@ def test_light_theta_widths_and_counts():
     ],
 )
 def test_bad_inputs(appearance_shape, motion_shape, message):
+    """Wrong widths, mismatched shapes and windows too short to pool raise clear errors."""
     sac = SAC(SACConfig.paper(**SMALL))
     with pytest.raises(ValueError, match=message):
         sac(torch.randn(appearance_shape), torch.randn(motion_shape))

@@ -30,6 +30,7 @@ def without_times(metrics):
 
 
 def test_config_round_trip_and_schedule():
+    """Configs survive JSON, the learning rate decays after the listed epochs, batch size scales it."""
     config = profile("full", model="ssad_theta", sac_changes=(("eps", 0.05),))
     assert TrainConfig.from_json(config.to_json()) == config
     assert [config.learning_rate_at(epoch) for epoch in (1, 30, 31, 40)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
