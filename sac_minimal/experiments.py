@@ -169,13 +169,17 @@ def recorded_run(path: Path, config: TrainConfig, fingerprint: str) -> RunResult
     return run
 
 
-def _finished_run(run_dir: Path, config: TrainConfig, fingerprint: str) -> RunResult | None:
-    """A finished run of this config and dataset in a checkpoint folder (trained for another experiment)."""
-    try:
-        run = read_run(run_dir / RESULT)
-    except (OSError, ValueError):
-        return None
-    return run if run.config == config and run.dataset.get("fingerprint") == fingerprint else None
+def finished_runs(checkpoints_dir: Path) -> dict:
+    """Every finished run under ``checkpoints_dir`` (trained for any experiment), keyed by its config (as JSON,
+    seed included) and dataset fingerprint; a folder whose ``result.json`` cannot be read is passed over."""
+    index = {}
+    for path in sorted(Path(checkpoints_dir).glob(f"*/{RESULT}")):
+        try:
+            run = read_run(path)
+        except (OSError, ValueError):
+            continue
+        index[run.config.to_json(), run.dataset.get("fingerprint")] = run
+    return index
 
 
 def _write_grid(results_dir: Path, variants: Sequence[Variant], seeds: Sequence[int],
@@ -203,18 +207,18 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     _write_grid(results_dir, variants, seeds, comparisons, base, title)
     cells = [(variant, seed) for seed in seeds for variant in variants][index::count]
+    finished = finished_runs(checkpoints_dir)
     to_train = []
     for variant, seed in cells:
         config = variant.config(base, seed)
         fingerprint = dataset_fingerprint(resolve_data_root(config)[0])
-        run_dir = checkpoints_dir / f"{variant.name}_seed{seed}_{run_key(config, fingerprint)}"
         path = run_file(results_dir, variant.name, seed)
         if recorded_run(path, config, fingerprint) is not None:
             continue
-        finished = _finished_run(run_dir, config, fingerprint)
-        if finished is not None:
-            _record(path, variant, finished, verbose)
+        if (config.to_json(), fingerprint) in finished:
+            _record(path, variant, finished[config.to_json(), fingerprint], verbose)
         else:
+            run_dir = checkpoints_dir / f"{variant.name}_seed{seed}_{run_key(config, fingerprint)}"
             to_train.append((variant, seed, config, run_dir))
     if seeds_together:
         batches = [[cell for cell in to_train if cell[0] == variant] for variant in variants]
