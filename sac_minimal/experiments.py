@@ -396,5 +396,11 @@ def describe_comparison(table: dict, comparison: str, metric: str = "Avg 0.1:0.7
     verdict = "significant" if paired_p < SIGNIFICANCE else "not significant"
     return (f"{labels.get(candidate, candidate)} minus {labels.get(baseline, baseline)}: "
             f"{100 * result['difference']:+.2f} points of {metric} mAP over {len(table['seeds'])} matched seeds, "
-            f"paired p = {paired_p:.3f} ({verdict} at the 5 % level; Student's p = {result['student']['p']:.3f}); "
-            f"with this spread the paired test detects {100 * result['mdd_paired']:.1f} points (80 % power)")
+            f"paired p {format_p(paired_p)} ({verdict} at the 5 % level; Student's p "
+            f"{format_p(result['student']['p'])}); with this spread the paired test detects "
+            f"{100 * result['mdd_paired']:.1f} points (80 % power)")
+
+
+def format_p(p: float) -> str:
+    """``= 0.012`` or ``< 0.001``."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"

@@ -193,7 +193,7 @@ class RecordStatus:
             changed = {True: "the package's code has changed since the record's commit",
                        False: "the package's code is unchanged since the record's commit (by git)",
                        None: "the package's sources differ from the record's (no git history to compare)"}
-            lines.append(f"  code: {changed[self.code_changed]}; the re-run below tests whether the record holds")
+            lines.append(f"  code: {changed[self.code_changed]}; re-running part of it tests whether the record still holds")
         data = self.dataset
         lines.append(f"  data: {data.get('kind')} {data.get('root')} (generator v{data.get('generator_version', '-')},"
                      f" fingerprint {str(data.get('fingerprint'))[:12]}); here: "
