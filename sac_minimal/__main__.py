@@ -330,9 +330,28 @@ def add_bench_commands(commands) -> None:
     train.set_defaults(handler=handle_bench_train)
 
 
+def add_data_commands(commands) -> None:
+    from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+
+    data = commands.add_parser("data", help="datasets").add_subparsers(dest="target", required=True)
+    check = data.add_parser("check", help="validate a dataset folder")
+    check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
+    check.add_argument("--width", type=positive_int, default=None,
+                       help="feature width (default: feature_format.json in the folder, else 2048)")
+    check.add_argument("--channel-order", choices=["rgb_flow", "flow_rgb"], default=None,
+                       help="which half of a feature row is RGB (default: feature_format.json, else rgb_flow)")
+    check.add_argument("--keep-all", action="store_true", help="do not exclude the commonly dropped videos")
+    check.set_defaults(handler=handle_data_check)
+    synth = data.add_parser("synth", help="write the synthetic surrogate")
+    synth.add_argument("--root", required=True)
+    synth.add_argument("--size", choices=["tiny", "quick", "full"], default="quick")
+    synth.add_argument("--seed", type=seed_value, default=0)
+    synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
+    synth.set_defaults(handler=handle_data_synth)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sac_minimal.config import MODELS
-    from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
     from sac_minimal.variants import EXPERIMENTS
 
     parser = argparse.ArgumentParser(prog="python -m sac_minimal", description=__doc__,
@@ -377,21 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--dry-run", action="store_true", help="the same steps at a tiny size on the CPU")
     gpu.set_defaults(handler=handle_gpu_run)
 
-    data = commands.add_parser("data", help="datasets").add_subparsers(dest="target", required=True)
-    check = data.add_parser("check", help="validate a dataset folder")
-    check.add_argument("--root", required=True, help="folder holding annotations/ and i3d_features/")
-    check.add_argument("--width", type=positive_int, default=None,
-                       help="feature width (default: feature_format.json in the folder, else 2048)")
-    check.add_argument("--channel-order", choices=["rgb_flow", "flow_rgb"], default=None,
-                       help="which half of a feature row is RGB (default: feature_format.json, else rgb_flow)")
-    check.add_argument("--keep-all", action="store_true", help="do not exclude the commonly dropped videos")
-    check.set_defaults(handler=handle_data_check)
-    synth = data.add_parser("synth", help="write the synthetic surrogate")
-    synth.add_argument("--root", required=True)
-    synth.add_argument("--size", choices=["tiny", "quick", "full"], default="quick")
-    synth.add_argument("--seed", type=seed_value, default=0)
-    synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
-    synth.set_defaults(handler=handle_data_synth)
+    add_data_commands(commands)
     return parser
 
 
