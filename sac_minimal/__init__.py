@@ -8,9 +8,17 @@ Modules (one concept each; arrows point down only):
     anchors     default anchors, decoding, tIoU, matching.
     detection   SSAD's loss and post-processing to video-level detections.
     evaluation  ActivityNet-style AP and mAP at tIoU thresholds.
+    initialisation  the official code's weight initialisation.
     config      training configurations and the quick / full profiles.
+    variants    every named row of the book's tables, and every experiment as a list of them.
+    files       writing files atomically (no truncated checkpoint or record).
+    provenance  code, machine and dataset fingerprints of a result.
+    group       several seeds of one model trained at once.
     train       one training run: fit, checkpoint, resume, evaluate.
-    experiments seeds x models grids, Student's t-test, results with provenance, sharding.
+    diagnostics what a trained attention follows, against the surrogate's known reliabilities.
+    experiments grids of variants x seeds, paired and Student's t-tests, recorded results, sharding.
+    records     recorded results re-verified by re-running part of them.
+    gpu_session the prepared full-profile session for a lent GPU.
     plots       figures drawn by more than one chapter.
     bench       benchmarks run from the command line (``python -m sac_minimal bench ot``).
 

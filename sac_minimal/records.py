@@ -56,9 +56,13 @@ class Check:
     epochs: int | None = 1
 
     def describe(self) -> str:
-        return f"{self.variant} seed {self.seed}, " + ("whole run" if self.epochs is None else
-                                                       f"epoch{'s' if self.epochs > 1 else ''} 1-{self.epochs}"
-                                                       if self.epochs > 1 else "epoch 1")
+        if self.epochs is None:
+            span = "whole run"
+        elif self.epochs == 1:
+            span = "epoch 1"
+        else:
+            span = f"epochs 1-{self.epochs}"
+        return f"{self.variant} seed {self.seed}, {span}"
 
 
 def parse_checks(texts: Sequence[str]) -> list[Check]:
@@ -131,18 +135,18 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
         compared += [(f"epoch {recorded_row['epoch']} {name}", *values)
                      for name, *values in _differences(recorded_row, rerun_row, METRIC_COLUMNS)]
     relative = [abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared]
-    passed_losses = all(value <= (0 if exact else LOSS_TOLERANCE) for value in relative)
+    passed = bool(compared) and all(value <= (0 if exact else LOSS_TOLERANCE) for value in relative)
     largest = max(relative, default=0.0)
     evaluation = {}
     if check.epochs is None:
         evaluation = result.evaluation
         gaps = [abs(evaluation[name] - recorded.evaluation[name]) for name in recorded.evaluation]
         compared += [(f"mAP {name}", recorded.evaluation[name], evaluation[name]) for name in recorded.evaluation]
-        passed_losses = passed_losses and all(gap <= (0 if exact else MAP_TOLERANCE) for gap in gaps)
+        passed = passed and all(gap <= (0 if exact else MAP_TOLERANCE) for gap in gaps)
         largest = max(largest, *gaps)
     identical = all(old == new for _, old, new in compared)
-    return CheckResult(check, exact, identical, passed_losses and len(compared) > 0, largest, compared,
-                       time.perf_counter() - started, evaluation)
+    return CheckResult(check, exact, identical, passed, largest, compared, time.perf_counter() - started,
+                       evaluation)
 
 
 def verify_record(results_dir: str | Path, checks: Sequence[Check]) -> list[CheckResult]:
