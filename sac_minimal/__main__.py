@@ -6,10 +6,13 @@ Commands:
     bench detection  time post-processing and evaluation at THUMOS14's test-split size.
     bench train      training steps/s of SSAD, SSAD+Θ, SSAD+SAC on this device, and SAC's overhead
                      (``--runs R``: R runs at once; ``--phases``: where one SSAD+SAC step spends its time).
-    train            train one model for one seed (``--model ssad|ssad_theta|ssad_sac|oracle``).
-    table1           the Table I grid: models x seeds, paired and Student's t-tests, results with provenance.
-    ablate           an ablation grid (attention, components, alternatives, variants, sweep_*) or ``cost``.
+    train            train one model for one seed (``--model ssad|ssad_theta|ssad_sac|reference``).
+    table1           the Table I grid: models x worlds x h x seeds, tests across worlds, results with provenance.
+    ablate           an ablation grid (attention, components, alternatives, variants, learning_rate, sweep_*)
+                     or ``cost``.
     merge            join the run files of a (sharded) grid into table.json / table.csv.
+    plateau          train SSAD and SSAD+SAC at one learning rate without decay; where their training loss levels
+                     off (how many epochs the learning-rate arm needs).
     verify           re-run part of a recorded grid and compare it with the record.
     gpu-run          the prepared full-profile session for a lent GPU (``--dry-run``: tiny, on the CPU).
     book             build the book (``--cache``: re-execute only the notebooks whose code changed).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -53,6 +57,9 @@ positive_int = number_type(int, lambda value: value >= 1, "a whole number >= 1")
 seed_value = number_type(int, lambda value: 0 <= value <= MAX_SEED, f"a seed, a whole number in [0, {MAX_SEED}]")
 positive_minutes = number_type(float, lambda value: math.isfinite(value) and value > 0,
                                "a positive, finite number of minutes")
+heterogeneity_value = number_type(float, lambda value: math.isfinite(value) and value >= 0,
+                                  "a heterogeneity h, a finite number >= 0")
+RECORD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def banner() -> None:
@@ -112,7 +119,9 @@ def base_config(args: argparse.Namespace):
     if args.solver is not None:
         changes["sac_changes"] = (("solver", args.solver),)
     config = profile(args.profile, **changes)
-    return config if args.batch_size is None else config.with_batch_size(args.batch_size)
+    if args.batch_size is None:
+        return config
+    return config.with_batch_size(args.batch_size, allow_large_learning_rate=args.allow_large_lr)
 
 
 def _budget(args: argparse.Namespace) -> float | None:
@@ -124,9 +133,11 @@ def handle_train(args: argparse.Namespace) -> int:
     from sac_minimal.data.locate import data_dir
     from sac_minimal.train import fit
 
-    config = base_config(args).replace(model=args.model, seed=args.seed)
+    config = base_config(args).replace(model=args.model, seed=args.seed, world=args.world,
+                                       heterogeneity=args.heterogeneity)
     run_dir = Path(args.run_dir) if args.run_dir else (
-        data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_seed{args.seed}")
+        data_dir() / "cache" / "runs" / f"{args.profile}_{args.model}_w{args.world}_h{args.heterogeneity:g}"
+                                        f"_s{args.seed}")
     result = fit(config, run_dir, verbose=True, time_budget_s=_budget(args), compiled=args.compile)
     if result is None:
         print(f"stopped by --max-minutes; checkpoint in {run_dir}; run the same command again to continue")
@@ -137,10 +148,15 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def record_name(prefix: str, args: argparse.Namespace, config) -> str:
-    """``results/<name>``: the experiment, the profile and the data (surrogate version or real THUMOS14)."""
+    """``results/<name>``: the experiment, the profile and the data (surrogate version or real THUMOS14). A name
+    given with ``--name`` is one folder name (letters, digits, ``_ . -``), so a record never lands outside
+    ``results/``."""
     from sac_minimal.train import resolve_data_root
 
     if args.name:
+        if not RECORD_NAME.fullmatch(args.name) or args.name in (".", ".."):
+            raise ValueError(f"--name must be one folder name inside results/ (letters, digits, '_', '.', '-'), "
+                             f"got {args.name!r}")
         return args.name
     kind = resolve_data_root(config)[1]
     data = f"v{config.data_version}" if kind == "synthetic" else kind
@@ -154,9 +170,11 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
     from sac_minimal.variants import experiment
 
     base = base_config(args)
-    results_dir = Path("results") / record_name(prefix, args, base)
-    paths = run_experiment(experiment(experiment_name), base, range(args.seeds), results_dir,
-                           checkpoints_dir=data_dir() / "cache" / "runs", shard=args.shard, verbose=True,
+    chosen = experiment(experiment_name)
+    results_dir = Path("results") / record_name(prefix, args, chosen.base_config(base))
+    paths = run_experiment(chosen, base, results_dir, checkpoints_dir=data_dir() / "cache" / "runs",
+                           worlds=args.worlds, heterogeneities=args.heterogeneity,
+                           seeds=None if args.seeds is None else range(args.seeds), shard=args.shard, verbose=True,
                            seeds_together=args.seeds_together, time_budget_s=_budget(args), compiled=args.compile)
     unfinished = [path.stem for path in paths if not path.exists()]
     if unfinished:
@@ -170,7 +188,7 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
 
 
 def handle_table1(args: argparse.Namespace) -> int:
-    """Table I: SSAD, SSAD+Θ, the oracle and the SAC variants over seeds 0..N-1, recorded in ``results/``."""
+    """Table I: SSAD, the reference gate and the SAC variants over worlds, h and seeds, recorded in ``results/``."""
     return run_named_experiment("table1", "table1", args)
 
 
@@ -179,6 +197,23 @@ def handle_ablate(args: argparse.Namespace) -> int:
     if args.experiment == "cost":
         return print_cost_table()
     return run_named_experiment(args.experiment, f"ablation_{args.experiment}", args)
+
+
+def handle_plateau(args: argparse.Namespace) -> int:
+    """Where the training loss of SSAD and SSAD+SAC levels off at one learning rate; written to ``results/``."""
+    from sac_minimal.data.locate import data_dir
+    from sac_minimal.experiments import measure_plateau
+    from sac_minimal.files import write_json_atomic
+
+    base = base_config(args).replace(learning_rate=args.learning_rate, world=args.world)
+    result = measure_plateau(base, ("ssad", "ssad_sac"), data_dir() / "cache" / "runs")
+    path = Path("results") / f"plateau_lr{args.learning_rate:g}_{args.profile}_v{base.data_version}.json"
+    write_json_atomic(path, result)
+    for model, entry in result["models"].items():
+        print(f"{model}: training loss {entry['losses'][0]:.3f} -> {entry['losses'][-1]:.3f}, plateau from epoch "
+              f"{entry['plateau_epoch']}")
+    print(f"written to {path}")
+    return 0
 
 
 def handle_merge(args: argparse.Namespace) -> int:
@@ -250,9 +285,10 @@ def handle_data_synth(args: argparse.Namespace) -> int:
     """Write the surrogate into an empty folder (or over a surrogate of the same generator version)."""
     from sac_minimal.data.synthetic import write_synthetic_thumos
 
-    metadata = write_synthetic_thumos(args.root, size=args.size, seed=args.seed, version=args.version)
-    print(f"wrote the {args.size} synthetic surrogate v{args.version} (seed {args.seed}) to {args.root} "
-          f"in {metadata['seconds_to_generate']} s")
+    metadata = write_synthetic_thumos(args.root, size=args.size, seed=args.seed, version=args.version,
+                                      heterogeneity=args.heterogeneity)
+    print(f"wrote the {args.size} synthetic surrogate v{args.version} (world {args.seed}, h "
+          f"{args.heterogeneity:g}) to {args.root} in {metadata['seconds_to_generate']} s")
     return 0
 
 
@@ -280,12 +316,14 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
     command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.config)")
     command.add_argument("--data-version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION,
-                         help="surrogate generator version when no real data is used (1 is the null control)")
+                         help="surrogate generator version when no real data is used")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     command.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")
     command.add_argument("--batch-size", type=positive_int, default=None,
                          help="another batch size; the learning rate is scaled linearly with it")
+    command.add_argument("--allow-large-lr", action="store_true",
+                         help="train even when --batch-size scales the learning rate above 0.01")
     command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
                          help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
     command.add_argument("--compile", action="store_true",
@@ -296,8 +334,13 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
                          help="stop at an epoch boundary before this much time is spent; rerun to continue")
 
 
-def add_grid_arguments(command: argparse.ArgumentParser, default_seeds: int) -> None:
-    command.add_argument("--seeds", type=positive_int, default=default_seeds, help="seeds 0..N-1")
+def add_grid_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--seeds", type=positive_int, default=None,
+                         help="seeds 0..N-1 in every world (default: the experiment's)")
+    command.add_argument("--worlds", type=seed_value, nargs="+", default=None,
+                         help="surrogate worlds (default: the experiment's confirmatory worlds)")
+    command.add_argument("--heterogeneity", type=heterogeneity_value, nargs="+", default=None,
+                         help="surrogate heterogeneity values h (default: the experiment's)")
     command.add_argument("--name", default=None, help="results/<name> (default <experiment>_<profile>_<data>)")
     command.add_argument("--shard", default=None, help="i/n: run every n-th cell of the grid, starting at i")
     command.add_argument("--seeds-together", action="store_true", help=SEEDS_TOGETHER_HELP)
@@ -345,7 +388,9 @@ def add_data_commands(commands) -> None:
     synth = data.add_parser("synth", help="write the synthetic surrogate")
     synth.add_argument("--root", required=True)
     synth.add_argument("--size", choices=["tiny", "quick", "full"], default="quick")
-    synth.add_argument("--seed", type=seed_value, default=0)
+    synth.add_argument("--seed", type=seed_value, default=0, help="the world")
+    synth.add_argument("--heterogeneity", type=heterogeneity_value, default=1.0,
+                       help="h: 0 (every modality equally reliable) to 1 (the full spread)")
     synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
     synth.set_defaults(handler=handle_data_synth)
 
@@ -365,24 +410,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(train)
     train.add_argument("--model", choices=list(MODELS), default="ssad_sac")
     train.add_argument("--seed", type=seed_value, default=0)
+    train.add_argument("--world", type=seed_value, default=0, help="the surrogate's world (its seed)")
+    train.add_argument("--heterogeneity", type=heterogeneity_value, default=1.0, help="the surrogate's h")
     train.add_argument("--run-dir", default=None, help="checkpoints and metrics (default data/cache/runs/...)")
     train.set_defaults(handler=handle_train)
-    table1 = commands.add_parser("table1", help="models x seeds, t-tests, results with provenance")
+    table1 = commands.add_parser("table1", help="models x worlds x h x seeds, tests across worlds, provenance")
     add_run_arguments(table1)
-    add_grid_arguments(table1, default_seeds=10)
+    add_grid_arguments(table1)
     table1.set_defaults(handler=handle_table1)
     ablate = commands.add_parser("ablate", help="ablation grids (Tables V-VII, sweeps) and the cost table (VIII)")
     add_run_arguments(ablate)
     ablate.add_argument("experiment", choices=sorted(set(EXPERIMENTS) - {"table1"}) + ["cost"])
-    add_grid_arguments(ablate, default_seeds=10)
+    add_grid_arguments(ablate)
     ablate.set_defaults(handler=handle_ablate)
+    plateau = commands.add_parser("plateau", help="epochs a learning rate needs to level off")
+    add_run_arguments(plateau)
+    plateau.add_argument("--learning-rate", type=number_type(float, lambda value: 0 < value <= 1 and
+                                                            math.isfinite(value), "a learning rate in (0, 1]"),
+                         default=1e-4)
+    plateau.add_argument("--world", type=seed_value, default=0, help="a development world (never evidence)")
+    plateau.set_defaults(handler=handle_plateau)
     merge = commands.add_parser("merge", help="join the run files of a grid")
     merge.add_argument("results_dir")
     merge.set_defaults(handler=handle_merge)
     verify = commands.add_parser("verify", help="re-run part of a recorded grid and compare with the record")
     verify.add_argument("results_dir")
-    verify.add_argument("checks", nargs="*", default=["ssad:0:1"],
-                        help="variant:seed:epochs (epochs 'all' for the whole run and its mAP); default ssad:0:1")
+    verify.add_argument("checks", nargs="+",
+                        help="run:epochs, run a run file's name (e.g. ssad_w3_h1_s0) and epochs a number >= 1 or "
+                             "'all' (the whole run and its mAP), e.g. ssad_w3_h1_s0:1")
     verify.set_defaults(handler=handle_verify)
 
     book = commands.add_parser("book", help="build the book (as CI does, or --cache for quick local rebuilds)")

@@ -1,22 +1,17 @@
 """The paper's ablations (Tables V-VIII, Fig. 6): running them, their tables, and the cost table.
 
-The experiments themselves (which variants, which comparisons) are defined in :mod:`sac_minimal.variants`;
-this module runs several of them at once (:func:`run_union`, so that a row shared by several tables is trained
-once), builds one experiment's table from runs that include its variants (:func:`ablation_table`), and counts
-parameters and FLOPs for Table VIII (:func:`cost_table`, no training). The paper's THUMOS14 numbers for these
+The experiments themselves (which variants, which comparisons, which hypotheses) are defined in
+:mod:`sac_minimal.variants` and run by :mod:`sac_minimal.experiments` (a row shared by several tables, such as the
+composed attention, is trained once: its checkpoint is found by config and dataset). This module counts parameters
+and FLOPs for Table VIII (:func:`cost_table`, no training). The paper's THUMOS14 numbers for these
 tables are here too, always shown as the paper's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 import torch
 
-from sac_minimal.config import TrainConfig, profile
-from sac_minimal.experiments import run_grid, summarize_grid
-from sac_minimal.variants import VARIANTS, experiment
+from sac_minimal.config import profile
 
 PAPER_MAP_AT_05 = {
     "ssad": 45.5, "joint": 48.1, "modality": 47.5, "frame": 47.8, "composed": 48.8, "ot": 50.0, "ot_pooling": 50.9,
@@ -26,23 +21,6 @@ PAPER_MAP_AT_05 = {
 
 PAPER_COST = {"SSAD": (4.29, 0.42), "SSAD+SAC": (5.08, 0.62)}
 """Table VIII of the paper: parameters (M) and GFLOPs."""
-
-
-def run_union(names: Sequence[str], base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *,
-              checkpoints_dir: str | Path, **options) -> list[Path]:
-    """Train the union of several experiments' variants once (shared rows such as ``composed`` run once)."""
-    union = list(dict.fromkeys(variant for name in names for variant in experiment(name).variants))
-    return run_grid(base, [VARIANTS[variant] for variant in union], seeds, results_dir,
-                    checkpoints_dir=checkpoints_dir, title=" + ".join(names), **options)
-
-
-def ablation_table(runs: Sequence, name: str) -> dict:
-    """One experiment's table from runs that include its variants (possibly run as part of a union)."""
-    chosen = experiment(name)
-    table = summarize_grid(runs, list(chosen.variants), chosen.comparisons)
-    table["labels"] = {variant: VARIANTS[variant].title for variant in chosen.variants}
-    table["title"] = chosen.title
-    return table
 
 
 COST_MODELS = (("ssad", "official", "SSAD"), ("ssad_theta", "official", "SSAD+Θ"),

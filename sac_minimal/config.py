@@ -11,24 +11,31 @@ The model is one of:
 * ``ssad_theta``: SSAD on Θ-projected features with no attention (the capacity-matched baseline the paper skips:
   SSAD+SAC also gains Θ's parameters);
 * ``ssad_sac``: SSAD with SAC in front (``sac_preset`` ``official``, ``paper`` or ``light``);
-* ``oracle``: SSAD on features gated by the surrogate's true per-step reliabilities
-  (:func:`sac_minimal.data.synthetic.oracle_gates`), no learned attention: what a composed attention that knew the
-  answer would gain. Only on the synthetic surrogate.
+* ``reference``: SSAD on features gated by inverse-variance weights computed from the surrogate's true per-step
+  reliabilities (:func:`sac_minimal.data.synthetic.reference_gates`), no learned attention: what a composed
+  attention that knew the reliabilities could do by weighting alone. A reference, not a ceiling (a learned
+  attention can beat it). Only on the synthetic surrogate.
+
+The data a run sees is set by ``world`` (the surrogate's seed: an independent synthetic world) and
+``heterogeneity`` (h: how much modality reliability varies across and within videos, 0 to 1), both part of every
+run's key and record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from dataclasses import dataclass
 
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
 from sac_minimal.sac import SACConfig
 
-MODELS = ("ssad", "ssad_theta", "ssad_sac", "oracle")
+MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference")
 MAX_SCALED_LEARNING_RATE = 0.01
-"""Above this, the linear scaling rule's learning rate earns a warning (:meth:`TrainConfig.with_batch_size`)."""
+"""Above this, a learning rate scaled by the linear scaling rule is refused unless asked for
+(:meth:`TrainConfig.with_batch_size`): Adam on these models diverges well below it."""
 SAC_PRESETS = ("official", "paper", "light", "stabilised")
 
 
@@ -37,7 +44,7 @@ class TrainConfig:
     """Everything one training run depends on.
 
     Attributes:
-        model: ``ssad`` | ``ssad_theta`` | ``ssad_sac`` | ``oracle``.
+        model: ``ssad`` | ``ssad_theta`` | ``ssad_sac`` | ``reference``.
         sac_preset: ``official`` | ``paper`` | ``light`` | ``stabilised`` (:meth:`SACConfig.official`,
             :meth:`SACConfig.paper`, :meth:`SACConfig.light`, :meth:`SACConfig.stabilised`).
         sac_changes: extra :class:`SACConfig` fields as ``((name, value), ...)`` (ablations).
@@ -45,8 +52,10 @@ class TrainConfig:
         data_root: dataset folder; ``None`` picks the surrogate of ``data_size`` for the quick profile, and for
             the full profile the real THUMOS14 folder when present, else the full surrogate.
         data_size: surrogate size when no real data is used (``quick`` | ``full``).
-        data_version: surrogate generator version when no real data is used (2, the default; 1 is the null
-            control, :mod:`sac_minimal.data.synthetic`).
+        data_version: surrogate generator version when no real data is used (:mod:`sac_minimal.data.synthetic`).
+        world: the surrogate's seed, an independent synthetic world (ignored with real data).
+        heterogeneity: the surrogate's h, 0 (every modality equally reliable everywhere) to 1 (the full spread of
+            reliabilities and corruptions); ignored with real data.
         seed: seeds the model's initialisation, the shuffling and the random negatives.
         epochs, learning_rate, lr_decay_epochs, lr_decay_factor: Adam's schedule (lr x factor after each listed
             epoch).
@@ -68,6 +77,8 @@ class TrainConfig:
     data_root: str | None = None
     data_size: str = "full"
     data_version: int = GENERATOR_VERSION
+    world: int = 0
+    heterogeneity: float = 1.0
     seed: int = 0
     epochs: int = 40
     learning_rate: float = 1e-4
@@ -94,6 +105,14 @@ class TrainConfig:
             raise ValueError(f"data_version must be one of {GENERATOR_VERSIONS}, got {self.data_version!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        for name in ("world", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if isinstance(self.heterogeneity, bool) or not isinstance(self.heterogeneity, (int, float)) \
+                or not math.isfinite(self.heterogeneity) or self.heterogeneity < 0:
+            raise ValueError(f"heterogeneity must be a finite number >= 0, got {self.heterogeneity!r}")
+        object.__setattr__(self, "heterogeneity", float(self.heterogeneity))
         object.__setattr__(self, "lr_decay_epochs", tuple(self.lr_decay_epochs))
         object.__setattr__(self, "sac_changes", tuple(tuple(change) for change in self.sac_changes))
 
@@ -103,9 +122,9 @@ class TrainConfig:
         return self.learning_rate * self.lr_decay_factor ** decays
 
     def sac_config(self, appearance_channels: int, motion_channels: int) -> SACConfig | None:
-        """SAC's config for this model (``None`` for SSAD and the oracle); ``ssad_theta`` is Θ without attention
-        or OT."""
-        if self.model in ("ssad", "oracle"):
+        """SAC's config for this model (``None`` for SSAD and the reference gate); ``ssad_theta`` is Θ without
+        attention or OT."""
+        if self.model in ("ssad", "reference"):
             return None
         preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light,
                   "stabilised": SACConfig.stabilised}[self.sac_preset]
@@ -114,17 +133,22 @@ class TrainConfig:
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
         return preset(appearance_channels=appearance_channels, motion_channels=motion_channels, **changes)
 
-    def with_batch_size(self, batch_size: int) -> TrainConfig:
+    def with_batch_size(self, batch_size: int, allow_large_learning_rate: bool = False) -> TrainConfig:
         """The same run with another batch size and the learning rate scaled linearly with it (the linear scaling
-        rule: lr x batch_size / this config's batch size). The epochs and the decay epochs stay as they are."""
+        rule: lr x batch_size / this config's batch size). The epochs and the decay epochs stay as they are.
+
+        A scaled learning rate above :data:`MAX_SCALED_LEARNING_RATE` is refused (``ValueError``) unless
+        ``allow_large_learning_rate``, and then still warned about."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         learning_rate = self.learning_rate * batch_size / self.batch_size
         if learning_rate > MAX_SCALED_LEARNING_RATE:
-            warnings.warn(f"batch size {batch_size} gives a learning rate of {learning_rate:g} by the linear scaling "
-                          f"rule ({batch_size / self.batch_size:g} x {self.learning_rate:g}); above "
-                          f"{MAX_SCALED_LEARNING_RATE:g} Adam is likely to diverge: use a smaller batch size",
-                          stacklevel=2)
+            message = (f"batch size {batch_size} gives a learning rate of {learning_rate:g} by the linear scaling "
+                       f"rule ({batch_size / self.batch_size:g} x {self.learning_rate:g}); above "
+                       f"{MAX_SCALED_LEARNING_RATE:g} Adam is likely to diverge")
+            if not allow_large_learning_rate:
+                raise ValueError(f"{message}: use a smaller batch size, or --allow-large-lr to train anyway")
+            warnings.warn(message, stacklevel=2)
         return self.replace(batch_size=batch_size, learning_rate=learning_rate)
 
     def differences(self, other: TrainConfig) -> list[str]:

@@ -1,28 +1,26 @@
-"""Many runs: experiment grids (variants x seeds), paired and two-sample t-tests, recorded results, sharding.
+"""Many runs: experiment grids (variants x worlds x h x seeds), world-level tests, recorded results, sharding.
 
-An experiment (:mod:`sac_minimal.variants`) is a list of variants and the (baseline, candidate) pairs it tests. Every
-variant is trained on the same seeds, so each comparison is tested twice:
+An experiment (:mod:`sac_minimal.variants`) is a list of variants, the (baseline, candidate) pairs it tests, the
+hypotheses it declares (:mod:`sac_minimal.hypotheses`) and its design: the surrogate worlds, the heterogeneity
+values h and the seeds. Every variant is trained on every (world, h, seed) cell; at the same seed two variants share
+their data order, random negatives and the starting weights of every layer they share, so differences are paired.
 
-* **paired** (the right test here): seed k of the candidate and seed k of the baseline share their data order and
-  random negatives, so the per-seed differences d_k are tested, t = mean(d) / (sd(d) / sqrt(n)), n - 1 degrees of
-  freedom (``scipy.stats.ttest_rel``);
-* **Student's** two-sample test with pooled variance, as the paper reports it (Eqs. 9-10)::
+The world is the unit of replication. For each comparison and h, the seeds of each variant in a world are averaged
+and the per-world differences are tested across worlds (:func:`sac_minimal.significance.mean_with_interval`: mean,
+95 % interval, t, p); a trend over h is the per-world least-squares slope of the difference, tested the same way.
+All p-values of a table are Holm-adjusted together (:func:`sac_minimal.significance.holm`), and every declared
+hypothesis is judged from its adjusted test (:func:`sac_minimal.hypotheses.judge`).
 
-      s_p^2 = ((n_1 - 1) s_1^2 + (n_2 - 1) s_2^2) / (n_1 + n_2 - 2),   t = (m_1 - m_2) / (s_p sqrt(1/n_1 + 1/n_2))
-
-  with n_1 + n_2 - 2 degrees of freedom (two-sided p-value).
-
-Each comparison also reports its **minimum detectable difference**: the true difference that the test would find
-at the 5 % level with 80 % power, given the spread measured, (t_{0.975} + t_{0.8}) x standard error.
-
-Files (``results/<name>/``, small and committed): ``grid.json`` (variants, seeds, comparisons, base config),
-``runs/<variant>_seed<k>.json`` (one :class:`~sac_minimal.train.RunResult` each, with provenance), ``table.json``
-and ``table.csv`` (written by :func:`merge_grid`). A run file is keyed by its full config and its dataset's
-fingerprint: running a grid again skips the runs recorded with the same config and data, and stops with the
-differing fields named if a recorded run has another config or dataset (a record is never silently reused for
-another experiment nor overwritten). Checkpoints go to ``data/cache/runs/`` (not committed), one folder per config
-and dataset, so a run shared by several experiments (SSAD, SAC) is trained once. ``--shard i/n`` runs every n-th
-cell of the grid, so that several machines can share it; ``merge`` joins what they wrote.
+Files (``results/<name>/``, small and committed): ``grid.json`` (the experiment: variants, comparisons, hypotheses,
+primary comparisons, worlds, h values, seeds, base config; written before the first run, and a grid of another
+design refuses to write into the same folder), ``runs/<variant>_w<world>_h<h>_s<seed>.json`` (one
+:class:`~sac_minimal.train.RunResult` each, with provenance), ``table.json`` and ``table.csv`` (written by
+:func:`merge_grid`). A run file is keyed by its full config and its dataset's fingerprint: running a grid again skips
+the runs recorded with the same config and data, and stops with the differing fields named if a recorded run has
+another config or dataset (a record is never silently reused for another experiment nor overwritten). Checkpoints
+go to ``data/cache/runs/`` (not committed), one folder per config and dataset, so a run shared by several
+experiments (SSAD, SAC) is trained once. ``--shard i/n`` runs every n-th cell of the grid, so that several processes
+or machines can share it; ``merge`` joins what they wrote.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -42,80 +40,20 @@ import numpy as np
 
 from sac_minimal.config import TrainConfig
 from sac_minimal.files import read_json, write_json_atomic, write_text_atomic
+from sac_minimal.hypotheses import DEVELOPMENT_WORLDS, METRIC, comparison_key, judge
 from sac_minimal.provenance import dataset_fingerprint
+from sac_minimal.significance import holm, mean_with_interval, significance_word, slope
 from sac_minimal.train import RESULT, RunResult, fit_runs, resolve_data_root
-from sac_minimal.variants import Experiment, Variant
+from sac_minimal.variants import VARIANTS, Experiment, Variant
 
 REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
                     "Avg 0.3:0.7")
-SIGNIFICANCE, POWER = 0.05, 0.8
 
 PAPER_TABLE1 = {
     "SSAD": (72.2, 69.7, 65.2, 56.5, 45.5, 31.0, 17.0, 51.0),
     "SSAD+SAC": (75.5, 73.7, 69.1, 61.1, 51.4, 37.1, 22.8, 55.8),
 }
 """The paper's Table I: THUMOS14 test mAP (%) at tIoU 0.1..0.7 and their mean (Yang et al. 2022)."""
-
-
-def _two_sided_p(statistic: float, dof: int) -> float:
-    from scipy.stats import t as student_t
-
-    return float(2 * student_t.sf(abs(statistic), dof))
-
-
-def _statistic(difference: float, standard_error: float) -> float:
-    if standard_error == 0:
-        return 0.0 if difference == 0 else math.copysign(math.inf, difference)
-    return difference / standard_error
-
-
-def student_t_test(first: Sequence[float], second: Sequence[float]) -> dict:
-    """Two-sample Student's t-test with pooled variance (Eqs. 9-10): ``{"t", "dof", "p", "pooled_std"}``."""
-    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
-    n1, n2 = len(first), len(second)
-    if n1 < 2 or n2 < 2:
-        raise ValueError(f"a t-test needs at least two runs per group, got {n1} and {n2}")
-    dof = n1 + n2 - 2
-    pooled_std = math.sqrt(((n1 - 1) * first.var(ddof=1) + (n2 - 1) * second.var(ddof=1)) / dof)
-    statistic = _statistic(first.mean() - second.mean(), pooled_std * math.sqrt(1 / n1 + 1 / n2))
-    return {"t": float(statistic), "dof": dof, "p": _two_sided_p(statistic, dof), "pooled_std": pooled_std}
-
-
-def paired_t_test(candidate: Sequence[float], baseline: Sequence[float]) -> dict:
-    """Paired t-test on matched seeds: ``{"t", "dof", "p", "std_difference"}`` of the differences
-    candidate_k - baseline_k (equal to ``scipy.stats.ttest_rel(candidate, baseline)``)."""
-    differences = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
-    if len(differences) < 2:
-        raise ValueError(f"a paired t-test needs at least two matched pairs, got {len(differences)}")
-    dof = len(differences) - 1
-    std_difference = float(differences.std(ddof=1))
-    statistic = _statistic(differences.mean(), std_difference / math.sqrt(len(differences)))
-    return {"t": float(statistic), "dof": dof, "p": _two_sided_p(statistic, dof), "std_difference": std_difference}
-
-
-def minimum_detectable_difference(standard_error: float, dof: int, significance: float = SIGNIFICANCE,
-                                  power: float = POWER) -> float:
-    """The smallest true difference a two-sided t-test detects with the given power:
-    (t_{1 - significance / 2, dof} + t_{power, dof}) x standard error (the usual normal-approximation formula with
-    t quantiles)."""
-    from scipy.stats import t as student_t
-
-    return float((student_t.ppf(1 - significance / 2, dof) + student_t.ppf(power, dof)) * standard_error)
-
-
-def compare(candidate: Sequence[float], baseline: Sequence[float]) -> dict:
-    """Everything the book reports for one comparison on one metric: the difference of means, both tests, and
-    each test's minimum detectable difference."""
-    candidate, baseline = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    student, paired = student_t_test(candidate, baseline), paired_t_test(candidate, baseline)
-    n1, n2 = len(candidate), len(baseline)
-    return {
-        "difference": float(candidate.mean() - baseline.mean()),
-        "paired": paired, "student": student,
-        "mdd_paired": minimum_detectable_difference(paired["std_difference"] / math.sqrt(n1), paired["dof"]),
-        "mdd_student": minimum_detectable_difference(student["pooled_std"] * math.sqrt(1 / n1 + 1 / n2),
-                                                     student["dof"]),
-    }
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -131,8 +69,17 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return index, count
 
 
-def run_file(results_dir: Path, variant: str, seed: int) -> Path:
-    return Path(results_dir) / "runs" / f"{variant}_seed{seed}.json"
+RUN_NAME = re.compile(r"(?P<variant>[A-Za-z0-9_.]+)_w(?P<world>\d+)_h(?P<h>[0-9.]+)_s(?P<seed>\d+)")
+"""A run file's stem: ``<variant>_w<world>_h<h>_s<seed>``."""
+
+
+def run_name(variant: str, world: int, heterogeneity: float, seed: int) -> str:
+    """The stem of a run's file (and its id in checks): ``sac_w3_h0.5_s1``."""
+    return f"{variant}_w{world}_h{heterogeneity:g}_s{seed}"
+
+
+def run_file(results_dir: Path, variant: str, world: int, heterogeneity: float, seed: int) -> Path:
+    return Path(results_dir) / "runs" / f"{run_name(variant, world, heterogeneity, seed)}.json"
 
 
 def run_key(config: TrainConfig, fingerprint: str) -> str:
@@ -145,8 +92,18 @@ def read_run(path: Path) -> RunResult:
     values = read_json(path, "run file")
     try:
         return RunResult.from_dict(values)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"run file {path} is incomplete or corrupt ({error!r})") from error
+
+
+def check_run_name(path: Path, run: RunResult) -> None:
+    """A run file must hold the run its name says (variant, world, h, seed): a file copied or renamed under
+    another run's name is an error, not a silent substitute."""
+    expected = run_name(run.extra.get("variant", run.config.model), run.config.world, run.config.heterogeneity,
+                        run.config.seed)
+    if Path(path).stem != expected:
+        raise ValueError(f"{path} holds the run {expected} (by its config), not the one its name says; a run file "
+                         "must not be renamed or copied under another run's name")
 
 
 def recorded_run(path: Path, config: TrainConfig, fingerprint: str) -> RunResult | None:
@@ -182,50 +139,95 @@ def finished_runs(checkpoints_dir: Path) -> dict:
     return index
 
 
-def _write_grid(results_dir: Path, variants: Sequence[Variant], seeds: Sequence[int],
-                comparisons: Sequence[tuple[str, str]], base: TrainConfig, title: str) -> None:
-    write_json_atomic(results_dir / "grid.json", {
-        "title": title, "variants": [dataclasses.asdict(variant) for variant in variants], "seeds": list(seeds),
-        "comparisons": [list(pair) for pair in comparisons], "base": base.to_dict()})
+def grid_definition(experiment: Experiment, base: TrainConfig, worlds: Sequence[int],
+                    heterogeneities: Sequence[float], seeds: Sequence[int]) -> dict:
+    """What ``grid.json`` records: the experiment, its hypotheses and its design, before any run."""
+    return {
+        "title": experiment.title,
+        "variants": [dataclasses.asdict(VARIANTS[name]) for name in experiment.variants],
+        "comparisons": [list(pair) for pair in experiment.comparisons],
+        "trends": [list(pair) for pair in experiment.trends],
+        "primary": [list(pair) for pair in experiment.primary],
+        "hypotheses": [hypothesis.to_dict() for hypothesis in experiment.hypotheses],
+        "metric": METRIC,
+        "worlds": [int(world) for world in worlds], "heterogeneities": [float(h) for h in heterogeneities],
+        "seeds": [int(seed) for seed in seeds], "development_worlds": list(DEVELOPMENT_WORLDS),
+        "base": base.to_dict(),
+    }
 
 
-def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], results_dir: str | Path, *,
-             checkpoints_dir: str | Path, comparisons: Sequence[tuple[str, str]] = (), title: str = "",
-             shard: str | None = None, verbose: bool = False, seeds_together: bool = False,
-             time_budget_s: float | None = None, compiled: bool = False) -> list[Path]:
-    """Train this shard's cells of the (variant, seed) grid; each finished cell writes its run file. Cells recorded
-    with the same config and dataset are skipped, so an interrupted experiment is resumed by running the same
-    command again; a cell finished in ``checkpoints_dir`` for another experiment is copied, not retrained. The grid
-    itself (variants, seeds, comparisons, base config) is written to ``grid.json`` for :func:`merge_grid`.
+def claim_grid(results_dir: Path, definition: dict) -> None:
+    """Write ``grid.json``, or check that the one there is this grid: two grids of different designs (or configs)
+    never write into the same record. The first writer creates the file exclusively, so two processes started at
+    once cannot both claim it; processes running shards of the same grid agree and share it."""
+    path = results_dir / "grid.json"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(definition, indent=1)
+    try:
+        with open(path, "x") as handle:
+            handle.write(text)
+        return
+    except FileExistsError:
+        pass
+    existing, definition = read_json(path, "grid file"), json.loads(text)
+    if existing != definition:
+        changed = sorted(key for key in set(existing) | set(definition) if existing.get(key) != definition.get(key))
+        raise ValueError(f"{results_dir} already records another grid (differs in: {', '.join(changed)}); use "
+                         "another --name, or delete that folder to replace the record")
 
-    With ``seeds_together`` the unfinished seeds of a variant in this shard train in one loop
+
+def _cells(experiment: Experiment, worlds, heterogeneities, seeds) -> list[tuple[str, int, float, int]]:
+    """Every (variant, world, h, seed) of the grid, in an order that interleaves the variants (so that shards get
+    similar work)."""
+    return [(variant, world, float(h), seed) for h in heterogeneities for world in worlds for seed in seeds
+            for variant in experiment.variants]
+
+
+def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str | Path, *,
+                   checkpoints_dir: str | Path, worlds: Sequence[int] | None = None,
+                   heterogeneities: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
+                   shard: str | None = None, verbose: bool = False, seeds_together: bool = False,
+                   time_budget_s: float | None = None, compiled: bool = False) -> list[Path]:
+    """Train this shard's cells of an experiment's grid; each finished cell writes its run file.
+
+    ``worlds``, ``heterogeneities`` and ``seeds`` default to the experiment's design. ``grid.json`` is claimed first
+    (:func:`claim_grid`). Cells recorded with the same config and dataset are skipped, so an interrupted experiment is
+    resumed by running the same command again; a cell finished in ``checkpoints_dir`` for another experiment is
+    copied, not retrained. With ``seeds_together`` the unfinished seeds of a (variant, world, h) train in one loop
     (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
     ``time_budget_s`` the grid stops at an epoch boundary when the budget would be exceeded (checkpoints kept; the
-    same call later resumes). ``compiled`` compiles each training step (:func:`~sac_minimal.train.fit_runs`).
-    Returns this shard's run files; those not yet written are unfinished cells."""
+    same call later resumes). ``compiled`` compiles each training step. Returns this shard's run files; those not
+    yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
-    _write_grid(results_dir, variants, seeds, comparisons, base, title)
-    cells = [(variant, seed) for seed in seeds for variant in variants][index::count]
+    base = experiment.base_config(base)
+    worlds = tuple(experiment.worlds if worlds is None else worlds)
+    heterogeneities = tuple(experiment.heterogeneities if heterogeneities is None else heterogeneities)
+    seeds = tuple(range(experiment.seeds) if seeds is None else seeds)
+    claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds))
+    cells = _cells(experiment, worlds, heterogeneities, seeds)[index::count]
     finished = finished_runs(checkpoints_dir)
     to_train = []
-    for variant, seed in cells:
-        config = variant.config(base, seed)
+    for name, world, heterogeneity, seed in cells:
+        config = VARIANTS[name].config(base, seed, world, heterogeneity)
         fingerprint = dataset_fingerprint(resolve_data_root(config)[0])
-        path = run_file(results_dir, variant.name, seed)
+        path = run_file(results_dir, name, world, heterogeneity, seed)
         if recorded_run(path, config, fingerprint) is not None:
             continue
         if (config.to_json(), fingerprint) in finished:
-            _record(path, variant, finished[config.to_json(), fingerprint], verbose)
+            _record(path, VARIANTS[name], finished[config.to_json(), fingerprint], fingerprint, verbose)
         else:
-            run_dir = checkpoints_dir / f"{variant.name}_seed{seed}_{run_key(config, fingerprint)}"
-            to_train.append((variant, seed, config, run_dir))
+            run_dir = checkpoints_dir / f"{path.stem}_{run_key(config, fingerprint)}"
+            to_train.append((VARIANTS[name], path, config, run_dir, fingerprint))
     if seeds_together:
-        batches = [[cell for cell in to_train if cell[0] == variant] for variant in variants]
+        groups: dict = {}
+        for cell in to_train:
+            groups.setdefault(cell[2].replace(seed=0).to_json(), []).append(cell)
+        batches = list(groups.values())
     else:
         batches = [[cell] for cell in to_train]
     started = time.perf_counter()
-    for batch in filter(None, batches):
+    for batch in batches:
         remaining = None if time_budget_s is None else time_budget_s - (time.perf_counter() - started)
         if remaining is not None and remaining <= 0:
             break
@@ -233,86 +235,150 @@ def run_grid(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int
                            time_budget_s=remaining, compiled=compiled)
         if results is None:
             break
-        for (variant, seed, _, _), result in zip(batch, results):
-            _record(run_file(results_dir, variant.name, seed), variant, result, verbose)
-    return [run_file(results_dir, variant.name, seed) for variant, seed in cells]
+        for (variant, path, _, _, fingerprint), result in zip(batch, results):
+            _record(path, variant, result, fingerprint, verbose)
+    return [run_file(results_dir, *cell) for cell in cells]
 
 
-def _record(path: Path, variant: Variant, result: RunResult, verbose: bool) -> None:
+def _record(path: Path, variant: Variant, result: RunResult, fingerprint: str, verbose: bool) -> None:
+    """Write a run file, checking again just before that no other process recorded another run there."""
+    recorded_run(path, result.config, fingerprint)
     result.extra["variant"] = variant.name
     write_json_atomic(path, result.to_dict())
     if verbose:
-        print(f"{variant.name} seed {result.config.seed}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} "
-              f"({result.seconds:.0f} s)")
-
-
-def run_experiment(experiment: Experiment, base: TrainConfig, seeds: Sequence[int], results_dir: str | Path, *,
-                   checkpoints_dir: str | Path, **options) -> list[Path]:
-    """Train a named experiment's grid (:func:`run_grid` with its variants, comparisons and title)."""
-    from sac_minimal.variants import VARIANTS
-
-    return run_grid(base, [VARIANTS[name] for name in experiment.variants], seeds, results_dir,
-                    checkpoints_dir=checkpoints_dir, comparisons=experiment.comparisons, title=experiment.title,
-                    **options)
+        print(f"{path.stem}: Avg 0.1:0.7 = {result.evaluation['Avg 0.1:0.7']:.4f} ({result.seconds:.0f} s)",
+              flush=True)
 
 
 def load_runs(results_dir: str | Path) -> list[RunResult]:
-    """Every run file of a record (a truncated one raises a ``ValueError`` naming it)."""
-    return [read_run(path) for path in sorted((Path(results_dir) / "runs").glob("*.json"))]
+    """Every run file of a record, each checked to hold the run its name says (a truncated or renamed file raises
+    a ``ValueError`` naming it)."""
+    runs = []
+    for path in sorted((Path(results_dir) / "runs").glob("*.json")):
+        run = read_run(path)
+        check_run_name(path, run)
+        runs.append(run)
+    return runs
 
 
-def summarize_grid(runs: Sequence[RunResult], variants: Sequence[str],
-                   comparisons: Sequence[tuple[str, str]] = ()) -> dict:
-    """Per-variant per-seed metrics, mean and std (ddof 1), and for each (baseline, candidate) pair and metric the
-    comparison of :func:`compare` (``comparisons["<candidate> vs <baseline>"][metric]``), on the seeds every
-    variant has."""
-    by_variant: dict = {name: {} for name in variants}
+def _h_key(heterogeneity: float) -> str:
+    return f"{heterogeneity:g}"
+
+
+def world_means(runs: Sequence[RunResult], grid: dict, metrics: Sequence[str] = REPORTED_METRICS) -> dict:
+    """``{variant: {h: {world: {"per_seed": {metric: [...]}, "mean": {metric: value}}}}}`` (h and world as
+    strings), checking that every cell of the grid has a run."""
+    found: dict = {}
     for run in runs:
-        name = run.extra.get("variant", run.config.model)
-        if name in by_variant:
-            by_variant[name][run.config.seed] = run.evaluation
-    seeds = sorted({seed for per_seed in by_variant.values() for seed in per_seed})
-    missing = [(name, seed) for name in variants for seed in seeds if seed not in by_variant[name]]
+        config = run.config
+        found[run.extra.get("variant", config.model), config.world, config.heterogeneity, config.seed] = run
+    names = [variant["name"] for variant in grid["variants"]]
+    missing = [run_name(name, world, h, seed) for name in names for h in grid["heterogeneities"]
+               for world in grid["worlds"] for seed in grid["seeds"] if (name, world, h, seed) not in found]
     if missing:
-        raise ValueError(f"incomplete grid: missing {missing}; run the remaining cells or shards, then merge")
-    table = {"seeds": seeds, "variants": {}, "comparisons": {}}
-    for name in variants:
-        values = {metric: [by_variant[name][seed][metric] for seed in seeds] for metric in REPORTED_METRICS}
-        table["variants"][name] = {
-            "per_seed": values,
-            "mean": {metric: float(np.mean(column)) for metric, column in values.items()},
-            "std": {metric: float(np.std(column, ddof=1)) if len(column) > 1 else 0.0
-                    for metric, column in values.items()},
-        }
-    if len(seeds) >= 2:
-        for baseline, candidate in comparisons:
-            table["comparisons"][f"{candidate} vs {baseline}"] = {
-                metric: compare(table["variants"][candidate]["per_seed"][metric],
-                                table["variants"][baseline]["per_seed"][metric])
-                for metric in REPORTED_METRICS}
-    return table
+        raise ValueError(f"incomplete grid: {len(missing)} runs missing ({', '.join(missing[:6])}"
+                         f"{', ...' if len(missing) > 6 else ''}); run the remaining cells or shards, then merge")
+    cells: dict = {}
+    for name in names:
+        for h in grid["heterogeneities"]:
+            for world in grid["worlds"]:
+                per_seed = {metric: [found[name, world, h, seed].evaluation[metric] for seed in grid["seeds"]]
+                            for metric in metrics}
+                cells.setdefault(name, {}).setdefault(_h_key(h), {})[str(world)] = {
+                    "per_seed": per_seed, "mean": {metric: float(np.mean(values)) for metric, values in
+                                                   per_seed.items()}}
+    return cells
+
+
+def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
+    """Every test of a table: each comparison at each h and each trend over h, from the world means; p-values
+    Holm-adjusted together. ``{comparison_key: {"baseline", "candidate", "heterogeneity", "world_differences",
+    "n", "mean", "low", "high", "t", "dof", "p", "mdd", "p_holm", "word"}}`` (differences in mAP fractions)."""
+    worlds = [str(world) for world in grid["worlds"]]
+
+    def differences(baseline, candidate, h):
+        return [cells[candidate][_h_key(h)][world]["mean"][metric] - cells[baseline][_h_key(h)][world]["mean"][metric]
+                for world in worlds]
+
+    tests = {}
+    for baseline, candidate in grid["comparisons"]:
+        for h in grid["heterogeneities"]:
+            values = differences(baseline, candidate, h)
+            tests[comparison_key(baseline, candidate, h)] = {"baseline": baseline, "candidate": candidate,
+                                                       "heterogeneity": h, "world_differences": values,
+                                                       **mean_with_interval(values)}
+    for baseline, candidate in grid.get("trends", []) if len(grid["heterogeneities"]) > 1 else []:
+        per_h = [differences(baseline, candidate, h) for h in grid["heterogeneities"]]
+        slopes = [slope(grid["heterogeneities"], [row[index] for row in per_h]) for index in range(len(worlds))]
+        tests[comparison_key(baseline, candidate, None)] = {"baseline": baseline, "candidate": candidate,
+                                                      "heterogeneity": None, "world_differences": slopes,
+                                                      **mean_with_interval(slopes)}
+    for test, adjusted in zip(tests.values(), holm([test["p"] for test in tests.values()])):
+        test["p_holm"] = adjusted
+        test["word"] = significance_word(adjusted)
+    return tests
+
+
+def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
+    """The table of a grid (see the module docstring): world means, each variant's mean and spread over worlds at
+    every h, every test with raw and Holm-adjusted p-values, the primary comparisons and the judged hypotheses.
+    A grid that declares no hypotheses is refused: they must be stated before the results are seen."""
+    if not grid.get("hypotheses"):
+        raise ValueError("this grid declares no hypotheses; a record states what it tests before it runs "
+                         "(sac_minimal.variants.EXPERIMENTS), so it cannot be summarised")
+    if len(grid["worlds"]) < 2:
+        raise ValueError(f"tests across worlds need at least two worlds, got {grid['worlds']}")
+    cells = world_means(runs, grid)
+    variants = {}
+    for name, by_h in cells.items():
+        variants[name] = {}
+        for h, by_world in by_h.items():
+            columns = {metric: [entry["mean"][metric] for entry in by_world.values()] for metric in REPORTED_METRICS}
+            variants[name][h] = {"mean": {metric: float(np.mean(values)) for metric, values in columns.items()},
+                                 "std_worlds": {metric: float(np.std(values, ddof=1)) for metric, values in
+                                                columns.items()}}
+    tests = world_tests(cells, grid)
+    hypotheses = []
+    for hypothesis in grid["hypotheses"]:  # a grid run at fewer h values than designed cannot judge them all
+        key = comparison_key(hypothesis["baseline"], hypothesis["candidate"], hypothesis["heterogeneity"])
+        verdict = judge(hypothesis, tests[key]) if key in tests else "not tested in this grid"
+        hypotheses.append({**hypothesis, "test": key, "verdict": verdict})
+    return {"metric": grid["metric"], "worlds": grid["worlds"], "heterogeneities": grid["heterogeneities"],
+            "seeds": grid["seeds"], "development_worlds": grid["development_worlds"], "cells": cells,
+            "variants": variants, "tests": tests, "hypotheses": hypotheses,
+            "primary": [comparison_key(baseline, candidate, h) for baseline, candidate in grid["primary"]
+                        for h in grid["heterogeneities"]]}
 
 
 def variant_configs(runs: Sequence[RunResult]) -> dict:
-    """Each variant's config (seed set to 0) and dataset, checking that all its runs share them."""
+    """Each variant's config (seed, world and h set to their defaults), checking that all its runs share it."""
     configs: dict = {}
     for run in runs:
         name = run.extra.get("variant", run.config.model)
-        entry = {"config": run.config.replace(seed=0).to_dict(), "dataset": run.dataset}
-        if name in configs and configs[name] != entry:
-            first = TrainConfig.from_dict(configs[name]["config"])
-            differences = first.differences(run.config.replace(seed=0))
-            if configs[name]["dataset"] != run.dataset:
-                differences.append(f"dataset {configs[name]['dataset']} -> {run.dataset}")
-            raise ValueError(f"the runs of {name} were trained differently ({'; '.join(differences)}, seed "
-                             f"{run.config.seed}); merge only shards of the same command")
-        configs[name] = entry
+        config = run.config.replace(seed=0, world=0, heterogeneity=1.0)
+        if name in configs and configs[name] != config.to_dict():
+            differences = TrainConfig.from_dict(configs[name]).differences(config)
+            raise ValueError(f"the runs of {name} were trained differently ({'; '.join(differences)}, run "
+                             f"{run_name(name, run.config.world, run.config.heterogeneity, run.config.seed)}); merge "
+                             "only shards of the same command")
+        configs[name] = config.to_dict()
     return configs
 
 
-def merge_grid(results_dir: str | Path) -> dict:
-    """Join the run files of ``results_dir`` into ``table.json`` and ``table.csv``, with every variant's config and
-    dataset (checked to agree across its seeds and shards) and every run's provenance."""
+def run_datasets(runs: Sequence[RunResult]) -> dict:
+    """The dataset of every (world, h), ``{"w<world>_h<h>": dataset}``, checking that all runs of a cell agree."""
+    datasets: dict = {}
+    for run in runs:
+        key = f"w{run.config.world}_h{run.config.heterogeneity:g}"
+        if key in datasets and datasets[key] != run.dataset:
+            raise ValueError(f"the runs of world {run.config.world}, h {run.config.heterogeneity:g} were trained on "
+                             "different datasets; merge only shards of the same command on the same data")
+        datasets[key] = run.dataset
+    return datasets
+
+
+def build_table(results_dir: str | Path) -> dict:
+    """The table ``merge_grid`` writes, computed from the record's ``grid.json`` and run files."""
     results_dir = Path(results_dir)
     if not (results_dir / "grid.json").exists():
         raise FileNotFoundError(f"{results_dir / 'grid.json'} not found; run the experiment first")
@@ -321,16 +387,22 @@ def merge_grid(results_dir: str | Path) -> dict:
         raise FileNotFoundError(f"no run files under {results_dir / 'runs'}; no cell of the grid has finished")
     grid = read_json(results_dir / "grid.json", "grid file")
     names = [variant["name"] for variant in grid["variants"]]
-    table = summarize_grid(runs, names, [tuple(pair) for pair in grid["comparisons"]])
+    runs = [run for run in runs if run.extra.get("variant", run.config.model) in names]
+    configs, datasets = variant_configs(runs), run_datasets(runs)  # every run of a variant trained alike
+    table = summarize_grid(runs, grid)
     table["title"] = grid.get("title", "")
     table["labels"] = {variant["name"]: variant["label"] or variant["name"] for variant in grid["variants"]}
-    table["configs"] = {name: entry for name, entry in variant_configs(runs).items() if name in names}
-    datasets = {entry["dataset"]["fingerprint"] for entry in table["configs"].values()}
-    if len(datasets) > 1:
-        raise ValueError(f"the runs of {results_dir} were trained on {len(datasets)} different datasets")
-    table["dataset"] = next(iter(table["configs"].values()))["dataset"]
+    table["configs"] = configs
+    table["datasets"] = datasets
     table["provenance"] = distinct_provenance(runs)
     table["wall_seconds"] = float(sum(run.seconds for run in runs))
+    return table
+
+
+def merge_grid(results_dir: str | Path) -> dict:
+    """Join the run files of ``results_dir`` into ``table.json`` and ``table.csv`` (:func:`build_table`)."""
+    results_dir = Path(results_dir)
+    table = build_table(results_dir)
     write_json_atomic(results_dir / "table.json", table)
     write_text_atomic(results_dir / "table.csv", table_csv(table))
     return table
@@ -351,56 +423,78 @@ def distinct_provenance(runs: Sequence[RunResult]) -> list[dict]:
 
 
 def table_csv(table: dict) -> str:
-    """``variant, seed, metrics...`` rows of a table."""
+    """``variant, h, world, seed, metrics...`` rows of a table."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "seed", *REPORTED_METRICS])
-    for name, entry in table["variants"].items():
-        for position, seed in enumerate(table["seeds"]):
-            writer.writerow([name, seed, *(f"{entry['per_seed'][metric][position]:.6f}"
-                                          for metric in REPORTED_METRICS)])
+    writer.writerow(["variant", "h", "world", "seed", *REPORTED_METRICS])
+    for name, by_h in table["cells"].items():
+        for h, by_world in by_h.items():
+            for world, entry in by_world.items():
+                for position, seed in enumerate(table["seeds"]):
+                    writer.writerow([name, h, world, seed, *(f"{entry['per_seed'][metric][position]:.6f}"
+                                                             for metric in REPORTED_METRICS)])
     return buffer.getvalue()
 
 
-def format_table(table: dict, percent: bool = True, metrics: Sequence[str] = REPORTED_METRICS,
-                 tested: Sequence[str] = ("Avg 0.1:0.7",)) -> str:
-    """Mean +- std per variant and metric, then each comparison's difference of means, paired and Student's
-    p-values and the paired test's minimum detectable difference on the ``tested`` metrics."""
-    scale = 100 if percent else 1
+def format_table(table: dict, metric: str = METRIC) -> str:
+    """A record's table as text (the command line's summary; the book draws it as HTML): each variant's mean and
+    spread over worlds at every h, then every test (effect in points, 95 % interval, raw and Holm-adjusted p),
+    then the verdict on every hypothesis."""
+    from sac_minimal.significance import format_p
+
     labels = table.get("labels", {})
-    width = max(11, *(len(labels.get(name, name)) for name in table["variants"]))
-    header = f"{'variant':<{width}} " + " ".join(f"{metric.replace('mAP@', ''):>11}" for metric in metrics)
-    lines = [f"mean +- std over {len(table['seeds'])} seeds ({'percent' if percent else 'fraction'})", header]
-    for name, entry in table["variants"].items():
-        cells = " ".join(f"{scale * entry['mean'][metric]:>5.1f}+-{scale * entry['std'][metric]:<4.1f}"
-                         for metric in metrics)
-        lines.append(f"{labels.get(name, name):<{width}} {cells}")
-    for comparison, by_metric in table["comparisons"].items():
-        candidate, baseline = comparison.split(" vs ")
-        for metric in tested:
-            result = by_metric[metric]
-            lines.append(f"{labels.get(candidate, candidate)} - {labels.get(baseline, baseline)}, {metric}: "
-                         f"{scale * result['difference']:+.2f} (paired p = {result['paired']['p']:.4f}, "
-                         f"Student p = {result['student']['p']:.4f}; detectable: "
-                         f"{scale * result['mdd_paired']:.2f} paired, {scale * result['mdd_student']:.2f} Student)")
+    lines = [(f"{table.get('title', '')}: {metric} mAP (%), mean over {len(table['worlds'])} worlds "
+             f"({', '.join(map(str, table['worlds']))}) of {len(table['seeds'])} seeds each; +- sd over worlds")]
+    for h in table["heterogeneities"]:
+        cells = [f"{labels.get(name, name)} {100 * entry[f'{h:g}']['mean'][metric]:.1f}+-"
+                 f"{100 * entry[f'{h:g}']['std_worlds'][metric]:.1f}" for name, entry in table["variants"].items()]
+        lines.append(f"  h={h:g}: " + "; ".join(cells))
+    lines.append("tests across worlds (candidate - baseline, points; Holm over the table's "
+                 f"{len(table['tests'])} tests):")
+    for key, test in table["tests"].items():
+        marker = " (primary)" if key in table.get("primary", []) else ""
+        lines.append(f"  {key}{marker}: {100 * test['mean']:+.2f} [{100 * test['low']:+.2f}, {100 * test['high']:+.2f}]"
+                     f", p {format_p(test['p'])}, Holm p {format_p(test['p_holm'])} ({test['word']})")
+    lines.append("hypotheses:")
+    lines += [f"  {entry['name']} ({entry['test']}): {entry['statement']} -> {entry['verdict']}"
+              for entry in table["hypotheses"]]
     return "\n".join(lines)
 
 
-def describe_comparison(table: dict, comparison: str, metric: str = "Avg 0.1:0.7") -> str:
-    """One comparison of a table in words: the difference in points, both p-values, what the paired test can
-    detect, and whether the difference is significant at the 5 % level (by the paired test)."""
-    result = table["comparisons"][comparison][metric]
-    candidate, baseline = comparison.split(" vs ")
-    labels = table.get("labels", {})
-    paired_p = result["paired"]["p"]
-    verdict = "significant" if paired_p < SIGNIFICANCE else "not significant"
-    return (f"{labels.get(candidate, candidate)} minus {labels.get(baseline, baseline)}: "
-            f"{100 * result['difference']:+.2f} points of {metric} mAP over {len(table['seeds'])} matched seeds, "
-            f"paired p {format_p(paired_p)} ({verdict} at the 5 % level; Student's p "
-            f"{format_p(result['student']['p'])}); with this spread the paired test detects "
-            f"{100 * result['mdd_paired']:.1f} points (80 % power)")
+PLATEAU_HORIZON, PLATEAU_TOLERANCE = 12, 0.10
 
 
-def format_p(p: float) -> str:
-    """``= 0.012`` or ``< 0.001``."""
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+def plateau_epoch(losses: Sequence[float], horizon: int = PLATEAU_HORIZON,
+                  tolerance: float = PLATEAU_TOLERANCE) -> int | None:
+    """The first epoch e (1-based) from which the training loss falls by less than ``tolerance`` (relative) over
+    the next ``horizon`` epochs: the mean of epochs e-3..e against the mean of epochs e+horizon-3..e+horizon.
+    ``None`` when no epoch of ``losses`` qualifies (train longer).
+
+    >>> plateau_epoch([4.0, 3.0, 2.0, 1.5] + [1.0] * 20, horizon=4)
+    8
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    for epoch in range(4, len(losses) - horizon + 1):
+        before, after = losses[epoch - 4:epoch].mean(), losses[epoch + horizon - 4:epoch + horizon].mean()
+        if 1 - after / before < tolerance:
+            return epoch
+    return None
+
+
+def measure_plateau(base: TrainConfig, models: Sequence[str], checkpoints_dir: str | Path) -> dict:
+    """Train each model (seed 0, ``base``'s world, learning rate and epochs, no decay) and find where its training
+    loss reaches a plateau (:func:`plateau_epoch`): how many epochs a learning rate needs. Returns ``{"config",
+    "models": {model: {"losses", "plateau_epoch", "Avg 0.1:0.7"}}, "provenance"}``."""
+    from sac_minimal.provenance import provenance
+
+    base = base.replace(lr_decay_epochs=())
+    result = {"config": base.to_dict(), "horizon": PLATEAU_HORIZON, "tolerance": PLATEAU_TOLERANCE, "models": {},
+              "provenance": provenance()}
+    for model in models:
+        config = base.replace(model=model)
+        fingerprint = dataset_fingerprint(resolve_data_root(config)[0])
+        run = fit_runs([config], [Path(checkpoints_dir) / f"plateau_{model}_{run_key(config, fingerprint)}"])[0]
+        losses = [row["total"] for row in run.metrics]
+        result["models"][model] = {"losses": losses, "plateau_epoch": plateau_epoch(losses),
+                                   METRIC: run.evaluation[METRIC]}
+    return result

@@ -3,12 +3,14 @@
 A GPU may be lent for a few minutes with nothing downloadable on it, so everything the full profile needs is made
 on the device from the package itself, in this order, inside one time budget:
 
-1. write the full-size surrogate (generator v2, 200 + 210 videos, 2 x 1024 channels) under ``DIR/data``;
+1. write the full-size surrogate (generator v3, 200 + 210 videos, 2 x 1024 channels, h = 1) of the first two
+   confirmatory worlds under ``DIR/data``;
 2. ``bench train --runs R`` (R seeds at once) and ``bench train --phases``: what a step costs on this device and
    where it goes (a minute);
-3. Table I (SSAD, SSAD+Θ, the oracle, SAC official, composed without OT, stabilised OT, light Θ) at the official
-   recipe, R seeds trained together with bf16 autocast for SSAD, into ``DIR/results/table1_full_v2``;
-4. Table VI (SAC's components) the same way, into ``DIR/results/ablation_components_full_v2``, with what is left.
+3. Table I (SSAD, the reference gate, composed without OT, SAC official, stabilised OT) at the official recipe and
+   h = 1 in those two worlds, R seeds trained together with bf16 autocast for SSAD, into
+   ``DIR/results/table1_full_v3``;
+4. Table VI (SAC's components) the same way, into ``DIR/results/ablation_components_full_v3``, with what is left.
 
 Every training step stops cleanly at an epoch boundary before the budget ends; what finished is recorded (each
 record with its provenance: device, torch and CUDA versions, commit, dataset version and fingerprint, wall time),
@@ -21,6 +23,7 @@ flags and recording path are exercised without a GPU.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -36,21 +39,36 @@ def _elapsed(started: float) -> float:
 
 def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = FULL_SEEDS,
                      dry_run: bool = False) -> dict:
-    """Run the session of the module docstring into ``out`` and return (and write) its summary."""
+    """Run the session of the module docstring into ``out`` and return (and write) its summary. The surrogates go
+    to ``out/data`` (``SAC_MINIMAL_DATA`` is set for the session and restored afterwards)."""
+    previous = os.environ.get("SAC_MINIMAL_DATA")
+    os.environ["SAC_MINIMAL_DATA"] = str(Path(out) / "data")
+    try:
+        return _session(Path(out), max_minutes, seeds, dry_run)
+    finally:
+        if previous is None:
+            os.environ.pop("SAC_MINIMAL_DATA", None)
+        else:
+            os.environ["SAC_MINIMAL_DATA"] = previous
+
+
+def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     from sac_minimal.bench import bench_step_phases, bench_train
     from sac_minimal.config import profile
-    from sac_minimal.data.synthetic import GENERATOR_VERSION, ensure_synthetic_thumos
+    from sac_minimal.data.locate import synthetic_root
+    from sac_minimal.data.synthetic import GENERATOR_VERSION
     from sac_minimal.experiments import merge_grid, run_experiment
+    from sac_minimal.hypotheses import CONFIRMATORY_WORLDS
     from sac_minimal.provenance import provenance
     from sac_minimal.variants import EXPERIMENTS
 
     started = time.perf_counter()
     budget = 60 * max_minutes
-    out = Path(out)
     size = "tiny" if dry_run else "full"
     summary = {"dry_run": dry_run, "budget_s": budget, "seeds": seeds, "provenance": provenance(), "phases": {}}
-    data_root = out / "data" / f"synthetic_{size}_seed0_v{GENERATOR_VERSION}"
-    ensure_synthetic_thumos(data_root, size=size, seed=0, version=GENERATOR_VERSION)
+    worlds = CONFIRMATORY_WORLDS[:2]
+    for world in worlds:
+        synthetic_root(size, world, GENERATOR_VERSION, 1.0)
     summary["phases"]["write the surrogate"] = _elapsed(started)
 
     channels = 16 if dry_run else 1024
@@ -60,18 +78,17 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
     summary["phases"]["benchmarks"] = _elapsed(started) - summary["phases"]["write the surrogate"]
 
     if dry_run:
-        base = profile("quick", data_root=str(data_root), data_size="tiny", epochs=1, base_channels=16,
-                       main_channels=32, device="cpu")
+        base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
     else:
-        base = profile("full", data_root=str(data_root), amp=True)
+        base = profile("full", data_size="full", amp=True)
     summary["records"] = {}
     for experiment, name in (("table1", "table1"), ("components", "ablation_components")):
         record = out / "results" / f"{name}_{base.profile}_v{GENERATOR_VERSION}"
         phase_started = time.perf_counter()
         remaining = budget - (time.perf_counter() - started)
-        paths = run_experiment(EXPERIMENTS[experiment], base, range(seeds), record,
-                               checkpoints_dir=out / "runs", seeds_together=True, time_budget_s=remaining,
-                               verbose=True) if remaining > 0 else []
+        paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=worlds, heterogeneities=(1.0,),
+                               seeds=range(seeds), checkpoints_dir=out / "runs", seeds_together=True,
+                               time_budget_s=remaining, verbose=True) if remaining > 0 else []
         finished = [path.stem for path in paths if path.exists()]
         complete = bool(paths) and len(finished) == len(paths)
         if complete:
@@ -82,7 +99,8 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
         if not complete:
             summary["records"][name]["to_finish"] = (
                 f"python -m sac_minimal {'table1' if experiment == 'table1' else 'ablate ' + experiment} "
-                f"--profile {base.profile} --seeds {seeds} --seeds-together --amp --data {data_root}")
+                f"--profile {base.profile} --worlds {' '.join(map(str, worlds))} --heterogeneity 1 --seeds {seeds} "
+                "--seeds-together --amp")
     summary["wall_seconds"] = _elapsed(started)
     write_json_atomic(out / SESSION_FILE, summary)
     return summary

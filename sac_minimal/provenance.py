@@ -17,6 +17,7 @@ import datetime
 import functools
 import hashlib
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -55,12 +56,18 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+COMMIT = re.compile(r"[0-9a-f]{40}")
+"""A full git commit id: the only form of a record's ``commit`` that is ever passed to git."""
+
+
 def code_changed_since(commit: str, folder: str = "sac_minimal") -> bool | None:
-    """Whether the package's code differs from ``commit`` (None when it cannot be told, e.g. no git)."""
-    if not commit or commit == "unknown":
+    """Whether the package's code differs from ``commit`` (None when it cannot be told, e.g. no git). Only a full
+    40-digit commit id reaches git (as ``<commit>^{commit}``, never as an option): a record is data, and a field
+    such as ``--output=FILE`` must not become a git option."""
+    if not isinstance(commit, str) or not COMMIT.fullmatch(commit):
         return None
     try:
-        result = subprocess.run(["git", "diff", "--quiet", commit, "--", folder], cwd=PACKAGE.parent,
+        result = subprocess.run(["git", "diff", "--quiet", f"{commit}^{{commit}}", "--", folder], cwd=PACKAGE.parent,
                                 capture_output=True, check=False)
     except OSError:
         return None
@@ -89,6 +96,31 @@ def machine(device: str = "") -> dict:
     }
 
 
+PROVENANCE_FIELDS = {"device": str, "torch": str, "cpu": str, "cpu_capability": str, "threads": int, "commit": str,
+                     "code_sha256": str, "dirty": (bool, type(None))}
+"""The fields every run's provenance must carry, and their types."""
+
+
+def check_provenance(entry, where: str = "provenance") -> dict:
+    """``entry`` if it is a well-formed provenance (:data:`PROVENANCE_FIELDS`, a thread count >= 1, a commit that is
+    40 hex digits or ``unknown``); otherwise a ``ValueError`` naming what is wrong. Verification decides how strict
+    it is from these fields, so a record that lacks them is an error, not a lenient pass."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: no provenance (got {type(entry).__name__}); the record cannot be verified")
+    problems = [f"{name} missing" for name in PROVENANCE_FIELDS if name not in entry]
+    problems += [f"{name} is {entry[name]!r}, not {getattr(kind, '__name__', 'bool or null')}"
+                 for name, kind in PROVENANCE_FIELDS.items()
+                 if name in entry and (not isinstance(entry[name], kind) or
+                                       (kind is int and isinstance(entry[name], bool)))]
+    if isinstance(entry.get("threads"), int) and not isinstance(entry["threads"], bool) and entry["threads"] < 1:
+        problems.append(f"threads is {entry['threads']}, not >= 1")
+    if isinstance(entry.get("commit"), str) and entry["commit"] != "unknown" and not COMMIT.fullmatch(entry["commit"]):
+        problems.append(f"commit {entry['commit']!r} is not a 40-digit commit id")
+    if problems:
+        raise ValueError(f"{where} is malformed ({'; '.join(problems)}); the record cannot be verified")
+    return entry
+
+
 def same_machine_type(recorded: dict, current: dict) -> bool:
     """Whether bit-identical results can be expected: the same device, torch, CPU and thread count."""
     keys = ("device", "torch", "cpu", "cpu_capability", "threads")
@@ -107,7 +139,7 @@ def provenance(device: str = "") -> dict:
     }
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _dataset_fingerprint(root: str, stamp: tuple) -> str:
     root_path = Path(root)
     digest = hashlib.sha256()
@@ -130,8 +162,10 @@ def _dataset_fingerprint(root: str, stamp: tuple) -> str:
 
 def dataset_fingerprint(root: str | Path) -> str:
     """SHA-256 of a dataset folder's annotation file, feature format and feature files (see the module docstring);
-    cached per folder while its files' sizes and modification times stay the same."""
+    cached per folder while every one of those files keeps its size and modification time."""
     root = Path(root).resolve()
-    stamp = tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns)
-                  for path in sorted((root / "i3d_features").glob("*.npy")))
+    paths = [root / "annotations" / "thumos14.json", root / "feature_format.json",
+             *sorted((root / "i3d_features").glob("*.npy"))]
+    stamp = tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else (str(path),)
+                  for path in paths)
     return _dataset_fingerprint(str(root), stamp)

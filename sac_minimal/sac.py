@@ -332,10 +332,12 @@ def ot_loss(structure, supplier, receiver, config: SACConfig, stop_early: bool =
 def smoothness_loss(structure, eta: float, reduce: str, difference: str) -> torch.Tensor:
     """Eqs. (3)-(4): the structure matrix should change slowly over time, except at a few boundaries.
 
-    q_t combines the temporal differences S_{m,t+1} - S_{m,t} of both modalities (paper: ``max`` of the signed
-    differences; official code: ``sum`` of S over modalities, then the ``absolute`` difference); the mean of the
-    min(T - 1, floor(T eta)) smallest q_t, q, is penalised by -log(1 - q) (the official code's BCE(q, 0)), so
-    the largest (1 - eta) share of changes, the action boundaries, are left free.
+    First S is reduced over its two modalities to one profile s^f ``[B, T]``: the paper max-pools (``max``,
+    s^f_t = max_m S_{m,t}), the official code sums (``sum``). Then the temporal differences d_t = s^f_{t+1} - s^f_t
+    are taken, signed (paper) or ``absolute`` (official code), and the mean q of the min(T - 1, floor(T eta))
+    smallest is penalised by -log(1 - q) (the official code's BCE(q, 0)), so the largest (1 - eta) share of
+    changes, the action boundaries, are left free. (Taking the differences of each modality first and the maximum
+    after is a different function: notebook 05 shows an S where the two disagree.)
 
     Args:
         structure: S ``[B, 2, T]``.
@@ -343,14 +345,10 @@ def smoothness_loss(structure, eta: float, reduce: str, difference: str) -> torc
     Returns:
         the batch mean, a scalar.
     """
-    if reduce == "sum":
-        changes = structure.sum(1).diff(dim=-1)  # [B, T-1]
-    else:
-        changes = structure.diff(dim=-1)  # [B, 2, T-1]
+    pooled = structure.sum(1) if reduce == "sum" else structure.amax(1)  # s^f [B, T]
+    changes = pooled.diff(dim=-1)  # d_t [B, T - 1]
     if difference == "absolute":
         changes = changes.abs()
-    if reduce == "max":
-        changes = changes.amax(1)
     length = structure.shape[-1]
     kept = max(1, min(length - 1, math.floor(length * eta + 1e-9)))  # 102 of 127 at T = 128, eta 0.8
     q = changes.topk(kept, dim=-1, largest=False).values.mean(-1)  # [B]
@@ -448,8 +446,6 @@ class SAC(nn.Module):
         the paper states none, and using the code's keeps the presets apart only where paper and code disagree.
         The non-local block's output layer alone stays zero, so the block starts as the identity."""
         official_conv_init(self)
-        if hasattr(self, "nonlocal_block"):
-            self.nonlocal_block.start_as_identity()
 
     def _check_inputs(self, appearance: torch.Tensor, motion: torch.Tensor):
         config = self.config

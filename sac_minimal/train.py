@@ -40,14 +40,15 @@ import torch
 from sac_minimal.anchors import default_anchors
 from sac_minimal.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
-from sac_minimal.data.synthetic import METADATA_FILE, oracle_gates, read_synthetic_metadata
+from sac_minimal.data.synthetic import METADATA_FILE, read_synthetic_metadata, reference_gates
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
-from sac_minimal.diagnostics import attention_diagnostics, window_attention, window_truth
+from sac_minimal.diagnostics import appearance_share_drift, attention_diagnostics, window_attention, window_truth
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.files import save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
+from sac_minimal.initialisation import official_conv_init
 from sac_minimal.provenance import dataset_fingerprint, file_sha256, provenance
 from sac_minimal.sac import SAC, WithSAC
 from sac_minimal.ssad import SSAD
@@ -78,17 +79,22 @@ class Detector(WithSAC):
     """SSAD, optionally behind SAC (or behind Θ alone for the capacity-matched baseline), built from a config.
 
     ``forward(appearance [B, Da, T], motion [B, Dm, T]) -> (raw [B, 140, 24], sac_terms dict)``: in training,
-    SAC's loss terms (``total`` among them) and its monitors; empty for SSAD and the oracle (whose gated features
-    come from :func:`load_windows`). With ``amp`` SSAD runs under bf16 autocast on CUDA; SAC stays float32.
+    SAC's loss terms (``total`` among them) and its monitors; empty for SSAD and the reference gate (whose gated
+    features come from :func:`load_windows`). With ``amp`` SSAD runs under bf16 autocast on CUDA; SAC stays float32.
+
+    Every convolution starts from the official initialisation drawn from a generator seeded by ``config.seed`` and
+    its name (:mod:`sac_minimal.initialisation`): two models of the same seed start equal in every layer they share
+    (SSAD's layers in SSAD and in SSAD+SAC, Θ and the attention heads with and without the OT branch).
     """
 
     def __init__(self, config: TrainConfig, appearance_channels: int, motion_channels: int):
         sac_config = config.sac_config(appearance_channels, motion_channels)
-        sac = SAC(sac_config) if sac_config is not None else None  # built first: the seed draws its weights first
+        sac = SAC(sac_config) if sac_config is not None else None
         host_channels = sac_config.output_channels if sac_config is not None else appearance_channels + motion_channels
         super().__init__(sac, SSAD(in_channels=host_channels, base_channels=config.base_channels,
                                    main_channels=config.main_channels))
         self.config, self.amp = config, config.amp
+        official_conv_init(self, seed=config.seed)  # matched starts
 
     @property
     def ssad(self) -> SSAD:
@@ -139,33 +145,37 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``); the
     surrogate is written on first use unless ``create`` is False.
 
-    A surrogate given as ``data_root`` must be of the config's ``data_version``, so that a record never names a
-    generator version its data did not come from."""
+    A surrogate given as ``data_root`` must be of the config's ``data_version``, ``world`` and ``heterogeneity``, so
+    that a record never names a generator version, world or h its data did not come from."""
     if config.data_root is None:
-        return dataset_root(prefer_real=config.profile == "full", size=config.data_size,
-                            version=config.data_version, create=create)
+        return dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
+                            version=config.data_version, heterogeneity=config.heterogeneity, create=create)
     root = Path(config.data_root)
     if not (root / METADATA_FILE).exists():
         return root, "folder"
-    version = read_synthetic_metadata(root).get("generator_version")
-    if version != config.data_version:
-        raise ValueError(f"{root} holds the surrogate of generator version {version}, but the config asks for "
-                         f"data_version={config.data_version}; pass --data-version {version} or another folder")
+    metadata = read_synthetic_metadata(root)
+    found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
+    asked = (config.data_version, config.world, config.heterogeneity)
+    if found != asked:
+        raise ValueError(f"{root} holds the surrogate of (generator version, world, h) = {found}, but the config "
+                         f"asks for {asked}; pass the matching --data-version, --worlds and --heterogeneity, or "
+                         "another folder")
     return root, "synthetic"
 
 
 def load_windows(config: TrainConfig, root: Path, split: str, annotations: AnnotationSet,
                  feature_format: FeatureFormat) -> WindowDataset:
-    """The windows of one split as the config's model sees them: for the ``oracle``, every feature step is gated
-    by the surrogate's true reliabilities (:func:`~sac_minimal.data.synthetic.oracle_gates`)."""
+    """The windows of one split as the config's model sees them: for the ``reference``, every feature step is gated
+    by inverse-variance weights from the surrogate's true reliabilities
+    (:func:`~sac_minimal.data.synthetic.reference_gates`)."""
     windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format,
                             accept_length_mismatch=config.accept_length_mismatch)
-    if config.model == "oracle":
+    if config.model == "reference":
         if not (root / METADATA_FILE).exists():
-            raise ValueError(f"the oracle model needs the true reliabilities the surrogate records in "
+            raise ValueError(f"the reference gate needs the true reliabilities the surrogate records in "
                              f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
         metadata = read_synthetic_metadata(root)
-        windows.apply_step_gates([oracle_gates(metadata, video.video, steps, video.fps)
+        windows.apply_step_gates([reference_gates(metadata, video.video, steps, video.fps)
                                   for video, steps in zip(windows.table.videos, windows.feature_steps)])
     return windows
 
@@ -261,9 +271,9 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict |
         if not path.exists():
             continue
         try:
-            state = torch.load(path, map_location=device, weights_only=False)
+            state = torch.load(path, map_location=device, weights_only=True)  # data only: never runs code
         except UNREADABLE_CHECKPOINT as error:
-            failures.append(f"{path} ({type(error).__name__}: {error})")
+            failures.append(f"{path} ({_unreadable(error)})")
             continue
         if failures or name == PREVIOUS_CHECKPOINT:
             reason = "; ".join(failures) if failures else f"{run_dir / CHECKPOINT} is missing"
@@ -273,6 +283,15 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict |
         raise ValueError(f"no readable checkpoint in {run_dir}: {'; '.join(failures)}. Delete the folder to train "
                          "this run from the start")
     return None
+
+
+def _unreadable(error: Exception) -> str:
+    """Why ``torch.load`` could not read a checkpoint, in one line."""
+    if isinstance(error, pickle.UnpicklingError) and "weights_only" in str(error).lower() or \
+            "Weights only load failed" in str(error):
+        return "not a checkpoint of plain tensors and numbers; it is not loaded, since loading it could run code"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else "empty or truncated file"
+    return f"{type(error).__name__}: {first_line[:160]}"
 
 
 def _resume_states(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], device: torch.device) -> list | None:
@@ -336,8 +355,7 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     anchors = default_anchors().to(device)
     channels = feature_format.channels_per_modality
     models = []
-    for run_config in configs:
-        torch.manual_seed(run_config.seed)
+    for run_config in configs:  # each seeded by its config (matched starts: sac_minimal.initialisation)
         models.append(Detector(run_config, channels, channels).to(device))
     group = ModelGroup(models)
     # fused: one kernel for all parameters on CUDA (the same Adam; only rounding differs from the loop version)
@@ -436,6 +454,10 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
         model = setup.group.model(run)
         evaluation = evaluate_model(model, setup.test, setup.ground_truth, setup.device)
         run_extra = {**extra, "provenance": provenance(device_name)}
+        if model.sac is not None and model.sac.config.attention in ("modality", "composed", "sequential"):
+            channels = setup.test.feature_format.channels_per_modality
+            start = Detector(run_config, channels, channels).sac.to(setup.device)  # this run's start (matched init)
+            run_extra["appearance_share"] = appearance_share_drift(start, model.sac, setup.test, setup.device)
         if model.sac is not None and setup.dataset["kind"] == "synthetic":
             run_extra["diagnostics"] = attention_diagnostics(
                 *window_attention(model.sac, setup.test, setup.device),

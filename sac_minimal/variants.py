@@ -6,14 +6,15 @@ Table I and in every ablation. An :class:`Experiment` is a table: variant names 
 candidate) pairs it tests.
 
 =========================  ====================================================================================
-``table1`` (Table I)       SSAD, SSAD+Θ (capacity), the oracle, SAC (official), composed attention without OT,
-                           SAC with the stabilised OT (ours), SAC with the light Θ
+``table1`` (Table I)       SSAD, the reference gate, composed attention without OT, SAC (official), SAC with the
+                           stabilised OT (ours), at every h of the dose-response (0, 0.5, 1)
 ``attention`` (Table V)    SSAD, joint predicted 2 x T attention, modality only, frame only, composed (no OT)
 ``components`` (Table VI)  composed, + OT, + OT + action-aware pooling, + OT + smoothness, complete SAC
 ``alternatives`` (VII)     sequential (CBAM-style) attention, non-local block, composed, SAC
 ``variants`` (ours)        official SAC vs the composed attention without OT, the paper preset with a sigmoid S
                            (as written it diverges), the exact 2 x T solver, mass-T normalisation, the light Θ
                            (Table VIII's cost), the stabilised OT and SSAD+Θ
+``learning_rate``          SSAD, composed and official SAC at the official learning rate 1e-4
 ``sweep_eta`` ...          Fig. 6: eta, k, lambda_s, lambda_F around their paper values
 =========================  ====================================================================================
 
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sac_minimal.config import TrainConfig
+from sac_minimal.hypotheses import CONFIRMATORY_WORLDS, HETEROGENEITIES, Hypothesis
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,13 @@ class Variant:
     label: str = ""
     sac_preset: str | None = None
 
-    def config(self, base: TrainConfig, seed: int) -> TrainConfig:
-        """The run of this row for ``seed`` on top of ``base`` (a profile)."""
+    def config(self, base: TrainConfig, seed: int, world: int | None = None,
+               heterogeneity: float | None = None) -> TrainConfig:
+        """The run of this row for ``seed`` (and ``world``, ``heterogeneity`` when given) on top of ``base``."""
+        changes = {"world": world, "heterogeneity": heterogeneity}
         return base.replace(model=self.model, seed=seed, sac_preset=self.sac_preset or base.sac_preset,
-                            sac_changes=tuple(base.sac_changes) + tuple(self.sac_changes))
+                            sac_changes=tuple(base.sac_changes) + tuple(self.sac_changes),
+                            **{name: value for name, value in changes.items() if value is not None})
 
     @property
     def title(self) -> str:
@@ -55,7 +60,7 @@ NO_OT = (("use_ot", False),)
 VARIANTS = {variant.name: variant for variant in (
     Variant("ssad", "ssad", label="SSAD"),
     Variant("ssad_theta", "ssad_theta", label="SSAD+Θ"),
-    Variant("oracle", "oracle", label="oracle gate"),
+    Variant("reference", "reference", label="reference gate (∝ r²)"),
     Variant("joint", "ssad_sac", (("attention", "joint"), *NO_OT), "joint 2xT attention"),
     Variant("modality", "ssad_sac", (("attention", "modality"), *NO_OT), "modality only"),
     Variant("frame", "ssad_sac", (("attention", "frame"), *NO_OT), "frame only"),
@@ -96,39 +101,136 @@ for _sweep, (_field, _values, _) in SWEEPS.items():
 
 @dataclass(frozen=True)
 class Experiment:
-    """Variant names in table order, the (baseline, candidate) pairs to test, and a title."""
+    """A table: variant names in order, the (baseline, candidate) pairs it tests, and its design, all fixed in code
+    before its grid runs.
+
+    Attributes:
+        variants: variant names in table order.
+        comparisons: (baseline, candidate) pairs, each tested at every h of ``heterogeneities``.
+        title: the table's title.
+        hypotheses: the :class:`~sac_minimal.hypotheses.Hypothesis` es the table tests (written to the record
+            before its first run).
+        primary: the comparison(s) the table exists for, as (baseline, candidate) pairs.
+        heterogeneities: the surrogate's h values (:mod:`sac_minimal.data.synthetic`).
+        trends: comparisons whose trend over h is tested too.
+        config_changes: ``((field, value), ...)`` applied to the profile (the learning-rate arm).
+        seeds: seeds per world by default.
+        worlds: the worlds by default (:data:`~sac_minimal.hypotheses.CONFIRMATORY_WORLDS`).
+    """
 
     variants: tuple
     comparisons: tuple
     title: str
+    hypotheses: tuple = ()
+    primary: tuple = ()
+    heterogeneities: tuple = (1.0,)
+    trends: tuple = ()
+    config_changes: tuple = ()
+    seeds: int = 2
+    worlds: tuple = CONFIRMATORY_WORLDS
+
+    def __post_init__(self):
+        for baseline, candidate in (*self.comparisons, *self.primary, *self.trends):
+            if baseline not in self.variants or candidate not in self.variants:
+                raise ValueError(f"{candidate} vs {baseline}: both must be variants of the experiment")
+        tested = set(self.comparisons)
+        for pair in (*self.primary, *self.trends):
+            if pair not in tested:
+                raise ValueError(f"{pair} must be one of the experiment's comparisons")
+        for hypothesis in self.hypotheses:
+            pair = (hypothesis.baseline, hypothesis.candidate)
+            if pair not in tested or (hypothesis.heterogeneity is None and pair not in self.trends) or (
+                    hypothesis.heterogeneity is not None and hypothesis.heterogeneity not in self.heterogeneities):
+                raise ValueError(f"hypothesis {hypothesis.name} reads a test the experiment does not run")
+
+    def base_config(self, base: TrainConfig) -> TrainConfig:
+        """The profile ``base`` with this experiment's config changes."""
+        return base.replace(**dict(self.config_changes))
 
 
 def _against(baseline: str, names: Sequence[str]) -> tuple:
     return tuple((baseline, name) for name in names if name != baseline)
 
 
-_TABLE1 = ("ssad", "ssad_theta", "oracle", "sac", "composed", "sac_stabilised", "light_theta")
+def _two_sided(comparisons: Sequence[tuple[str, str]], heterogeneity: float = 1.0) -> tuple:
+    """Exploratory tables: every comparison tested both ways, no direction claimed."""
+    return tuple(Hypothesis(f"E{index}", f"{candidate} differs from {baseline}", baseline, candidate, "two-sided",
+                            heterogeneity) for index, (baseline, candidate) in enumerate(comparisons, start=1))
+
+
+_TABLE1 = ("ssad", "reference", "composed", "sac", "sac_stabilised")
+_TABLE1_TESTS = (("ssad", "reference"), ("ssad", "composed"), ("ssad", "sac"), ("composed", "sac"),
+                 ("composed", "sac_stabilised"))
+_TABLE1_HYPOTHESES = (
+    Hypothesis("H1", "weighting each modality by its true inverse noise variance (the reference gate) helps SSAD "
+               "where reliability varies", "ssad", "reference", "greater", 1.0),
+    Hypothesis("H2", "the reference gate's gain grows with h", "ssad", "reference", "greater", None),
+    Hypothesis("H3", "learned composed attention (no OT) helps SSAD where reliability varies", "ssad", "composed",
+               "greater", 1.0),
+    Hypothesis("H4", "the composed attention's gain grows with h", "ssad", "composed", "greater", None),
+    Hypothesis("H5", "with nothing to find (h = 0) the composed attention gains nothing", "ssad", "composed", "zero",
+               0.0),
+    Hypothesis("H6", "the official OT term hurts the composed attention at h = 0", "composed", "sac", "less", 0.0),
+    Hypothesis("H7", "the official OT term hurts the composed attention at h = 0.5", "composed", "sac", "less", 0.5),
+    Hypothesis("H8", "the official OT term hurts the composed attention at h = 1", "composed", "sac", "less", 1.0),
+    Hypothesis("H9", "SSAD+SAC (official) beats SSAD (the paper's Table I)", "ssad", "sac", "greater", 1.0),
+    Hypothesis("H10", "the stabilised OT term changes the composed attention's result", "composed",
+               "sac_stabilised", "two-sided", 1.0),
+)
 _ATTENTION = ("ssad", "joint", "modality", "frame", "composed")
+_ATTENTION_TESTS = _against("ssad", _ATTENTION) + (("modality", "composed"), ("frame", "composed"))
 _COMPONENTS = ("composed", "ot", "ot_pooling", "ot_smooth", "sac")
 _ALTERNATIVES = ("sequential", "nonlocal", "composed", "sac")
+_ALTERNATIVES_TESTS = (("sequential", "sac"), ("nonlocal", "sac"), ("sequential", "composed"),
+                       ("nonlocal", "composed"))
 # The paper preset as written (paper_raw_s) is not a row: its unbounded S diverges (NaN within 8 quick epochs,
 # notebook 08), so it has no mAP to compare; "paper + sigmoid S" is the paper preset made trainable.
 _OURS = ("sac", "composed", "paper_sigmoid_s", "exact_solver", "mass_t", "light_theta", "sac_stabilised",
          "ssad_theta")
+_LEARNING_RATE = ("ssad", "composed", "sac")
+_LEARNING_RATE_TESTS = (("ssad", "composed"), ("ssad", "sac"), ("composed", "sac"))
+LEARNING_RATE_ARM = (("learning_rate", 1e-4), ("epochs", 60), ("lr_decay_epochs", (45,)))
+"""The official learning rate, 1e-4, for 60 epochs, decayed x 0.1 after three quarters of them as in the quick
+profile. At 1e-4 without decay the training loss of SSAD and SSAD+SAC on development world 0 levels off (falls by
+less than 10 % over the next 12 epochs) from epoch 58 and 54 (``python -m sac_minimal plateau``, recorded in
+``results/plateau_lr0.0001_quick_v3.json``; notebook 08 draws it)."""
 
 EXPERIMENTS = {
-    "table1": Experiment(_TABLE1, _against("ssad", _TABLE1) + (("ssad_theta", "sac"), ("composed", "sac"),
-                                                                ("composed", "sac_stabilised")),
-                         "Table I: SSAD with and without SAC"),
-    "attention": Experiment(_ATTENTION, _against("ssad", _ATTENTION), "Table V: which attention"),
-    "components": Experiment(_COMPONENTS, _against("composed", _COMPONENTS), "Table VI: SAC's components"),
-    "alternatives": Experiment(_ALTERNATIVES, _against("composed", _ALTERNATIVES), "Table VII: alternatives"),
-    "variants": Experiment(_OURS, _against("sac", _OURS), "Beyond the paper: presets, solver, masses, capacity"),
+    "table1": Experiment(
+        _TABLE1, _TABLE1_TESTS, "Table I across worlds and heterogeneity h", _TABLE1_HYPOTHESES,
+        primary=(("ssad", "composed"), ("composed", "sac")), heterogeneities=HETEROGENEITIES,
+        trends=(("ssad", "reference"), ("ssad", "composed")), seeds=4),
+    "attention": Experiment(
+        _ATTENTION, _ATTENTION_TESTS, "Table V: which attention",
+        tuple(Hypothesis(f"V{index}", f"{VARIANTS[candidate].title} beats {VARIANTS[baseline].title} (the "
+                                      "paper's Table V)", baseline, candidate, "greater")
+              for index, (baseline, candidate) in enumerate(_ATTENTION_TESTS, start=1)),
+        primary=(("ssad", "composed"),)),
+    "components": Experiment(
+        _COMPONENTS, _against("composed", _COMPONENTS), "Table VI: SAC's components",
+        tuple(Hypothesis(f"VI{index}", f"{VARIANTS[candidate].title} beats the composed attention without OT (the "
+                                       "paper's Table VI)", "composed", candidate, "greater")
+              for index, candidate in enumerate(_COMPONENTS[1:], start=1)),
+        primary=(("composed", "sac"),)),
+    "alternatives": Experiment(
+        _ALTERNATIVES, _ALTERNATIVES_TESTS, "Table VII: alternatives",
+        (Hypothesis("VII1", "SAC beats sequential attention (the paper's Table VII)", "sequential", "sac", "greater"),
+         Hypothesis("VII2", "SAC beats a non-local block (the paper's Table VII)", "nonlocal", "sac", "greater")),
+        primary=(("sequential", "sac"), ("nonlocal", "sac"))),
+    "variants": Experiment(
+        _OURS, _against("sac", _OURS), "Beyond the paper: presets, solver, masses, capacity",
+        _two_sided(_against("sac", _OURS)), primary=(("sac", "sac_stabilised"),)),
+    "learning_rate": Experiment(
+        _LEARNING_RATE, _LEARNING_RATE_TESTS, "The official learning rate (1e-4)",
+        (Hypothesis("LR1", "the official OT term hurts the composed attention at the official learning rate too",
+                    "composed", "sac", "less"),),
+        primary=(("composed", "sac"),), config_changes=LEARNING_RATE_ARM, seeds=4, worlds=CONFIRMATORY_WORLDS[:3]),
 }
 for _sweep, (_field, _values, _default) in SWEEPS.items():
     _names = tuple(sweep_variant_name(_sweep, value) for value in _values)
-    EXPERIMENTS[_sweep] = Experiment(_names, _against(sweep_variant_name(_sweep, _default), _names),
-                                     f"Fig. 6: sweep of {_field}")
+    _tests = _against(sweep_variant_name(_sweep, _default), _names)
+    EXPERIMENTS[_sweep] = Experiment(_names, _tests, f"Fig. 6: sweep of {_field}", _two_sided(_tests),
+                                     primary=_tests)  # every value against the paper's
 
 
 def experiment(name: str) -> Experiment:

@@ -21,22 +21,22 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def surrogates(tmp_path_factory):
-    """``surrogates(version=2, seed=3)``: the quick surrogate of that generator version and seed, written once."""
+    """``surrogates(seed=3, heterogeneity=1.0)``: the quick surrogate of that world and h, written once."""
     written = {}
 
-    def surrogate_of(version: int = 2, seed: int = 3):
-        if (version, seed) not in written:
-            root = tmp_path_factory.mktemp(f"surrogate_v{version}_seed{seed}")
-            write_synthetic_thumos(root, "quick", seed=seed, version=version)
-            written[version, seed] = root
-        return written[version, seed]
+    def surrogate_of(seed: int = 3, heterogeneity: float = 1.0):
+        if (seed, heterogeneity) not in written:
+            root = tmp_path_factory.mktemp(f"surrogate_world{seed}_h{heterogeneity:g}")
+            write_synthetic_thumos(root, "quick", seed=seed, heterogeneity=heterogeneity)
+            written[seed, heterogeneity] = root
+        return written[seed, heterogeneity]
 
     return surrogate_of
 
 
 @pytest.fixture(scope="session")
 def surrogate(surrogates):
-    """The quick surrogate (generator v2, seed 3) the training tests share; tests must not modify it."""
+    """The quick surrogate (world 3, h = 1) the training tests share; tests must not modify it."""
     return surrogates()
 
 
@@ -45,9 +45,22 @@ def quick(surrogate):
     """``quick(**changes)``: the quick profile on :func:`surrogate`, on the CPU."""
 
     def config(**changes):
-        return profile("quick", data_root=str(surrogate), device="cpu", **changes)
+        return profile("quick", data_root=str(surrogate), device="cpu", world=3, **changes)
 
     return config
+
+
+@pytest.fixture(scope="session")
+def shared_data_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("data_home")
+
+
+@pytest.fixture
+def data_home(shared_data_home, monkeypatch):
+    """``SAC_MINIMAL_DATA`` pointed at one folder for the whole test session, so that the surrogates of the worlds a
+    grid asks for are written once (under ``cache/``) and its checkpoints go there too."""
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(shared_data_home))
+    return shared_data_home
 
 
 def write_tiny_dataset(root, videos, *, width=2048, steps=None, subset_names=("Validation", "Test")):

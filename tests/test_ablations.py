@@ -1,37 +1,35 @@
-"""Ablation grids: every variant is a valid configuration, union runs serve each table, Table VIII's counts."""
+"""Ablation grids: every variant is a valid configuration, experiments are well formed, Table VIII's counts, and
+the command line runs, shards, merges and resumes a grid."""
 
 import pytest
 
-from sac_minimal.ablations import PAPER_COST, ablation_table, cost_table, run_union
+from sac_minimal.ablations import PAPER_COST, cost_table
 from sac_minimal.config import profile
-from sac_minimal.experiments import load_runs
-from sac_minimal.variants import EXPERIMENTS, VARIANTS, variants_of
+from sac_minimal.hypotheses import Hypothesis
+from sac_minimal.variants import EXPERIMENTS, VARIANTS, Experiment, variants_of
 
 
 def test_every_variant_builds_a_valid_config():
     base = profile("quick")
     for variant in VARIANTS.values():
-        config = variant.config(base, seed=0)
+        config = variant.config(base, seed=0, world=4, heterogeneity=0.5)
+        assert (config.world, config.heterogeneity) == (4, 0.5)
         sac = config.sac_config(64, 64)
-        assert (sac is None) == (variant.model in ("ssad", "oracle"))
+        assert (sac is None) == (variant.model in ("ssad", "reference"))
     assert VARIANTS["ot"].config(base, 0).sac_config(8, 8).pooling == "average"
     assert VARIANTS["paper_sigmoid_s"].config(base, 0).sac_config(8, 8).eps == 1e-3
-    for name, experiment in EXPERIMENTS.items():
-        assert all(baseline in experiment.variants and candidate in experiment.variants
-                   for baseline, candidate in experiment.comparisons), name
     assert VARIANTS["sac_stabilised"].config(base, 0).sac_config(8, 8).structure_activation == "softmax"
     with pytest.raises(ValueError, match="unknown experiment"):
         variants_of("everything")
 
 
-def test_union_run_serves_each_table(quick, tmp_path):
-    """Training the union of several tables once gives each table its own rows, comparisons and labels."""
-    base = quick(epochs=1)
-    run_union(["alternatives"], base, [0, 1], tmp_path / "results", checkpoints_dir=tmp_path / "runs")
-    table = ablation_table(load_runs(tmp_path / "results"), "alternatives")
-    assert list(table["variants"]) == ["sequential", "nonlocal", "composed", "sac"]
-    assert set(table["comparisons"]) == {"sequential vs composed", "nonlocal vs composed", "sac vs composed"}
-    assert table["labels"]["sac"] == "SAC (official)"
+def test_an_experiment_only_declares_what_it_tests():
+    with pytest.raises(ValueError, match="must be variants"):
+        Experiment(("ssad",), (("ssad", "sac"),), "x")
+    with pytest.raises(ValueError, match="reads a test the experiment does not run"):
+        Experiment(("ssad", "sac"), (("ssad", "sac"),), "x", (Hypothesis("H", "s", "ssad", "sac", "less", 0.5),))
+    learning_rate = EXPERIMENTS["learning_rate"].base_config(profile("quick"))
+    assert learning_rate.learning_rate == 1e-4 and learning_rate.epochs > profile("quick").epochs
 
 
 def test_cost_table_counts():
@@ -54,27 +52,30 @@ def test_cost_table_counts():
     assert round(light["added_GFLOPs"], 2) == pytest.approx(paper_flops)
 
 
-def test_command_line_ablate_merge_cost_and_train(surrogate, tmp_path, monkeypatch, capsys):
+TINY = ["--profile", "quick", "--device", "cpu", "--worlds", "3", "4", "--seeds", "2"]
+
+
+def test_command_line_ablate_merge_cost_and_train(data_home, tmp_path, monkeypatch, capsys):
     from sac_minimal.__main__ import main as cli
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "cache_root"))
-    common = ["--profile", "quick", "--epochs", "1", "--data", str(surrogate), "--device", "cpu"]
-    assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "0/2"]) == 0
+    common = [*TINY, "--epochs", "1"]
+    assert cli(["ablate", "alternatives", *common, "--shard", "0/2"]) == 0
     assert "when every shard is done" in capsys.readouterr().out
-    assert cli(["ablate", "alternatives", *common, "--seeds", "2", "--shard", "1/2"]) == 0
-    assert cli(["merge", "results/ablation_alternatives_quick_v2"]) == 0
-    assert "SAC (official) - composed (no OT), Avg 0.1:0.7:" in capsys.readouterr().out
+    assert cli(["ablate", "alternatives", *common, "--shard", "1/2"]) == 0
+    assert cli(["merge", "results/ablation_alternatives_quick_v3"]) == 0
+    out = capsys.readouterr().out
+    assert "sac vs sequential, h=1 (primary)" in out and "VII1" in out and "Holm p" in out
     assert cli(["ablate", "cost"]) == 0
     assert "SSAD+SAC" in capsys.readouterr().out and (tmp_path / "results" / "ablation_cost.json").exists()
-    assert cli(["train", "--model", "ssad", *common, "--run-dir", str(tmp_path / "one")]) == 0
+    assert cli(["train", "--model", "ssad", "--world", "3", *TINY[:4], "--epochs", "1",
+                "--run-dir", str(tmp_path / "one")]) == 0
     assert (tmp_path / "one" / "result.json").exists()
-    run_folders = {path.name.rsplit("_", 1)[0] for path in (tmp_path / "cache_root" / "cache" / "runs").iterdir()}
-    assert {"sac_seed1", "composed_seed0"} <= run_folders  # checkpoints: one folder per config and dataset
+    run_folders = {path.name.rsplit("_", 1)[0] for path in (data_home / "cache" / "runs").iterdir()}
+    assert {"sac_w4_h1_s1", "composed_w3_h1_s0"} <= run_folders  # checkpoints: one folder per config and dataset
     # a time budget stops at an epoch boundary and says how to continue; the same command then finishes the grid
-    two_epochs = ["--profile", "quick", "--epochs", "2", "--data", str(surrogate), "--device", "cpu"]
-    arguments = ["ablate", "alternatives", *two_epochs, "--seeds", "2", "--seeds-together", "--name", "budget"]
+    arguments = ["ablate", "alternatives", *TINY, "--epochs", "2", "--seeds-together", "--name", "budget"]
     assert cli([*arguments, "--max-minutes", "0.00001"]) == 0
-    assert "stopped by --max-minutes with 8 runs unfinished" in capsys.readouterr().out
+    assert "stopped by --max-minutes with 16 runs unfinished" in capsys.readouterr().out
     assert cli(arguments) == 0
-    assert "non-local - composed (no OT)" in capsys.readouterr().out
+    assert "composed vs nonlocal, h=1" in capsys.readouterr().out

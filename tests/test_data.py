@@ -275,10 +275,10 @@ def test_data_check_on_a_real_format_folder(tmp_path, capsys):
 # ---------------------------------------------------------------- the synthetic surrogate
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
-def surrogate(request, surrogates):
-    """The quick surrogate of seed 0, once per generator version."""
-    return surrogates(version=request.param, seed=0)
+@pytest.fixture(scope="module")
+def surrogate(surrogates):
+    """The quick surrogate of world 0 (h = 1)."""
+    return surrogates(seed=0)
 
 
 def _digest(root):
@@ -290,9 +290,8 @@ def _digest(root):
 
 
 def test_surrogate_is_deterministic_and_readable(surrogate, tmp_path):
-    version = read_synthetic_metadata(surrogate)["generator_version"]
-    write_synthetic_thumos(tmp_path / "again", "quick", seed=0, version=version)
-    write_synthetic_thumos(tmp_path / "other", "quick", seed=1, version=version)
+    write_synthetic_thumos(tmp_path / "again", "quick", seed=0)
+    write_synthetic_thumos(tmp_path / "other", "quick", seed=1)
     assert _digest(surrogate) == _digest(tmp_path / "again")
     assert _digest(surrogate) != _digest(tmp_path / "other")
     assert check_dataset(surrogate).ok
@@ -317,16 +316,8 @@ def test_surrogate_classes_prefer_a_modality_and_videos_vary(surrogate):
     # Property 1: per-class probe accuracy favours the preferred modality.
     assert np.nanmean(accuracy["appearance"][appearance_classes] - accuracy["motion"][appearance_classes]) > 0.3
     assert np.nanmean(accuracy["motion"][motion_classes] - accuracy["appearance"][motion_classes]) > 0.2
-    # Property 2: the same probes fail on the videos where that modality is unreliable.
-    conditions = np.array([read_synthetic_metadata(surrogate)["conditions"][video] for video in test.videos])
-    correct = {name: accuracy["predictions"][name] == test.labels for name in ("appearance", "motion")}
-    clean = conditions == "clean"
-    # v1 cuts the unreliable modality's amplitude; v2 raises its per-step noise, which a segment mean (about 20
-    # steps) partly averages away, so the segment-level probes drop less (measured: 0.45 / 0.45 in v1, 0.21 / 0.29
-    # in v2); the per-step cost shows in the oracle's headroom (notebook 06).
-    drop = 0.25 if read_synthetic_metadata(surrogate)["generator_version"] == 1 else 0.15
-    assert correct["motion"][clean].mean() - correct["motion"][conditions == "far_camera"].mean() > drop
-    assert correct["appearance"][clean].mean() - correct["appearance"][conditions == "look_alike"].mean() > drop
+    # Property 2 (each video's own reliability) is measured per step, where it acts: see the next test. Segment-level
+    # probes average the noise away and mix classes, so their drop per condition depends on a world's class mix.
 
 
 def test_surrogate_norms_bleed_and_structured_distractors(surrogate):
@@ -339,53 +330,26 @@ def test_surrogate_norms_bleed_and_structured_distractors(surrogate):
     assert measured["distractors"]["clean"][0] < 0.02
 
 
-def test_generator_versions_share_annotations_and_differ_as_documented(surrogates):
-    """v1 and v2 of a seed share every annotation, condition and reliability; v2 scales noise, not signal, and
-    draws its distractors and corrupted stretches per video."""
-    first, second = surrogates(version=1, seed=0), surrogates(version=2, seed=0)
-    one, two = read_synthetic_metadata(first), read_synthetic_metadata(second)
-    database = [json.loads((root / "annotations" / "thumos14.json").read_text())["database"] for root in (first, second)]
-    assert database[0] == database[1]
-    assert {name: entry["reliability"] for name, entry in one["videos"].items()} == \
-        {name: entry["reliability"] for name, entry in two["videos"].items()}
-    assert one["conditions"] == two["conditions"]
-    look_alikes = {entry["look_alike_class"] for entry in two["videos"].values() if entry["condition"] == "look_alike"}
-    assert len(look_alikes) > 3  # drawn per video, not one partner per class
-    assert sum(len(entry["corruptions"]) for entry in two["videos"].values()) > 50
-    # the noise of an unreliable modality grows as 1 / r: far-camera motion is noisier than clean motion
-    annotations, feature_format = load_annotations(second), FeatureFormat.from_root(second)
-    spread = {"clean": [], "far_camera": []}
-    for video in annotations.split("train"):
-        condition = two["conditions"][video.video]
-        if condition in spread:
-            motion = feature_format.split(np.asarray(load_video_features(second, video.video, feature_format)))[1]
-            spread[condition].append(np.diff(motion, axis=0).std())
-    assert np.mean(spread["far_camera"]) > 2.5 * np.mean(spread["clean"])
-
-
-def test_oracle_gates_follow_the_recorded_reliabilities(surrogates):
-    from sac_minimal.data.synthetic import oracle_gates, step_reliability
-
-    root = surrogates(version=2, seed=0)
+def test_reliability_scales_noise_and_distractors_are_drawn_per_video(surrogates):
+    """An unreliable modality's noise grows as 1 / r; look-alike videos draw their own confusable class, and videos
+    have corrupted stretches."""
+    root = surrogates(seed=0)
     metadata = read_synthetic_metadata(root)
-    name, entry = next((name, entry) for name, entry in metadata["videos"].items()
-                       if entry["condition"] == "far_camera" and entry["corruptions"])
-    video = next(video for video in load_annotations(root).videos if video.video == name)
-    steps = round(video.duration * video.fps) // 4
-    gates = oracle_gates(metadata, name, steps, video.fps)
-    r_a, r_m = entry["reliability"]
-    clean_steps = step_reliability(metadata, name, steps, video.fps)[:, 0] == r_a
-    assert np.allclose(gates[clean_steps], [2 * r_a / (r_a + r_m), 2 * r_m / (r_a + r_m)], atol=1e-6)
-    assert gates[clean_steps, 0].mean() > 1 > gates[clean_steps, 1].mean()  # far camera: trust appearance
-    seconds = (4 * np.arange(steps) + 8) / video.fps
-    for start, end, factor in entry["corruptions"]:
-        alone = (seconds >= start) & (seconds <= end)
-        for other in entry["corruptions"]:
-            if other[:2] != [start, end]:
-                alone &= ~((seconds >= other[0]) & (seconds <= other[1]))
-        assert np.allclose(gates[alone], factor * gates[clean_steps][0], rtol=1e-5)  # frame factor x shares
-    with pytest.raises(KeyError, match="no recorded reliability"):
-        oracle_gates(metadata, "video_test_0000001", 10, 30.0)
+    look_alikes = {entry["look_alike_class"] for entry in metadata["videos"].values()
+                   if entry["condition"] == "look_alike"}
+    assert len(look_alikes) > 3  # drawn per video, not one partner per class
+    assert sum(len(entry["corruptions"]) for entry in metadata["videos"].values()) > 50
+    annotations, feature_format = load_annotations(root), FeatureFormat.from_root(root)
+    spread = {(condition, modality): [] for condition in ("clean", "far_camera", "look_alike") for modality in (0, 1)}
+    for video in annotations.split("train"):
+        condition = metadata["conditions"][video.video]
+        streams = feature_format.split(np.asarray(load_video_features(root, video.video, feature_format)))
+        for modality, stream in enumerate(streams):
+            spread[condition, modality].append(np.diff(stream, axis=0).std())
+    mean = {key: np.mean(values) for key, values in spread.items()}
+    assert mean["far_camera", 1] > 2.5 * mean["clean", 1]  # far camera: noisy motion (r_m 0.15-0.3)
+    assert mean["look_alike", 0] > 1.8 * mean["clean", 0]  # look-alike scene: noisy appearance (r_a 0.3-0.5)
+    assert mean["far_camera", 0] == pytest.approx(mean["clean", 0], rel=0.25)  # the other modality as clean
 
 
 def test_writing_the_surrogate_never_touches_other_files(tmp_path):
@@ -401,8 +365,11 @@ def test_writing_the_surrogate_never_touches_other_files(tmp_path):
     with pytest.raises(FileExistsError, match="video_test_0000001.npy"):
         write_synthetic_thumos(stray, "quick", seed=0)
     mine = tmp_path / "mine"
-    write_synthetic_thumos(mine, "quick", seed=0, version=1)
-    with pytest.raises(FileExistsError, match="generator version 1"):
-        write_synthetic_thumos(mine, "quick", seed=0, version=2)
-    write_synthetic_thumos(mine, "quick", seed=1, version=1)  # its own earlier output may be replaced
-    assert read_synthetic_metadata(mine)["seed"] == 1
+    write_synthetic_thumos(mine, "quick", seed=0)
+    metadata = json.loads((mine / "synthetic.json").read_text())
+    (mine / "synthetic.json").write_text(json.dumps({**metadata, "generator_version": 2}))  # an older generator's
+    with pytest.raises(FileExistsError, match="generator version 2"):
+        write_synthetic_thumos(mine, "quick", seed=0)
+    (mine / "synthetic.json").write_text(json.dumps(metadata))
+    write_synthetic_thumos(mine, "quick", seed=1, heterogeneity=0.5)  # its own earlier output may be replaced
+    assert (read_synthetic_metadata(mine)["seed"], read_synthetic_metadata(mine)["heterogeneity"]) == (1, 0.5)

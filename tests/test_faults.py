@@ -21,7 +21,7 @@ from sac_minimal.ot import entropic_ot_2xT, random_2xT_problems, sinkhorn_log
 from sac_minimal.train import fit, prepare_runs
 from sac_minimal.variants import Experiment
 
-ONE = Experiment(("ssad",), (), "one row")
+ONE = Experiment(("ssad",), (), "one row", seeds=1, worlds=(3,))
 
 
 def without_times(metrics):
@@ -84,12 +84,12 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_epoch(quick, tmp_path
 
 def test_a_truncated_run_file_is_detected_and_trained_again(quick, tmp_path):
     base = quick(epochs=1)
-    run_experiment(ONE, base, [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
-    path = tmp_path / "record" / "runs" / "ssad_seed0.json"
+    run_experiment(ONE, base, tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    path = tmp_path / "record" / "runs" / "ssad_w3_h1_s0.json"
     whole = json.loads(path.read_text())
     path.write_text(path.read_text()[:200])
-    with pytest.warns(UserWarning, match="ssad_seed0.json is truncated or corrupt"):
-        run_experiment(ONE, base, [0], tmp_path / "record", checkpoints_dir=tmp_path / "other_runs")
+    with pytest.warns(UserWarning, match="ssad_w3_h1_s0.json is truncated or corrupt"):
+        run_experiment(ONE, base, tmp_path / "record", checkpoints_dir=tmp_path / "other_runs")
     assert json.loads(path.read_text())["evaluation"] == whole["evaluation"]
 
 
@@ -97,14 +97,17 @@ def test_a_truncated_run_file_is_detected_and_trained_again(quick, tmp_path):
 
 
 def test_a_recorded_run_of_another_config_is_never_reused(quick, tmp_path):
-    run_experiment(ONE, quick(epochs=1), [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    with pytest.raises(ValueError, match=r"already records another grid \(differs in: base\)"):
+        run_experiment(ONE, quick(epochs=2), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    (tmp_path / "record" / "grid.json").unlink()  # even without the grid file, the run file itself refuses
     with pytest.raises(ValueError, match=r"records another run .*epochs: 1 -> 2"):
-        run_experiment(ONE, quick(epochs=2), [0], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+        run_experiment(ONE, quick(epochs=2), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
 
 
 def test_merge_refuses_runs_trained_differently(quick, tmp_path):
-    run_experiment(ONE, quick(epochs=1), [0, 1], tmp_path / "record", checkpoints_dir=tmp_path / "runs")
-    path = tmp_path / "record" / "runs" / "ssad_seed1.json"
+    run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs", seeds=[0, 1])
+    path = tmp_path / "record" / "runs" / "ssad_w3_h1_s1.json"
     run = json.loads(path.read_text())
     run["config"]["batch_size"] = 4  # as if a shard had been run with another --batch-size
     path.write_text(json.dumps(run))
@@ -247,9 +250,13 @@ def test_resuming_with_a_changed_config_names_the_fields(quick, tmp_path):
         fit(config.replace(learning_rate=0.002, batch_size=16), tmp_path / "run")
 
 
-def test_a_batch_size_whose_learning_rate_is_too_large_warns():
-    with pytest.warns(UserWarning, match=r"learning rate of 0.016 by the linear scaling rule"):
+def test_a_batch_size_whose_learning_rate_is_too_large_is_refused_unless_asked(capsys):
+    with pytest.raises(ValueError, match=r"learning rate of 0.016 by the linear scaling rule"):
         profile("quick").with_batch_size(128)
+    with pytest.warns(UserWarning, match="diverge"):
+        profile("quick").with_batch_size(128, allow_large_learning_rate=True)
+    assert cli(["train", "--batch-size", "100000", "--epochs", "1"]) == 2
+    assert "--allow-large-lr" in capsys.readouterr().err
 
 
 def test_transport_solvers_reject_empty_batches_and_bad_settings():

@@ -13,13 +13,15 @@ def test_gpu_session_dry_run_records_table1_and_table6(tmp_path, capsys):
     assert summary["records"]["ablation_components"]["complete"]
     assert {"write the surrogate", "benchmarks", "table1", "components"} <= set(summary["phases"])
     assert summary["bench_train"]["runs"] == 2 and summary["bench_phases"]["milliseconds"]["step"] > 0
-    table = json.loads((tmp_path / "results" / "table1_quick_v2" / "table.json").read_text())
-    assert set(table["variants"]) == {"ssad", "ssad_theta", "oracle", "sac", "composed", "sac_stabilised",
-                                      "light_theta"}
+    table = json.loads((tmp_path / "results" / "table1_quick_v3" / "table.json").read_text())
+    assert set(table["variants"]) == {"ssad", "reference", "composed", "sac", "sac_stabilised"}
+    assert table["worlds"] == [3, 4] and table["heterogeneities"] == [1.0]
     provenance = table["provenance"][0]
     assert {"device", "torch", "cuda", "commit", "code_sha256"} <= set(provenance)
-    assert table["dataset"]["generator_version"] == 2 and len(table["dataset"]["fingerprint"]) == 64
-    runs = [json.loads(path.read_text()) for path in (tmp_path / "results" / "table1_quick_v2" / "runs").iterdir()]
+    dataset = table["datasets"]["w3_h1"]
+    assert dataset["generator_version"] == 3 and len(dataset["fingerprint"]) == 64
+    assert (tmp_path / "data" / "cache" / "synthetic_tiny_world4_h1_v3" / "synthetic.json").exists()
+    runs = [json.loads(path.read_text()) for path in (tmp_path / "results" / "table1_quick_v3" / "runs").iterdir()]
     assert all(run["trained_together"] == 2 for run in runs)
     assert "table1: complete" in capsys.readouterr().out
 

@@ -16,9 +16,8 @@ def small_config(model="ssad_sac", sac_changes=()):
 
 def models_and_batch(model="ssad_sac", runs=3, batch=2, seed=0, sac_changes=()):
     models = []
-    for run in range(runs):
-        torch.manual_seed(seed + run)
-        models.append(Detector(small_config(model, sac_changes), CHANNELS, CHANNELS))
+    for run in range(runs):  # each run its own seed, so its own starting weights
+        models.append(Detector(small_config(model, sac_changes).replace(seed=seed + run), CHANNELS, CHANNELS))
     generator = torch.Generator().manual_seed(seed)
     appearance = torch.randn(runs, batch, CHANNELS, 128, generator=generator)
     motion = torch.randn(runs, batch, CHANNELS, 128, generator=generator)
@@ -102,7 +101,7 @@ def test_seeds_trained_together_match_runs_trained_alone(tmp_path):
 
     root = tmp_path / "data"
     write_synthetic_thumos(root, "quick", seed=3)
-    configs = [profile("quick", data_root=str(root), device="cpu", model="ssad_sac", epochs=1, seed=seed)
+    configs = [profile("quick", data_root=str(root), device="cpu", world=3, model="ssad_sac", epochs=1, seed=seed)
                for seed in (0, 1)]
     together = fit_runs(configs, [tmp_path / "together0", tmp_path / "together1"])
     for config, result in zip(configs, together):

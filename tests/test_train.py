@@ -9,20 +9,15 @@ from scipy import stats
 
 import sac_minimal.train as train_module
 from sac_minimal.config import TrainConfig, profile
-from sac_minimal.experiments import (
-    format_table,
-    merge_grid,
-    minimum_detectable_difference,
-    paired_t_test,
-    parse_shard,
-    run_experiment,
-    student_t_test,
-    summarize_grid,
-)
+from sac_minimal.experiments import format_table, merge_grid, parse_shard, run_experiment, summarize_grid
+from sac_minimal.hypotheses import Hypothesis
+from sac_minimal.significance import minimum_detectable_difference, paired_t_test, student_t_test
 from sac_minimal.train import RunResult, choose_device, fit
 from sac_minimal.variants import Experiment
 
-SMALL_TABLE = Experiment(("ssad", "oracle", "sac"), (("ssad", "oracle"), ("ssad", "sac")), "a small Table I")
+SMALL_TABLE = Experiment(("ssad", "reference", "sac"), (("ssad", "reference"), ("ssad", "sac")), "a small Table I",
+                         (Hypothesis("S1", "SAC beats SSAD", "ssad", "sac", "greater"),), primary=(("ssad", "sac"),),
+                         seeds=2, worlds=(3, 4))
 
 
 def without_times(metrics):
@@ -39,6 +34,13 @@ def test_config_round_trip_and_schedule():
     assert profile("full", model="ssad").sac_config(64, 64) is None
     larger = profile("full").with_batch_size(16)
     assert (larger.batch_size, larger.learning_rate) == (16, pytest.approx(4e-4))
+    with pytest.raises(ValueError, match="allow-large-lr"):
+        profile("quick").with_batch_size(100000)
+    with pytest.warns(UserWarning, match="diverge"):
+        assert profile("quick").with_batch_size(100000, allow_large_learning_rate=True).learning_rate == 12.5
+    for bad in ({"world": -1}, {"world": 1.5}, {"heterogeneity": float("nan")}, {"heterogeneity": -0.5}):
+        with pytest.raises(ValueError, match="world|heterogeneity"):
+            profile("quick", **bad)
     with pytest.raises(ValueError, match="model must be one of"):
         profile("quick", model="ssad_plus")
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
@@ -122,8 +124,12 @@ def test_compiled_step_trains_like_the_eager_step(quick, tmp_path):
     eager = fit(config, tmp_path / "eager")
     compiled = fit(config, tmp_path / "compiled", compiled=True)
     assert compiled.extra["compiled"] is True and "compiled" not in eager.extra
+    from sac_minimal.records import LOSS_TOLERANCE, TERM_TOLERANCE
+
     for key in ("classification", "overlap", "localisation", "total"):
-        assert compiled.metrics[0][key] == pytest.approx(eager.metrics[0][key], rel=1e-4)
+        # another kernel order, amplified over an epoch: within the spread measured across summation orders
+        tolerance = LOSS_TOLERANCE.get(key, TERM_TOLERANCE)
+        assert compiled.metrics[0][key] == pytest.approx(eager.metrics[0][key], rel=tolerance)
     assert compiled.evaluation["Avg 0.1:0.7"] == pytest.approx(eager.evaluation["Avg 0.1:0.7"], abs=0.01)
 
 
@@ -159,37 +165,43 @@ def test_minimum_detectable_difference_has_the_stated_power():
     assert minimum_detectable_difference(spread / np.sqrt(40), 39) < detectable / 1.9  # 4x the seeds, ~half
 
 
-def test_shard_and_merge_equal_the_unsharded_run(quick, tmp_path):
-    base = quick(epochs=1)
-    run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
+def test_shard_and_merge_equal_the_unsharded_run(data_home, tmp_path):
+    base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
+    run_experiment(SMALL_TABLE, base, tmp_path / "whole", checkpoints_dir=tmp_path / "ckpt_whole")
     whole = merge_grid(tmp_path / "whole")
     for shard in ("0/2", "1/2"):
-        run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded",
+        run_experiment(SMALL_TABLE, base, tmp_path / "sharded", checkpoints_dir=tmp_path / "ckpt_sharded",
                        shard=shard)
     sharded = merge_grid(tmp_path / "sharded")
-    assert sharded["variants"] == whole["variants"] and sharded["comparisons"] == whole["comparisons"]
-    assert set(whole["variants"]) == {"ssad", "oracle", "sac"} and whole["seeds"] == [0, 1]
+    assert sharded["cells"] == whole["cells"] and sharded["tests"] == whole["tests"]
+    assert set(whole["variants"]) == {"ssad", "reference", "sac"} and whole["seeds"] == [0, 1]
+    assert whole["worlds"] == [3, 4] and whole["heterogeneities"] == [1.0]
     provenance = whole["provenance"][0]
     assert {"commit", "dirty", "code_sha256", "first_date", "device", "torch", "cpu_capability", "threads"} <= set(
         provenance)
-    assert provenance["runs"] == 6 and provenance["threads"] == 1
-    assert whole["dataset"]["kind"] == "synthetic" and whole["dataset"]["generator_version"] == 2
-    assert len(whole["dataset"]["fingerprint"]) == 64
-    assert whole["configs"]["oracle"]["config"]["model"] == "oracle"  # every variant's own config is recorded
-    assert whole["configs"]["sac"]["config"]["sac_preset"] == "official"
-    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 7
-    comparison = whole["comparisons"]["sac vs ssad"]["Avg 0.1:0.7"]
-    assert f"{100 * comparison['difference']:+.2f} (paired p = {comparison['paired']['p']:.4f}" in format_table(whole)
+    assert provenance["runs"] == 12 and provenance["threads"] == 1
+    dataset = whole["datasets"]["w3_h1"]
+    assert dataset["kind"] == "synthetic" and dataset["generator_version"] == 3 and len(dataset["fingerprint"]) == 64
+    assert whole["datasets"]["w4_h1"]["fingerprint"] != dataset["fingerprint"]  # every world is its own dataset
+    assert whole["configs"]["reference"]["model"] == "reference"  # every variant's own config is recorded
+    assert whole["configs"]["sac"]["sac_preset"] == "official"
+    assert (tmp_path / "whole" / "table.csv").read_text().count("\n") == 13
+    test = whole["tests"]["sac vs ssad, h=1"]
+    assert test["world_differences"] == pytest.approx([
+        np.mean(whole["cells"]["sac"]["1"][world]["per_seed"]["Avg 0.1:0.7"])
+        - np.mean(whole["cells"]["ssad"]["1"][world]["per_seed"]["Avg 0.1:0.7"]) for world in ("3", "4")])
+    assert f"{100 * test['mean']:+.2f} [" in format_table(whole) and whole["hypotheses"][0]["name"] == "S1"
+    grid = json.loads((tmp_path / "whole" / "grid.json").read_text())
+    runs = [RunResult.from_dict(json.loads(path.read_text()))
+            for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]
     with pytest.raises(ValueError, match="incomplete grid"):
-        runs = [RunResult.from_dict(json.loads(path.read_text()))
-                for path in sorted((tmp_path / "whole" / "runs").glob("*.json"))]
-        summarize_grid(runs[:-1], list(SMALL_TABLE.variants))
+        summarize_grid(runs[:-1], grid)
     with pytest.raises(ValueError, match="i/n"):
         parse_shard("2")
     # the seeds of each model trained in one loop: the same grid, every run recorded as trained together
-    run_experiment(SMALL_TABLE, base, [0, 1], tmp_path / "together", checkpoints_dir=tmp_path / "ckpt_together",
+    run_experiment(SMALL_TABLE, base, tmp_path / "together", checkpoints_dir=tmp_path / "ckpt_together",
                    seeds_together=True)
     together = merge_grid(tmp_path / "together")
     assert together["seeds"] == [0, 1] and set(together["variants"]) == set(whole["variants"])
     runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "together" / "runs").glob("*.json"))]
-    assert len(runs) == 6 and all(run["trained_together"] == 2 for run in runs)
+    assert len(runs) == 12 and all(run["trained_together"] == 2 for run in runs)

@@ -41,21 +41,22 @@ def real_thumos14_root() -> Path | None:
     return root if (root / ANNOTATION_FILE).exists() else None
 
 
-def synthetic_root(size: str = "quick", seed: int = 0, version: int = GENERATOR_VERSION, *,
-                   create: bool = True) -> Path:
-    """The surrogate of this size, seed and generator version, written on first use (seconds for quick) unless
-    ``create`` is False (then the folder may not exist)."""
-    root = data_dir() / "cache" / f"synthetic_{size}_seed{seed}_v{version}"
+def synthetic_root(size: str = "quick", seed: int = 0, version: int = GENERATOR_VERSION,
+                   heterogeneity: float = 1.0, *, create: bool = True) -> Path:
+    """The surrogate of this size, world (``seed``), generator version and heterogeneity, written on first use
+    (seconds for quick) unless ``create`` is False (then the folder may not exist)."""
+    root = data_dir() / "cache" / f"synthetic_{size}_world{seed}_h{float(heterogeneity):g}_v{version}"
     if create:
-        ensure_synthetic_thumos(root, size=size, seed=seed, version=version)
+        ensure_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
     return root
 
 
 def dataset_root(*, prefer_real: bool = True, size: str = "quick", seed: int = 0,
-                 version: int = GENERATOR_VERSION, create: bool = True) -> tuple[Path, str]:
+                 version: int = GENERATOR_VERSION, heterogeneity: float = 1.0,
+                 create: bool = True) -> tuple[Path, str]:
     """``(root, kind)``: real THUMOS14 (kind ``thumos14``) when present and preferred, else the surrogate
-    (kind ``synthetic``) of the given generator version."""
+    (kind ``synthetic``) of the given world (``seed``), generator version and heterogeneity."""
     real = real_thumos14_root() if prefer_real else None
     if real is not None:
         return real, "thumos14"
-    return synthetic_root(size, seed, version, create=create), "synthetic"
+    return synthetic_root(size, seed, version, heterogeneity, create=create), "synthetic"

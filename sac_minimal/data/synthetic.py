@@ -35,22 +35,32 @@ Features. Each modality (appearance = "RGB" columns, motion = "flow" columns) at
 6. Deterministic: every video draws from its own generator seeded by (seed, split, index), so the files are
    byte-identical for a seed, whatever the order they are written in.
 
-Two generator versions (:data:`GENERATOR_VERSION` is the default; both stay available, and every record names the
-one it used). They share every annotation, condition and reliability for a seed; they differ in what reliability
-*does* to the features:
+How unreliable a modality is. A modality of reliability r has noise of standard deviation ``NOISE_SCALE / r``
+while its signal keeps its amplitude, so an unreliable modality has a low signal-to-noise ratio in that video, as a
+far camera's optical flow or a look-alike scene's appearance would. Reliability also changes inside a video:
+*corrupted* stretches (1-4 s, about 1.5 a minute: blur, replays, overlays) multiply both modalities' reliability by
+a factor, which frame attention can find. The distractors are drawn per video: each far-camera video pans in its
+own direction, and each look-alike video shows its own confusable class of the same preference group.
 
-* **v1**: reliability scales the *amplitude* of a modality's signal while its noise stays the same. Over an
-  action's duration the signal-to-noise ratio stays high, and the distractors are one camera-pan direction shared
-  by every video and one look-alike partner per class, so a detector's first convolution can remove them with fixed
-  weights. Measured: SSAD on features gated by the true reliabilities gains nothing over SSAD (notebook 06), so
-  v1 gives per-video modality attention nothing to find. It is kept as the null control.
-* **v2**: reliability scales the *noise*: a modality of reliability r has noise of standard deviation
-  ``NOISE_SCALE / r`` while its signal keeps its amplitude, so an unreliable modality has a low signal-to-noise
-  ratio in that video, as a far camera's optical flow or a look-alike scene's appearance would. Reliability also
-  changes inside a video: *corrupted* stretches (1-4 s, about 1.5 a minute: blur, replays, overlays) multiply
-  both modalities' reliability by 0.25-0.5, which frame attention can find. The distractors are drawn per video:
-  each far-camera video pans in its own direction, and each look-alike video shows its own confusable class of
-  the same preference group.
+Heterogeneity h (``heterogeneity``, 0 <= h). One setting scales everything that makes a modality unreliable in a
+video: each reliability is ``r_1 ** h`` and each corruption factor ``f_1 ** h`` (r_1, f_1: the draws at h = 1, so the
+spread of log-reliabilities is h times theirs), and the distractors' amplitude is ``h x DISTRACTOR_AMPLITUDE``. At
+h = 0 every r is 1, no stretch is corrupted and no distractor is drawn: there is nothing for a per-video or per-frame
+attention to find (the null control). Every other draw (annotations, prototypes, noise) is shared by all h of a
+world, so a change of h changes nothing else.
+
+Worlds. The generator's ``seed`` is the *world*: an independent draw of prototypes, videos and noise. Conclusions
+about a model are tested across worlds (:mod:`sac_minimal.replication`).
+
+Generator versions (:data:`GENERATOR_VERSION`; every record names the one it used):
+
+* v1 scaled a modality's *amplitude* with its reliability (a detector could undo it with fixed weights);
+* v2 scaled its *noise* by 1 / r and added corrupted stretches and per-video distractors;
+* **v3** (the only one this package writes) is v2 plus the heterogeneity h, and **class coverage**: in each split
+  the first 20 videos are one per class, in an order drawn per world, each with at least
+  :data:`COVERAGE_INSTANCES` instances of its class and no second class, so that at every size from ``quick`` up
+  every class has at least 3 training and 3 test instances in every world (v2 left some classes without a single
+  training instance). The other videos draw their class with THUMOS14's test-set frequencies as before.
 
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
@@ -76,8 +86,8 @@ from sac_minimal.data.thumos14 import (
     FeatureFormat,
 )
 
-GENERATOR_VERSION = 2
-GENERATOR_VERSIONS = (1, 2)
+GENERATOR_VERSION = 3
+GENERATOR_VERSIONS = (3,)
 METADATA_FILE = "synthetic.json"
 VERSION_PREFIX = "synthetic-thumos14-surrogate"
 
@@ -145,30 +155,35 @@ AMPLITUDE = {"preferred": 1.0, "other": 0.7, "both": 0.8}
 DISTRACTOR_AMPLITUDE = 0.9
 DISTRACTORS_PER_MINUTE = 4.0
 CORRUPTIONS_PER_MINUTE = 1.5
-"""v2: corrupted stretches (both modalities less reliable) per minute of video."""
+"""Corrupted stretches (both modalities less reliable) per minute of video."""
 CORRUPTION_SECONDS = (1.0, 4.0)
 CORRUPTION_FACTOR = (0.25, 0.5)
-"""v2: a corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5."""
+"""A corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5 (at h = 1)."""
+COVERAGE_INSTANCES = 3
+"""Instances of its class in each of a split's first 20 videos (one video per class): class coverage."""
+ACTION_SHARE = 0.6
+"""Actions fill at most this share of a video."""
 
 
 @dataclass(frozen=True)
 class SurrogateWorld:
-    """What is shared by all videos of a seed: class prototypes, (v1) distractors, duration factors.
+    """What is shared by all videos of a world (a seed): class prototypes, duration factors, class coverage.
 
     Attributes:
         appearance_prototypes, motion_prototypes: ``[20, D]`` unit vectors.
-        camera_pan: ``[D]`` unit vector of v1's motion distractor (v2 draws one per video).
-        look_alike: ``[20]`` v1's look-alike class of each class (same preference group; v2 draws one per video).
+        look_alike: ``[20]`` a class of the same preference group for each class: the control direction that
+            :func:`measure_surrogate_properties` projects clean videos on (look-alike videos draw their own).
         duration_factor: ``[20]`` multiplies the median action duration.
         class_probabilities: ``[20]`` main-class distribution.
+        coverage: ``{"train": [20], "test": [20]}`` the main class of each split's first 20 videos (a permutation).
     """
 
     appearance_prototypes: np.ndarray
     motion_prototypes: np.ndarray
-    camera_pan: np.ndarray
     look_alike: np.ndarray
     duration_factor: np.ndarray
     class_probabilities: np.ndarray
+    coverage: dict
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -194,13 +209,15 @@ def make_world(seed: int, channels: int) -> SurrogateWorld:
     look_alike = np.array([rng.choice(_preference_partners(preference, index))
                            for index in range(len(THUMOS14_CLASSES))], dtype=np.int64)
     counts = np.array([THUMOS14_TEST_CLASS_COUNTS[name] for name in THUMOS14_CLASSES], dtype=np.float64)
+    duration_factor = np.exp(0.3 * rng.standard_normal(len(THUMOS14_CLASSES)))
+    coverage = {split: rng.permutation(len(THUMOS14_CLASSES)) for split in ("train", "test")}
     return SurrogateWorld(
         appearance_prototypes=prototypes["appearance"].astype(np.float32),
         motion_prototypes=prototypes["motion"].astype(np.float32),
-        camera_pan=_unit(rng.standard_normal(channels)).astype(np.float32),
         look_alike=look_alike,
-        duration_factor=np.exp(0.3 * rng.standard_normal(len(THUMOS14_CLASSES))),
+        duration_factor=duration_factor,
         class_probabilities=counts / counts.sum(),
+        coverage=coverage,
     )
 
 
@@ -246,35 +263,44 @@ class _Timeline:
     segments: np.ndarray
 
 
-def _draw_timeline(rng: np.random.Generator, world: SurrogateWorld, size: SyntheticSize) -> _Timeline:
+def _draw_timeline(rng: np.random.Generator, world: SurrogateWorld, size: SyntheticSize,
+                   coverage_class: int | None = None) -> _Timeline:
+    """A video's duration, fps, classes and segments. A *coverage* video (``coverage_class`` given) has that main
+    class, at least :data:`COVERAGE_INSTANCES` instances of it and no second class; its actions are shortened
+    where needed so that all of them fit in :data:`ACTION_SHARE` of the video."""
     duration = float(np.clip(size.median_duration * np.exp(size.duration_sigma * rng.standard_normal()),
                              size.min_duration, size.max_duration))
     fps = float(rng.choice(FPS_VALUES, p=FPS_PROBABILITIES))
     steps = round(duration * fps) // FRAMES_PER_STEP
     main_class = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
     count = max(1, round(duration / SECONDS_PER_INSTANCE * float(np.exp(0.6 * rng.standard_normal()))))
+    second_class = rng.random() < SECOND_CLASS_PROBABILITY
+    if coverage_class is not None:
+        main_class, count, second_class = coverage_class, max(count, COVERAGE_INSTANCES), False
     labels = np.full(count, main_class)
-    if rng.random() < SECOND_CLASS_PROBABILITY:
-        second_class = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
-        labels[rng.random(count) < 0.3] = second_class
+    if second_class:
+        labels[rng.random(count) < 0.3] = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
     action_seconds = np.clip(MEDIAN_ACTION_SECONDS * world.duration_factor[labels]
                              * np.exp(0.75 * rng.standard_normal(count)), 0.3, size.max_action_duration)
-    keep = np.cumsum(action_seconds) <= 0.6 * duration  # actions fill at most 60 % of the video
-    keep[0] = action_seconds[0] <= 0.9 * duration
-    labels, action_seconds = labels[keep], action_seconds[keep]
+    if coverage_class is not None:  # keep every instance: shorten them all until they fit
+        action_seconds *= min(1.0, ACTION_SHARE * duration / action_seconds.sum())
+    else:
+        keep = np.cumsum(action_seconds) <= ACTION_SHARE * duration
+        keep[0] = action_seconds[0] <= 0.9 * duration
+        labels, action_seconds = labels[keep], action_seconds[keep]
     segments = _place_intervals(rng, action_seconds, duration)
     return _Timeline(duration, fps, step_seconds_of(steps, fps), main_class, labels, action_seconds, segments)
 
 
-def _draw_reliability(rng: np.random.Generator) -> tuple[str, float, float]:
-    """(condition, r_appearance, r_motion) of a video (property 2)."""
+def _draw_reliability(rng: np.random.Generator, heterogeneity: float) -> tuple[str, float, float]:
+    """(condition, r_appearance, r_motion) of a video (property 2): the draws at h = 1 raised to the power h."""
     condition = str(rng.choice(CONDITIONS, p=CONDITION_PROBABILITIES))
     appearance, motion = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
     if condition == "far_camera":
         motion = rng.uniform(0.15, 0.3)
     elif condition == "look_alike":
         appearance = rng.uniform(0.3, 0.5)
-    return condition, float(appearance), float(motion)
+    return condition, float(appearance ** heterogeneity), float(motion ** heterogeneity)
 
 
 def _signal_envelopes(rng: np.random.Generator, timeline: _Timeline) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +327,7 @@ def _distractor_envelope(rng: np.random.Generator, timeline: _Timeline) -> np.nd
 
 
 def pan_direction(seed: int, split: str, index: int, channels: int) -> np.ndarray:
-    """v2: the ``[D]`` unit direction of one far-camera video's camera pan, from its own generator stream."""
+    """The ``[D]`` unit direction of one far-camera video's camera pan, from its own generator stream."""
     return _unit(np.random.default_rng([seed, _split_code(split), index, 3]).standard_normal(channels)).astype(
         np.float32)
 
@@ -319,29 +345,10 @@ def _scene_and_noise(rng: np.random.Generator, steps: int, channels: int) -> tup
     return scene, camera, noise
 
 
-def _features_v1(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
-                 envelopes: tuple) -> tuple[np.ndarray, dict]:
-    """v1: reliability scales each modality's signal amplitude; world-wide distractor directions."""
-    labels = timeline.labels
-    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
-    appearance = (envelopes[0] * (amplitudes[:, 0] * reliability[0])) @ world.appearance_prototypes[labels]
-    motion = (envelopes[1] * (amplitudes[:, 1] * reliability[1])) @ world.motion_prototypes[labels]
-    if condition != "clean":
-        distractors = DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
-        if condition == "far_camera":
-            motion += distractors * world.camera_pan
-        else:
-            appearance += distractors * world.appearance_prototypes[world.look_alike[timeline.main_class]]
-    channels = world.appearance_prototypes.shape[1]
-    scene, camera, features = _scene_and_noise(rng, len(timeline.step_seconds), channels)
-    features[:, :channels] += appearance + scene
-    features[:, channels:] += motion + camera
-    return features, {}
-
-
-def _features_v2(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
-                 envelopes: tuple, pan: np.ndarray) -> tuple[np.ndarray, dict]:
-    """v2: reliability scales each modality's noise (1 / r), per step; per-video distractors."""
+def _features(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
+              envelopes: tuple, pan: np.ndarray, heterogeneity: float) -> tuple[np.ndarray, dict]:
+    """Reliability scales each modality's noise (1 / r), per step; per-video distractors; h scales the distractors'
+    amplitude and the corruption factors (module docstring)."""
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
@@ -349,7 +356,7 @@ def _features_v2(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
     motion = (envelopes[1] * amplitudes[:, 1]) @ world.motion_prototypes[labels]
     look_alike = None
     if condition != "clean":
-        distractors = DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
+        distractors = heterogeneity * DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
         if condition == "far_camera":
             motion += distractors * pan
         else:
@@ -358,7 +365,7 @@ def _features_v2(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
     count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
     lengths = rng.uniform(*CORRUPTION_SECONDS, count)
     starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
-    factors = rng.uniform(*CORRUPTION_FACTOR, count)
+    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
     corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
                    for start, length, factor in zip(starts, lengths, factors)]
     frame_factor = corruption_factor(corruptions, step_seconds)
@@ -373,7 +380,7 @@ def _features_v2(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
 
 
 def corruption_factor(corruptions: list, step_seconds: np.ndarray) -> np.ndarray:
-    """``[T]`` v2's frame factor: the smallest factor of the corrupted stretches covering each step, else 1."""
+    """``[T]`` the frame factor: the smallest factor of the corrupted stretches covering each step, else 1."""
     factor = np.ones(len(step_seconds))
     for start, end, value in corruptions:
         inside = (step_seconds >= start) & (step_seconds <= end)
@@ -382,21 +389,18 @@ def corruption_factor(corruptions: list, step_seconds: np.ndarray) -> np.ndarray
 
 
 def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, split: str, index: int,
-                     version: int = GENERATOR_VERSION) -> dict:
+                     version: int = GENERATOR_VERSION, heterogeneity: float = 1.0) -> dict:
     """One video: its annotation entry, what the generator decided about it (condition, reliabilities, ...), and
     features ``[T, 2 D]`` (appearance columns first)."""
-    if version not in GENERATOR_VERSIONS:
-        raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
+    check_generator_arguments(version, heterogeneity)
     rng = np.random.default_rng([seed, _split_code(split), index])
-    timeline = _draw_timeline(rng, world, size)
-    condition, appearance_reliability, motion_reliability = _draw_reliability(rng)
+    coverage = world.coverage[split]
+    timeline = _draw_timeline(rng, world, size, int(coverage[index]) if index < len(coverage) else None)
+    condition, appearance_reliability, motion_reliability = _draw_reliability(rng, heterogeneity)
     reliability = (appearance_reliability, motion_reliability)
     envelopes = _signal_envelopes(rng, timeline)
-    if version == 1:
-        features, decided = _features_v1(rng, world, timeline, condition, reliability, envelopes)
-    else:
-        pan = pan_direction(seed, split, index, size.channels_per_modality)
-        features, decided = _features_v2(rng, world, timeline, condition, reliability, envelopes, pan)
+    pan = pan_direction(seed, split, index, size.channels_per_modality)
+    features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
 
     fps = timeline.fps
     annotations = [{"label": THUMOS14_CLASSES[label], "segment": [round(start, 2), round(end, 2)],
@@ -413,6 +417,17 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
         "video": {"condition": condition, "reliability": [round(value, 4) for value in reliability], **decided},
         "features": features,
     }
+
+
+def check_generator_arguments(version, heterogeneity) -> None:
+    """A clear error for a generator version this package cannot write or a heterogeneity that is not a finite
+    number >= 0."""
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
+    if isinstance(heterogeneity, bool) or not isinstance(heterogeneity, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(heterogeneity) or heterogeneity < 0:
+        raise ValueError(f"heterogeneity must be a finite number >= 0 (0: every reliability 1, 1: the full "
+                         f"spread), got {heterogeneity!r}")
 
 
 def video_name(split: str, index: int) -> str:
@@ -461,45 +476,49 @@ def _check_writable(root: Path, version: int) -> None:
 
 
 def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
-                           version: int = GENERATOR_VERSION) -> dict:
+                           version: int = GENERATOR_VERSION, heterogeneity: float = 1.0) -> dict:
     """Write a surrogate dataset under ``root`` in the ActionFormer layout and return its metadata.
 
+    Args:
+        size: ``tiny`` | ``quick`` | ``full`` (:data:`SIZES`).
+        seed: the world (module docstring).
+        heterogeneity: h, how much reliability varies across and within videos (0: not at all; 1: the full spread).
+
     Files: ``annotations/thumos14.json``, ``i3d_features/{video}.npy`` (float32 ``[T, 2 D]``, appearance first),
-    ``feature_format.json`` (so the reader knows the width) and ``synthetic.json`` (generator version, seed, each
-    video's condition and reliabilities, the class preferences, generation time). ``root`` must be empty, missing,
-    or a surrogate of the same generator version: any other file there raises ``FileExistsError``.
+    ``feature_format.json`` (so the reader knows the width) and ``synthetic.json`` (generator version, world, h,
+    each video's condition and reliabilities, the class preferences, generation time). ``root`` must be empty,
+    missing, or a surrogate of the same generator version: any other file there raises ``FileExistsError``.
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
-    if version not in GENERATOR_VERSIONS:
-        raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
+    check_generator_arguments(version, heterogeneity)
+    heterogeneity = float(heterogeneity)
     started = time.perf_counter()
     scale = SIZES[size]
     root = Path(root)
     _check_writable(root, version)
+    (root / METADATA_FILE).unlink(missing_ok=True)  # until it is written again, the folder is incomplete
     (root / FEATURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (root / ANNOTATION_FILE).parent.mkdir(parents=True, exist_ok=True)
     world = make_world(seed, scale.channels_per_modality)
     database, videos = {}, {}
     for split, count in (("train", scale.train_videos), ("test", scale.test_videos)):
         for index in range(count):
-            video = synthesize_video(world, scale, seed, split, index, version)
+            video = synthesize_video(world, scale, seed, split, index, version, heterogeneity)
             name = video_name(split, index)
             np.save(root / FEATURE_FOLDER / f"{name}.npy", video["features"])
             database[name] = video["entry"]
             videos[name] = video["video"]
-    label = f"{VERSION_PREFIX} v{version} size={size} seed={seed}"
+    label = f"{VERSION_PREFIX} v{version} size={size} seed={seed} h={heterogeneity:g}"
     (root / ANNOTATION_FILE).write_text(json.dumps({"version": label, "database": database}))
     feature_format = FeatureFormat(width=2 * scale.channels_per_modality, channel_order="rgb_flow",
                                    frames_per_step=FRAMES_PER_STEP)
     (root / FEATURE_FORMAT_FILE).write_text(feature_format.to_json())
     metadata = {
-        "generator_version": version, "size": size, "seed": seed, "scale": dataclasses.asdict(scale),
-        "modality_preference": MODALITY_PREFERENCE,
+        "generator_version": version, "size": size, "seed": seed, "heterogeneity": heterogeneity,
+        "scale": dataclasses.asdict(scale), "modality_preference": MODALITY_PREFERENCE,
         "conditions": {name: entry["condition"] for name, entry in videos.items()},
         "videos": videos,
-        "look_alike": {THUMOS14_CLASSES[index]: THUMOS14_CLASSES[partner]
-                       for index, partner in enumerate(world.look_alike)} if version == 1 else None,
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
     # Written last: its presence marks a complete dataset.
@@ -516,37 +535,45 @@ def read_synthetic_metadata(root: str | Path) -> dict:
 
 
 def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
-                            version: int = GENERATOR_VERSION) -> dict:
-    """Return the metadata of the surrogate at ``root``, writing it first unless the same version, size and seed
-    exist there."""
+                            version: int = GENERATOR_VERSION, heterogeneity: float = 1.0) -> dict:
+    """Return the metadata of the surrogate at ``root``, writing it first unless the same version, size, world and
+    heterogeneity exist there."""
     try:
         metadata = read_synthetic_metadata(root)
-        if (metadata["generator_version"], metadata["size"], metadata["seed"]) == (version, size, seed):
+        if (metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"]) == (
+                version, size, seed, float(heterogeneity)):
             return metadata
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         pass
-    return write_synthetic_thumos(root, size=size, seed=seed, version=version)
+    return write_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
 
 
 def step_reliability(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
     """``[T, 2]`` the true (r_appearance, r_motion) at every feature step of one video: its per-video reliabilities,
-    times (v2) the factor of the corrupted stretches covering the step."""
+    times the factor of the corrupted stretches covering the step."""
     entry = metadata.get("videos", {}).get(video)
     if entry is None:
-        raise KeyError(f"{video} has no recorded reliability in synthetic.json; the oracle needs a surrogate written "
-                       "by this package (python -m sac_minimal data synth)")
+        raise KeyError(f"{video} has no recorded reliability in synthetic.json; the reference gate needs a surrogate "
+                       "written by this package (python -m sac_minimal data synth)")
     frame_factor = corruption_factor(entry.get("corruptions", []), step_seconds_of(steps, fps))
     return np.asarray(entry["reliability"])[None, :] * frame_factor[:, None]
 
 
-def oracle_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
-    """``[T, 2]`` the oracle's gate on (appearance, motion) at every step: ``2 r_mod(t) / (r_a + r_m)`` with
-    r_mod(t) the step's reliability (:func:`step_reliability`) and r_a, r_m the video's. It is a composed attention
-    in SAC's own family, a per-video modality share times a per-frame weight, so its gain over SSAD bounds what
-    such an attention can gain from knowing the reliabilities."""
+def reference_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
+    """``[T, 2]`` the reference gate on (appearance, motion) at every step: inverse-variance weights,
+    ``2 r_mod(t)^2 / (r_a^2 + r_m^2)``, with r_mod(t) the step's reliability (:func:`step_reliability`) and r_a, r_m
+    the video's.
+
+    A modality's noise has standard deviation proportional to 1 / r_mod(t), so its inverse variance is proportional
+    to r_mod(t)^2: weighting each modality by it is how one would combine two noisy measurements of the same thing.
+    The gate is a composed attention in SAC's own family (a per-video modality share times a per-frame factor:
+    the corrupted stretches lower both modalities by f^2), normalised so that a video's two shares sum to 2 on its
+    clean steps. It is a *reference*, not a ceiling: a gate multiplies a modality's signal and noise alike, so it
+    cannot raise that modality's signal-to-noise ratio, and a learned attention may do better (notebook 08). At
+    h = 0 every gate is 1 and the reference is SSAD itself."""
     reliability = step_reliability(metadata, video, steps, fps)
     video_reliability = np.asarray(metadata["videos"][video]["reliability"])
-    return (2 * reliability / video_reliability.sum()).astype(np.float32)
+    return (2 * reliability ** 2 / (video_reliability ** 2).sum()).astype(np.float32)
 
 
 def _run_lengths(flags: np.ndarray) -> np.ndarray:
@@ -565,10 +592,7 @@ def _distractor_projection(metadata: dict, world: SurrogateWorld, video, appeara
     the distractor of a look-alike video of its main class would be, as a control)."""
     main_class = np.bincount(video.labels, minlength=len(THUMOS14_CLASSES)).argmax() if len(video.labels) else 0
     if condition == "far_camera":
-        direction = world.camera_pan
-        if metadata["generator_version"] >= 2:
-            direction = pan_direction(metadata["seed"], *parse_video_name(video.video), motion.shape[1])
-        return motion @ direction
+        return motion @ pan_direction(metadata["seed"], *parse_video_name(video.video), motion.shape[1])
     look_alike = metadata["videos"][video.video].get("look_alike_class") if metadata.get("videos") else None
     partner = CLASS_ID[look_alike] if look_alike else world.look_alike[main_class]
     return appearance @ world.appearance_prototypes[partner]

@@ -1,0 +1,91 @@
+"""What the book claims, declared before the grids run: worlds, hypotheses, and how a claim is judged.
+
+A claim about a model must hold on data nobody looked at while the data's generator was being designed. The
+surrogate's seed is a *world* (:mod:`sac_minimal.data.synthetic`): an independent draw of class prototypes, videos
+and noise. Two sets of worlds are fixed here, in code, before any confirmatory grid runs:
+
+* :data:`DEVELOPMENT_WORLDS` were looked at while the generator's parameters were chosen (world 0 for the noise,
+  corruption and distractor settings; worlds 1 and 2 in an outside check of the earlier generator) and while the
+  learning-rate arm's epochs were measured. They never count as evidence.
+* :data:`CONFIRMATORY_WORLDS` are where the hypotheses are tested. The world is the unit of replication: the seeds
+  of a model in one world are averaged, and the per-world differences are tested across worlds
+  (:mod:`sac_minimal.significance`).
+
+Each experiment (:mod:`sac_minimal.variants`) declares its hypotheses: a :class:`Hypothesis` names a comparison
+(candidate minus baseline on :data:`METRIC`), the heterogeneity h it is tested at (or the trend over h), and the
+direction expected. The grid writes them to its ``grid.json`` before its first run, and a record without them
+refuses to summarise (:func:`sac_minimal.experiments.merge_grid`). :func:`judge` turns a test into a verdict with
+the Holm-adjusted p-value of the table, so the words the book prints come from the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+DEVELOPMENT_WORLDS = (0, 1, 2)
+"""Worlds looked at while the generator and the learning-rate arm were set up: never evidence."""
+CONFIRMATORY_WORLDS = (3, 4, 5, 6, 7, 8)
+"""Worlds on which the hypotheses are tested, fixed before the confirmatory grids ran."""
+HETEROGENEITIES = (0.0, 0.5, 1.0)
+"""The dose-response levels of h: no reliability differences, half the spread, the full spread."""
+METRIC = "Avg 0.1:0.7"
+"""The metric every hypothesis is tested on: mAP averaged over tIoU 0.1..0.7 (the paper's Avg.)."""
+DIRECTIONS = ("greater", "less", "zero", "two-sided")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A claim about candidate - baseline (on :data:`METRIC`, per world, then across worlds).
+
+    Attributes:
+        name: a short label (``H1``).
+        statement: the claim in words.
+        baseline, candidate: variant names.
+        direction: ``greater`` (candidate better), ``less`` (candidate worse), ``zero`` (no difference: judged by
+            whether the 95 % interval holds 0, which cannot prove a null but shows how large an effect is excluded),
+            or ``two-sided`` (a difference either way).
+        heterogeneity: the h the comparison is tested at; ``None`` tests the trend: the per-world least-squares
+            slope of candidate - baseline over the experiment's h values.
+    """
+
+    name: str
+    statement: str
+    baseline: str
+    candidate: str
+    direction: str
+    heterogeneity: float | None = 1.0
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+
+    @property
+    def test(self) -> str:
+        """The key of the table's test this hypothesis reads (:func:`comparison_key`)."""
+        return comparison_key(self.baseline, self.candidate, self.heterogeneity)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def comparison_key(baseline: str, candidate: str, heterogeneity: float | None) -> str:
+    """``"composed vs ssad, h=1"`` or ``"composed vs ssad, trend over h"``."""
+    where = "trend over h" if heterogeneity is None else f"h={heterogeneity:g}"
+    return f"{candidate} vs {baseline}, {where}"
+
+
+def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05) -> str:
+    """The verdict on a hypothesis from its test (``mean``, ``low``, ``high``, ``p_holm``):
+
+    * ``greater`` / ``less`` / ``two-sided``: ``supported`` when the Holm-adjusted p is below ``significance`` and
+      the effect has the expected sign, ``contradicted`` when it is below with the other sign, else ``not shown``;
+    * ``zero``: ``consistent`` when the 95 % interval holds 0, else ``contradicted``.
+    """
+    direction = hypothesis["direction"] if isinstance(hypothesis, dict) else hypothesis.direction
+    if direction == "zero":
+        return "consistent" if test["low"] <= 0 <= test["high"] else "contradicted"
+    if test["p_holm"] >= significance:
+        return "not shown"
+    expected = {"greater": test["mean"] > 0, "less": test["mean"] < 0, "two-sided": test["mean"] != 0}[direction]
+    return "supported" if expected else "contradicted"

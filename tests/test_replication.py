@@ -1,0 +1,200 @@
+"""Conclusions that replicate: worlds with every class covered, the heterogeneity dose, matched starts, Eq. (3) as
+written, Holm's adjustment, tests across worlds, and hypotheses declared before results."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from sac_minimal.config import profile
+from sac_minimal.data.synthetic import (
+    SIZES,
+    corruption_factor,
+    read_synthetic_metadata,
+    reference_gates,
+    step_reliability,
+    write_synthetic_thumos,
+)
+from sac_minimal.data.thumos14 import THUMOS14_CLASSES, FeatureFormat, load_annotations, load_video_features
+from sac_minimal.experiments import claim_grid, grid_definition, summarize_grid, world_tests
+from sac_minimal.hypotheses import CONFIRMATORY_WORLDS, DEVELOPMENT_WORLDS, Hypothesis, judge
+from sac_minimal.sac import smoothness_loss
+from sac_minimal.significance import holm, mean_with_interval
+from sac_minimal.train import Detector
+from sac_minimal.variants import EXPERIMENTS
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    """``worlds(seed, h)``: the quick surrogate of that world and heterogeneity, written once."""
+    written = {}
+
+    def world(seed: int, heterogeneity: float = 1.0):
+        if (seed, heterogeneity) not in written:
+            root = tmp_path_factory.mktemp(f"world{seed}_h{heterogeneity:g}")
+            write_synthetic_thumos(root, "quick", seed=seed, heterogeneity=heterogeneity)
+            written[seed, heterogeneity] = root
+        return written[seed, heterogeneity]
+
+    return world
+
+
+@pytest.mark.parametrize("seed", [0, 4, 11, 12345])
+def test_every_class_has_training_and_test_instances_in_every_world(worlds, seed):
+    annotations = load_annotations(worlds(seed), exclude=())
+    for split, least in (("train", 3), ("test", 2)):
+        counts = np.zeros(len(THUMOS14_CLASSES), dtype=int)
+        for video in annotations.split(split):
+            np.add.at(counts, video.labels, 1)
+        assert counts.min() >= least, f"world {seed}, {split}: {dict(zip(THUMOS14_CLASSES, counts))}"
+
+
+def test_worlds_are_frozen_and_apart():
+    assert not set(DEVELOPMENT_WORLDS) & set(CONFIRMATORY_WORLDS)
+    assert len(CONFIRMATORY_WORLDS) >= 5
+    for experiment in EXPERIMENTS.values():
+        assert not set(experiment.worlds) & set(DEVELOPMENT_WORLDS), experiment.title
+
+
+def test_heterogeneity_scales_reliability_and_nothing_else(worlds):
+    null, half, full = (read_synthetic_metadata(worlds(0, h)) for h in (0.0, 0.5, 1.0))
+    annotations = [json.loads((worlds(0, h) / "annotations" / "thumos14.json").read_text())["database"]
+                   for h in (0.0, 1.0)]
+    assert annotations[0] == annotations[1]  # the same videos, classes and segments
+    for name, entry in full["videos"].items():
+        r_full = np.array(entry["reliability"])
+        assert null["videos"][name]["reliability"] == [1.0, 1.0]
+        assert np.allclose(half["videos"][name]["reliability"], np.sqrt(r_full), atol=2e-4)  # r ** 0.5
+        assert all(factor == 1.0 for *_, factor in null["videos"][name]["corruptions"])
+        for (*_, f_half), (*_, f_full) in zip(half["videos"][name]["corruptions"], entry["corruptions"]):
+            assert f_half == pytest.approx(np.sqrt(f_full), abs=2e-4)
+    # at h = 0 a far-camera video's motion is as clean as a clean video's, at h = 1 much noisier
+    root = worlds(0, 0.0)
+    feature_format = FeatureFormat.from_root(root)
+    spread = {}
+    for h in (0.0, 1.0):
+        metadata, root = read_synthetic_metadata(worlds(0, h)), worlds(0, h)
+        for condition in ("clean", "far_camera"):
+            videos = [name for name, value in metadata["conditions"].items() if value == condition][:6]
+            spread[h, condition] = np.mean([np.diff(feature_format.split(np.asarray(
+                load_video_features(root, name, feature_format)))[1], axis=0).std() for name in videos])
+    assert spread[0.0, "far_camera"] == pytest.approx(spread[0.0, "clean"], rel=0.1)
+    assert spread[1.0, "far_camera"] > 2.5 * spread[1.0, "clean"]
+
+
+def test_reference_gates_are_inverse_variance_weights(worlds):
+    metadata = read_synthetic_metadata(worlds(0))
+    name, entry = next((name, entry) for name, entry in metadata["videos"].items()
+                       if entry["condition"] == "far_camera" and entry["corruptions"])
+    steps, fps = 400, 30.0
+    gates = reference_gates(metadata, name, steps, fps)
+    r_a, r_m = entry["reliability"]
+    factor = corruption_factor(entry["corruptions"], (4 * np.arange(steps) + 8) / fps)
+    expected = 2 * np.stack([r_a * factor, r_m * factor], axis=1) ** 2 / (r_a ** 2 + r_m ** 2)
+    assert np.allclose(gates, expected, rtol=1e-5)
+    assert np.allclose(step_reliability(metadata, name, steps, fps)[:, 0], r_a * factor)
+    clean = factor == 1
+    assert np.allclose(gates[clean].sum(1), 2)  # a video's two shares sum to 2 on clean steps
+    assert gates[clean, 0].mean() > 1.8  # far camera: appearance carries almost all the weight
+    null = read_synthetic_metadata(worlds(0, 0.0))
+    assert np.all(reference_gates(null, name, steps, fps) == 1)  # h = 0: the reference is SSAD itself
+
+
+def test_matched_starts_composed_and_official_sac_share_every_layer_but_the_ot_branch():
+    config = profile("quick", device="cpu", seed=7)
+    official = Detector(config, 64, 64).state_dict()
+    composed = Detector(config.replace(sac_changes=(("use_ot", False),)), 64, 64).state_dict()
+    ssad = Detector(config.replace(model="ssad"), 64, 64).state_dict()
+    ot_only = {name for name in official if name.startswith("sac.structure_matrix.")}
+    assert ot_only and set(official) - set(composed) == ot_only
+    for name, value in composed.items():
+        assert torch.equal(value, official[name]), name
+    for name, value in ssad.items():  # SSAD's layers start equal in SSAD and in SSAD+SAC (same input width)
+        assert torch.equal(value, official[name]), name
+    other_seed = Detector(config.replace(seed=8), 64, 64).state_dict()
+    assert not torch.equal(other_seed["host.base.0.weight"], official["host.base.0.weight"])
+
+
+def test_smoothness_max_pools_the_modalities_before_the_difference():
+    """Eq. (3): s^f = max over modalities first, then d_t = s^f_{t+1} - s^f_t. Here the two rows swap places at
+    every step, so s^f is constant (no change at all) while each row alone jumps by 0.8."""
+    structure = torch.tensor([[[0.9, 0.1, 0.9, 0.1, 0.9], [0.1, 0.9, 0.1, 0.9, 0.1]]])
+    eta = 1.0  # keep every difference: q is their mean
+    assert smoothness_loss(structure, eta, "max", "signed").item() == pytest.approx(0.0, abs=1e-6)
+    # the other order (differences per modality, then the maximum) would see a jump of 0.8 at every step
+    differences_first = structure.diff(dim=-1).amax(1).mean()
+    assert differences_first.item() == pytest.approx(0.8)
+    ramp = torch.tensor([[[0.0, 0.1, 0.2, 0.3], [0.0, 0.0, 0.0, 0.0]]])  # s^f rises by 0.1 per step
+    assert smoothness_loss(ramp, eta, "max", "signed").item() == pytest.approx(-np.log(1 - 0.1), rel=1e-5)
+    official = smoothness_loss(structure, eta, "sum", "absolute")  # the official code: sum, |difference|
+    assert official.item() == pytest.approx(0.0, abs=1e-6)  # the rows sum to 1 at every step
+
+
+def test_holm_matches_a_reference_implementation():
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    rng = np.random.default_rng(0)
+    for count in (1, 3, 17):
+        p_values = rng.uniform(0, 0.2, count)
+        assert np.allclose(holm(p_values), multipletests(p_values, method="holm")[1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([0.5, 1.2])
+
+
+def _cells(values: dict) -> dict:
+    """``{variant: {h: {world: mean}}}`` -> the shape of :func:`world_means` for one metric."""
+    return {name: {h: {world: {"mean": {"Avg 0.1:0.7": value}} for world, value in by_world.items()}
+                   for h, by_world in by_h.items()} for name, by_h in values.items()}
+
+
+def test_tests_use_the_world_as_the_unit_and_adjust_within_the_table():
+    grid = {"worlds": [3, 4, 5, 6], "heterogeneities": [0.0, 1.0], "comparisons": [["a", "b"]],
+            "trends": [["a", "b"]]}
+    a = {"0": {"3": 0.30, "4": 0.25, "5": 0.28, "6": 0.31}, "1": {"3": 0.30, "4": 0.25, "5": 0.28, "6": 0.31}}
+    b = {"0": {"3": 0.30, "4": 0.26, "5": 0.27, "6": 0.31}, "1": {"3": 0.34, "4": 0.27, "5": 0.33, "6": 0.34}}
+    tests = world_tests(_cells({"a": a, "b": b}), grid)
+    at_one = tests["b vs a, h=1"]
+    differences = [b["1"][world] - a["1"][world] for world in ("3", "4", "5", "6")]
+    assert at_one["world_differences"] == pytest.approx(differences)
+    assert at_one["p"] == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
+    interval = stats.t.interval(0.95, 3, loc=np.mean(differences), scale=stats.sem(differences))
+    assert (at_one["low"], at_one["high"]) == pytest.approx(interval)
+    trend = tests["b vs a, trend over h"]  # slope over h = 0 -> 1 is the difference of differences
+    assert trend["world_differences"] == pytest.approx(
+        [differences[i] - (b["0"][w] - a["0"][w]) for i, w in enumerate(("3", "4", "5", "6"))])
+    assert [test["p_holm"] for test in tests.values()] == pytest.approx(holm([test["p"] for test in tests.values()]))
+
+
+def test_a_hypothesis_is_judged_from_its_adjusted_test():
+    greater = Hypothesis("H", "b beats a", "a", "b", "greater")
+    assert judge(greater, {"mean": 0.02, "low": 0.01, "high": 0.03, "p_holm": 0.01}) == "supported"
+    assert judge(greater, {"mean": -0.02, "low": -0.03, "high": -0.01, "p_holm": 0.01}) == "contradicted"
+    assert judge(greater, {"mean": 0.02, "low": -0.01, "high": 0.05, "p_holm": 0.2}) == "not shown"
+    null = Hypothesis("H0", "no difference", "a", "b", "zero")
+    assert judge(null, {"mean": 0.0, "low": -0.01, "high": 0.01, "p_holm": 1.0}) == "consistent"
+    assert mean_with_interval([0.020, 0.021, 0.022])["low"] > 0
+
+
+def test_hypotheses_are_declared_before_results_and_a_record_without_them_refuses_to_summarise(tmp_path):
+    experiment = EXPERIMENTS["table1"]
+    base = profile("quick")
+    definition = grid_definition(experiment, base, CONFIRMATORY_WORLDS, experiment.heterogeneities, range(4))
+    claim_grid(tmp_path, definition)  # what the grid writes before its first run
+    written = json.loads((tmp_path / "grid.json").read_text())
+    assert [entry["name"] for entry in written["hypotheses"]] == [h.name for h in experiment.hypotheses]
+    assert written["primary"] and written["worlds"] == list(CONFIRMATORY_WORLDS)
+    claim_grid(tmp_path, definition)  # a shard of the same grid agrees
+    with pytest.raises(ValueError, match="another grid"):
+        claim_grid(tmp_path, {**definition, "seeds": [0, 1]})
+    with pytest.raises(ValueError, match="declares no hypotheses"):
+        summarize_grid([], {**definition, "hypotheses": []})
+
+
+def test_every_experiment_tests_what_it_declares():
+    for name, experiment in EXPERIMENTS.items():
+        assert experiment.hypotheses and experiment.primary, name
+    table1 = EXPERIMENTS["table1"]
+    assert table1.heterogeneities == (0.0, 0.5, 1.0) and table1.seeds >= 4 and len(table1.worlds) >= 5
+    assert set(table1.variants) == {"ssad", "reference", "composed", "sac", "sac_stabilised"}
+    assert SIZES["quick"].train_videos >= 2 * len(THUMOS14_CLASSES)
