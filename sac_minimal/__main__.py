@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     banner()
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:  # OSError: missing files, a full disk (WriteError)
         print(f"error: {error}", file=sys.stderr)
         return 2
 

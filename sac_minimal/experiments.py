@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from sac_minimal.config import TrainConfig
-from sac_minimal.files import read_json, write_json_atomic, write_text_atomic
+from sac_minimal.files import read_json, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from sac_minimal.hypotheses import DEVELOPMENT_WORLDS, METRIC, comparison_key, judge
 from sac_minimal.provenance import dataset_fingerprint
 from sac_minimal.significance import holm, mean_with_interval, significance_word, slope
@@ -91,9 +91,15 @@ def read_run(path: Path) -> RunResult:
     """A recorded run; a truncated or corrupt file raises a ``ValueError`` naming it."""
     values = read_json(path, "run file")
     try:
-        return RunResult.from_dict(values)
+        run = RunResult.from_dict(values)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"run file {path} is incomplete or corrupt ({error!r})") from error
+    bad = [name for name in REPORTED_METRICS if not isinstance(run.evaluation.get(name), (int, float))
+           or isinstance(run.evaluation.get(name), bool) or not np.isfinite(run.evaluation[name])]
+    if bad:
+        raise ValueError(f"run file {path} has no finite number for {', '.join(bad)} in its evaluation; it is "
+                         "incomplete or was edited")
+    return run
 
 
 def check_run_name(path: Path, run: RunResult) -> None:
@@ -205,6 +211,7 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     heterogeneities = tuple(experiment.heterogeneities if heterogeneities is None else heterogeneities)
     seeds = tuple(range(experiment.seeds) if seeds is None else seeds)
     claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds))
+    remove_stale_temporaries(results_dir / "runs")
     cells = _cells(experiment, worlds, heterogeneities, seeds)[index::count]
     finished = finished_runs(checkpoints_dir)
     to_train = []

@@ -18,6 +18,7 @@ Sections 4.2-4.4 (Sinkhorn, log-domain stabilisation); Yang et al. (2022), SAC, 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,16 @@ class TransportResult:
     marginal_error: torch.Tensor
 
 
+def as_eps(eps) -> float:
+    """``eps`` as a Python float: any real number (``0.1``, ``np.float32(0.1)``) or a one-element tensor, positive and
+    finite; anything else is a ``ValueError``."""
+    if isinstance(eps, torch.Tensor) and eps.numel() == 1:
+        eps = eps.item()
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
+    return float(eps)
+
+
 def _check_problem(cost, a, b, eps=None, *, need_equal_mass=False, solver="this solver"):
     """Validate a batch of transport problems; raise ``TypeError`` or ``ValueError`` naming the bad argument."""
     for name, tensor in (("cost", cost), ("a", a), ("b", b)):
@@ -81,8 +92,11 @@ def _check_problem(cost, a, b, eps=None, *, need_equal_mass=False, solver="this 
             f"shape mismatch: the batch dimensions of cost {tuple(cost.shape[:-2])}, a {tuple(a.shape[:-1])} "
             f"and b {tuple(b.shape[:-1])} do not broadcast."
         ) from error
-    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
+    if eps is not None:
+        eps = as_eps(eps)
+        if eps < torch.finfo(cost.dtype).tiny:
+            raise ValueError(f"eps = {eps!r} is below the smallest positive {cost.dtype} ({torch.finfo(cost.dtype).tiny:.3g})"
+                             "; raise eps or use float64.")
     with torch.no_grad():
         checks = (
             (~torch.isfinite(cost).all(), "cost contains NaN or Inf; check the network that produced it."),
@@ -193,6 +207,7 @@ def sinkhorn_log(
     """
     if check_inputs:
         _check_problem(cost, a, b, eps, need_equal_mass=tol is not None, solver="sinkhorn_log with a tol")
+        eps = as_eps(eps)
     if n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}.")
     if not (math.isfinite(gamma) and gamma >= 0):
@@ -234,7 +249,7 @@ ROW_MARGINAL_TOLERANCE = 1e-2
 mass means the arithmetic broke down (costs far larger than eps for the dtype), not slow convergence."""
 
 
-def _check_result(plan: torch.Tensor, a: torch.Tensor, cost: torch.Tensor, eps: float) -> None:
+def _check_result(plan: torch.Tensor, a: torch.Tensor, cost: torch.Tensor, eps: float, remedy: str = "") -> None:
     """Raise a ``ValueError`` when a plan is not finite or misses its exact (row) marginals."""
     with torch.no_grad():
         finite = bool(torch.isfinite(plan).all())
@@ -242,10 +257,9 @@ def _check_result(plan: torch.Tensor, a: torch.Tensor, cost: torch.Tensor, eps: 
     if row_error > ROW_MARGINAL_TOLERANCE:
         scale = cost.abs().max().item() / eps
         what = "is not finite" if not finite else f"misses its row masses by {row_error:.3g} of the total"
-        raise ValueError(
-            f"the transport plan {what}: the costs reach {scale:.3g} x eps, more than {cost.dtype} can resolve. "
-            "Rescale the cost (e.g. to [0, 1]), raise eps, or use float64."
-        )
+        remedy = remedy or (f"That is more than {cost.dtype} can resolve: rescale the cost (e.g. to [0, 1]), raise "
+                            "eps, or use float64.")
+        raise ValueError(f"the transport plan {what}; the costs reach {scale:.3g} x eps. {remedy}")
 
 
 def _check_two_rows(cost):
@@ -347,6 +361,7 @@ def entropic_ot_2xT(
     """
     if check_inputs:
         _check_problem(cost, a, b, eps, need_equal_mass=True, solver="entropic_ot_2xT")
+        eps = as_eps(eps)
     _check_two_rows(cost)
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
@@ -395,6 +410,9 @@ def entropic_ot_2xT(
     v = eps * log_b - eps * torch.logsumexp((u.unsqueeze(-1) - cost) / eps, dim=-2)
     with torch.no_grad():
         error = marginal_error(plan, a, b)
+    if check_inputs:  # n_steps halvings of the bracket cannot place the root of a problem whose eps is far smaller
+        _check_result(plan, a, cost, eps, f"{n_steps} root-finding steps cannot resolve eps = {eps:.3g} on costs "
+                                          "this spread: raise eps or n_steps, or use exact_ot_2xT (eps -> 0).")
     return TransportResult(plan=plan, u=u, v=v, n_iter=steps, marginal_error=error)
 
 

@@ -456,6 +456,12 @@ class SAC(nn.Module):
                     f"{name} features must be [B, {channels}, T] (SACConfig.{name}_channels={channels}); "
                     f"got {tuple(tensor.shape)}. Check the feature width and the channel order (RGB first)."
                 )
+        dtype = next(self.parameters()).dtype if any(True for _ in self.parameters()) else torch.float32
+        for name, tensor in (("appearance", appearance), ("motion", motion)):
+            if tensor.dtype != dtype:
+                raise ValueError(f"{name} features are {tensor.dtype} but SAC's weights are {dtype}; convert them "
+                                 f"with .to({dtype}) (SAC and its transport problem run in float32 even when the "
+                                 "host detector uses bf16 autocast)")
         if appearance.shape[0] != motion.shape[0] or appearance.shape[-1] != motion.shape[-1]:
             raise ValueError(
                 f"appearance {tuple(appearance.shape)} and motion {tuple(motion.shape)} must share batch size and "

@@ -46,7 +46,7 @@ from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
 from sac_minimal.diagnostics import appearance_share_drift, attention_diagnostics, window_attention, window_truth
 from sac_minimal.evaluation import evaluate_detections
-from sac_minimal.files import save_torch_atomic, write_json_atomic, write_text_atomic
+from sac_minimal.files import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
 from sac_minimal.initialisation import official_conv_init
 from sac_minimal.provenance import dataset_fingerprint, file_sha256, provenance
@@ -340,6 +340,7 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     config = configs[0]
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # a checkpoint write killed before its rename
     device = choose_device(config.device)
     root, kind = resolve_data_root(config)
     annotations = load_annotations(root)

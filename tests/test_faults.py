@@ -267,3 +267,208 @@ def test_transport_solvers_reject_empty_batches_and_bad_settings():
         sinkhorn_log(cost, a, b, 0.1, gamma=-1e-8)
     with pytest.raises(ValueError, match="tol must be a positive finite number"):
         sinkhorn_log(cost, a, b, 0.1, tol=float("nan"))
+
+
+# ------------------------------------------------------------------------ round three: files are data, clear edges
+
+
+class _RunsCode:
+    """An object whose unpickling would run code: it creates the marker folder."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def test_a_crafted_checkpoint_is_refused_and_never_runs_code(quick, tmp_path):
+    from sac_minimal.train import load_checkpoint, load_trained_model
+
+    marker = tmp_path / "code_ran"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"epoch": 1, "config": {}, "payload": _RunsCode(marker)}, run_dir / "checkpoint.pt")
+    with pytest.raises(ValueError, match="loading it could run code"):
+        load_checkpoint(run_dir)
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        load_trained_model(run_dir)
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        fit(quick(model="ssad", epochs=1), run_dir)  # a resume, as a grid's checkpoint cache would do
+    assert not marker.exists()
+
+
+def _write_annotation_text(root, text):
+    (root / "annotations" / "thumos14.json").write_text(text)
+
+
+def test_a_video_listed_twice_is_an_error_not_a_silent_split_change(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    text = (root / "annotations" / "thumos14.json").read_text()
+    entry = json.dumps({"subset": "Test", "duration": 40.0, "fps": 30.0, "annotations": []})
+    _write_annotation_text(root, text.replace('"database": {', '"database": {"video_validation_0000001": ' + entry
+                                              + ", ", 1))
+    with pytest.raises(ValueError, match="more than once"):
+        load_annotations(root)
+    report = check_dataset(root)
+    assert not report.ok and "more than once" in report.format()
+
+
+@pytest.mark.parametrize("video", ["/etc/hostname", "../outside", "a/b"])
+def test_a_video_id_that_is_a_path_is_refused(tmp_path, video):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    document = json.loads((root / "annotations" / "thumos14.json").read_text())
+    document["database"][video] = document["database"].pop("video_test_0000001")
+    _write_annotation_text(root, json.dumps(document))
+    with pytest.raises(ValueError, match="not a plain name"):
+        load_annotations(root)
+    assert not check_dataset(root).ok
+
+
+def test_the_dataset_fingerprint_sees_an_edited_annotation_or_format_file(tmp_path):
+    from sac_minimal.provenance import dataset_fingerprint
+
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    before = dataset_fingerprint(root)
+    document = json.loads((root / "annotations" / "thumos14.json").read_text())
+    document["database"]["video_test_0000001"]["annotations"][0]["segment"] = [4.0, 7.0]
+    _write_annotation_text(root, json.dumps(document))
+    edited = dataset_fingerprint(root)
+    assert edited != before
+    (root / "feature_format.json").write_text(json.dumps({"width": 2048, "channel_order": "flow_rgb",
+                                                          "frames_per_step": 4}))
+    assert dataset_fingerprint(root) not in (before, edited)
+
+
+def test_entropic_ot_flags_an_eps_it_cannot_resolve_and_accepts_any_real_eps():
+    import numpy as np
+
+    cost, a, b = random_2xT_problems(4, 16, dtype=torch.float32)
+    with pytest.raises(ValueError, match="below the smallest positive torch.float32"):
+        entropic_ot_2xT(cost, a, b, 1e-300)
+    cost64, a64, b64 = random_2xT_problems(4, 16, dtype=torch.float64)
+    with pytest.raises(ValueError, match="misses its row masses"):
+        entropic_ot_2xT(cost64, a64, b64, 1e-12)
+    reference = entropic_ot_2xT(cost, a, b, 0.1).plan
+    for eps in (np.float32(0.1), np.float64(0.1), torch.tensor(0.1)):
+        assert torch.allclose(entropic_ot_2xT(cost, a, b, eps).plan, reference, atol=1e-6)
+        assert torch.allclose(sinkhorn_log(cost, a, b, eps).plan, sinkhorn_log(cost, a, b, 0.1).plan)
+    for eps in (True, "0.1", torch.tensor([0.1, 0.2]), 0.0, float("inf")):
+        with pytest.raises(ValueError, match="eps must be a positive finite number"):
+            entropic_ot_2xT(cost, a, b, eps)
+
+
+def test_an_npz_archive_named_npy_is_named_in_training_and_in_data_check(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    features = np.load(root / "i3d_features" / "video_test_0000001.npy")
+    with open(root / "i3d_features" / "video_test_0000001.npy", "wb") as handle:
+        np.savez(handle, features=features)
+    report = check_dataset(root)
+    assert report.unreadable == ["video_test_0000001"] and not report.ok
+    config = profile("quick", data_root=str(root), epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="an .npz archive"):
+        fit(config, tmp_path / "run")
+
+
+def test_a_feature_width_written_as_a_float_is_reported(tmp_path):
+    root = write_tiny_dataset(tmp_path / "data", TINY)
+    (root / "feature_format.json").write_text(json.dumps({"width": 2048.0, "channel_order": "rgb_flow",
+                                                          "frames_per_step": 4}))
+    report = check_dataset(root)
+    assert not report.ok and "whole number" in report.format()
+    with pytest.raises(ValueError, match="whole number"):
+        fit(profile("quick", data_root=str(root), epochs=1, device="cpu"), tmp_path / "run")
+
+
+def test_a_run_file_with_a_missing_metric_is_named(quick, tmp_path):
+    from sac_minimal.experiments import read_run
+
+    run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    path = tmp_path / "record" / "runs" / "ssad_w3_h1_s0.json"
+    run = json.loads(path.read_text())
+    run["evaluation"]["Avg 0.1:0.7"] = None
+    path.write_text(json.dumps(run))
+    with pytest.raises(ValueError, match="no finite number for Avg 0.1:0.7"):
+        read_run(path)
+
+
+def test_a_full_disk_names_the_file_and_says_how_to_resume(quick, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    from sac_minimal.files import WriteError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    path = tmp_path / "result.json"
+    write_json_atomic(path, {"epoch": 1})
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(WriteError, match=r"result\.json .*No space left.*run the same command again"):
+        write_json_atomic(path, {"epoch": 2})
+    assert json.loads(path.read_text()) == {"epoch": 1} and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    with pytest.raises(WriteError, match=r"checkpoint\.pt"):
+        fit(quick(model="ssad", epochs=1), tmp_path / "run")
+    surrogate = tmp_path / "surrogate"
+    assert cli(["data", "synth", "--root", str(surrogate), "--size", "tiny"]) == 2
+    message = capsys.readouterr().err
+    assert "No space left" in message and "run the same command again" in message
+    assert not (surrogate / "synthetic.json").exists()  # an incomplete surrogate is never taken for a complete one
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_sac_names_features_of_another_precision(dtype):
+    from sac_minimal.sac import SAC, SACConfig
+
+    sac = SAC(SACConfig.official(appearance_channels=8, motion_channels=8))
+    features = torch.randn(2, 8, 32).to(dtype)
+    with pytest.raises(ValueError, match=f"{dtype} but SAC's weights are torch.float32"):
+        sac(features, features)
+
+
+def test_data_check_reports_segments_that_start_before_zero(tmp_path):
+    videos = dict(TINY)
+    videos["video_test_0000001"] = ("test", 30.0, 29.97, [("Billiards", -1.5, 6.0)])
+    root = write_tiny_dataset(tmp_path / "data", videos)
+    report = check_dataset(root)
+    assert report.negative_starts == {"video_test_0000001": 1}
+    assert "starting before 0 s" in report.format()
+    with pytest.warns(UserWarning, match="started before 0 s"):
+        load_annotations(root)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", ".."])
+def test_a_record_name_outside_results_is_refused(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli(["table1", "--profile", "quick", "--seeds", "2", "--name", name]) == 2
+    assert "one folder name inside results/" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_temporary_file_left_by_a_killed_write_is_removed_on_the_next_start(quick, tmp_path):
+    import os
+    import time
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stale = run_dir / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = run_dir / ".metrics.csv.def456.tmp"  # another process's write in progress: left alone
+    fresh.write_bytes(b"")
+    fit(quick(model="ssad", epochs=1), run_dir)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_records_follow_the_umask(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "table.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "table.json").stat().st_mode & 0o777 == 0o644

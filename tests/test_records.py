@@ -152,3 +152,16 @@ def test_committed_quick_records_still_reproduce(name):
     checks = [check for check in BOOK_RECORDS[name] if check.epochs is not None][:3]
     results = verify_record(folder, checks)
     assert all(result.passed for result in results), "\n".join(result.format() for result in results)
+
+
+def test_on_another_machine_type_a_one_percent_change_still_fails(copy, monkeypatch):
+    """Strictness comes from comparing this machine with the run's: a run made elsewhere is checked within the
+    measured cross-machine tolerance, and a 1 % change of a loss weight is far outside it."""
+    _edit(copy / "runs" / "ssad_w3_h1_s0.json", lambda run: run["provenance"].__setitem__("cpu", "another CPU"))
+    same = verify_record(copy, [Check("ssad_w3_h1_s0", 1)])[0]
+    assert not same.same_machine_type and same.outcome == "exact match"
+    monkeypatch.setitem(detection.LOSS_WEIGHTS, "overlap", detection.LOSS_WEIGHTS["overlap"] * 1.01)
+    changed = verify_record(copy, [Check("ssad_w3_h1_s0", 1)])[0]
+    assert changed.outcome == "failed" and "another machine type" in changed.format()
+    whole = verify_record(copy, [Check("ssad_w3_h1_s0", None)])[0]
+    assert whole.outcome == "failed"  # its first epochs already disagree

@@ -40,6 +40,7 @@ class DatasetReport:
     widths: Counter = field(default_factory=Counter)
     fps: Counter = field(default_factory=Counter)
     clipped: dict = field(default_factory=dict)
+    negative_starts: dict = field(default_factory=dict)
     missing: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)
     wrong_width: list = field(default_factory=list)
@@ -63,6 +64,8 @@ class DatasetReport:
             lines.append(f"  feature widths: {dict(self.widths)}")
             if self.clipped:
                 lines.append(f"  segments clipped at the video's end: {self.clipped}")
+            if self.negative_starts:
+                lines.append(f"  segments starting before 0 s (clipped to 0 for training): {self.negative_starts}")
         for title, entries in (("missing feature files", self.missing), ("unreadable feature files", self.unreadable),
                                ("wrong feature width", self.wrong_width), ("not floating point", self.wrong_dtype),
                                ("rows do not match the video length", self.length_mismatch)):
@@ -102,6 +105,7 @@ def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = No
         report.problems.append(str(error))
         return report
     report.layout, report.excluded, report.clipped = annotations.layout, annotations.excluded, annotations.clipped
+    report.negative_starts = annotations.negative_starts
     for video in annotations.videos:
         report.videos[video.split] = report.videos.get(video.split, 0) + 1
         report.instances[video.split] = report.instances.get(video.split, 0) + len(video.labels)
@@ -118,7 +122,7 @@ def _check_feature_file(report: DatasetReport, root: Path, video, feature_format
         return
     try:
         features = read_feature_file(path)
-    except ValueError:
+    except (ValueError, OSError):
         report.unreadable.append(video.video)
         return
     if features.ndim != 2:

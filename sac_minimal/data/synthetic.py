@@ -85,6 +85,7 @@ from sac_minimal.data.thumos14 import (
     THUMOS14_CLASSES,
     FeatureFormat,
 )
+from sac_minimal.files import save_npy_atomic, write_text_atomic
 
 GENERATOR_VERSION = 3
 GENERATOR_VERSIONS = (3,)
@@ -506,14 +507,14 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
         for index in range(count):
             video = synthesize_video(world, scale, seed, split, index, version, heterogeneity)
             name = video_name(split, index)
-            np.save(root / FEATURE_FOLDER / f"{name}.npy", video["features"])
+            save_npy_atomic(root / FEATURE_FOLDER / f"{name}.npy", video["features"])
             database[name] = video["entry"]
             videos[name] = video["video"]
     label = f"{VERSION_PREFIX} v{version} size={size} seed={seed} h={heterogeneity:g}"
-    (root / ANNOTATION_FILE).write_text(json.dumps({"version": label, "database": database}))
+    write_text_atomic(root / ANNOTATION_FILE, json.dumps({"version": label, "database": database}))
     feature_format = FeatureFormat(width=2 * scale.channels_per_modality, channel_order="rgb_flow",
                                    frames_per_step=FRAMES_PER_STEP)
-    (root / FEATURE_FORMAT_FILE).write_text(feature_format.to_json())
+    write_text_atomic(root / FEATURE_FORMAT_FILE, feature_format.to_json())
     metadata = {
         "generator_version": version, "size": size, "seed": seed, "heterogeneity": heterogeneity,
         "scale": dataclasses.asdict(scale), "modality_preference": MODALITY_PREFERENCE,
@@ -522,7 +523,7 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
     # Written last: its presence marks a complete dataset.
-    (root / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+    write_text_atomic(root / METADATA_FILE, json.dumps(metadata, indent=1))
     return metadata
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,10 @@ class FeatureFormat:
     def __post_init__(self):
         if self.channel_order not in ("rgb_flow", "flow_rgb"):
             raise ValueError(f"channel_order must be 'rgb_flow' or 'flow_rgb', got {self.channel_order!r}")
+        for name in ("width", "frames_per_step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name} must be a whole number, got {value!r} (write 2048, not 2048.0)")
         if self.width <= 0 or self.width % 2:
             raise ValueError(f"feature width must be a positive even number (two equal halves), got {self.width}")
         if self.frames_per_step <= 0:
@@ -96,7 +101,10 @@ class FeatureFormat:
         if not path.exists():
             return cls()
         try:
-            return cls(**json.loads(path.read_text()))
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise ValueError(f"expected a JSON object, got {type(values).__name__}")
+            return cls(**values)
         except (TypeError, ValueError, OSError) as error:
             raise ValueError(f"{path} is not a valid feature format ({error}); expected keys "
                              f"{[field.name for field in dataclasses.fields(cls)]}") from error
@@ -146,6 +154,8 @@ class AnnotationSet:
         clipped: video -> number of segments that run past the video's end (clipped, or dropped when wholly past
             it, if the file was read with ``clip_to_video``).
         ignored: number of ``Ambiguous`` annotations skipped.
+        negative_starts: video -> number of segments that start before 0 s (clipped to 0, if the file was read
+            with ``clip_to_video``).
     """
 
     videos: tuple[VideoRecord, ...]
@@ -153,6 +163,7 @@ class AnnotationSet:
     excluded: tuple[str, ...]
     clipped: dict
     ignored: int
+    negative_starts: dict = dataclasses.field(default_factory=dict)
 
     def split(self, name: str) -> list[VideoRecord]:
         """The videos of ``train`` or ``test``; an error if there are none."""
@@ -194,25 +205,57 @@ def parse_annotations(document: dict, *, exclude: Iterable[str] = DEFAULT_EXCLUD
     database = document["database"]
     layout = detect_layout(database)
     exclude = set(exclude)
-    videos, excluded, clipped, ignored = [], [], {}, 0
+    videos, excluded, clipped, ignored, negative = [], [], {}, 0, {}
     for video, entry in database.items():
+        check_video_id(video, source)
         if video in exclude:
             excluded.append(video)
             continue
-        record, video_clipped, video_ignored = _parse_video(video, entry, f"{source}: video {video}", clip_to_video)
+        record, video_clipped, video_ignored, video_negative = _parse_video(video, entry, f"{source}: video {video}",
+                                                                           clip_to_video)
         videos.append(record)
         ignored += video_ignored
         if video_clipped:
             clipped[video] = video_clipped
+        if video_negative:
+            negative[video] = video_negative
     if clipped and clip_to_video:
         warnings.warn(f"{source}: {sum(clipped.values())} segments ran past the video's end and were clipped or "
                       f"dropped, in {', '.join(sorted(clipped))}", stacklevel=2)
+    if negative and clip_to_video:
+        warnings.warn(f"{source}: {sum(negative.values())} segments started before 0 s and were clipped to 0, in "
+                      f"{', '.join(sorted(negative))}", stacklevel=2)
     return AnnotationSet(videos=tuple(videos), layout=layout, excluded=tuple(sorted(excluded)), clipped=clipped,
+                         negative_starts=negative,
                          ignored=ignored)
 
 
-def _parse_video(video: str, entry, where: str, clip_to_video: bool) -> tuple[VideoRecord, int, int]:
-    """One video's entry -> (its record, how many segments ran past its end, how many were Ambiguous)."""
+VIDEO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A video id is a plain file name stem: it names ``i3d_features/<id>.npy`` inside the dataset and nothing else."""
+
+
+def check_video_id(video, source: str) -> None:
+    """A video id must be a plain name (letters, digits, ``_ . -``): an id such as ``/etc/x`` or ``../x`` would make
+    the reader load a file outside the dataset folder, and outside its fingerprint."""
+    if not isinstance(video, str) or not VIDEO_ID.fullmatch(video) or ".." in video:
+        raise ValueError(f"{source}: the video id {video!r} is not a plain name (letters, digits, '_', '.', '-'); "
+                         "a video's features are read from i3d_features/<id>.npy inside the dataset folder")
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    """``json.loads`` hook: a key given twice in one object (two entries for one video) is an error, not 'the last
+    one wins' (which could move a training video to the test split unnoticed)."""
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"the key(s) {', '.join(map(repr, duplicates[:5]))} appear more than once in one object "
+                         "(e.g. a video listed twice); keep one entry each")
+    return dict(pairs)
+
+
+def _parse_video(video: str, entry, where: str, clip_to_video: bool) -> tuple[VideoRecord, int, int, int]:
+    """One video's entry -> (its record, how many segments ran past its end, how many were Ambiguous, how many
+    started before 0 s)."""
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: expected an object with subset, fps, duration and annotations, got "
                          f"{type(entry).__name__}")
@@ -227,7 +270,7 @@ def _parse_video(video: str, entry, where: str, clip_to_video: bool) -> tuple[Vi
     if not isinstance(entry["annotations"], list):
         raise ValueError(f"{where}: 'annotations' must be a list of {{label, segment}} objects, got "
                          f"{entry['annotations']!r:.40}")
-    segments, labels, past_end, ignored = [], [], 0, 0
+    segments, labels, past_end, ignored, negative = [], [], 0, 0, 0
     for annotation in entry["annotations"]:
         label = annotation.get("label") if isinstance(annotation, dict) else None
         if label in IGNORED_LABELS:
@@ -243,12 +286,13 @@ def _parse_video(video: str, entry, where: str, clip_to_video: bool) -> tuple[Vi
                 if start >= duration:
                     continue
                 end = duration
+        negative += start < 0
         segments.append((max(start, 0.0) if clip_to_video else start, end))
         labels.append(CLASS_ID[label])
     record = VideoRecord(video=video, split=split, fps=fps, duration=duration, num_frames=round(duration * fps),
                          segments=np.asarray(segments, dtype=np.float64).reshape(-1, 2),
                          labels=np.asarray(labels, dtype=np.int64))
-    return record, past_end, ignored
+    return record, past_end, ignored, negative
 
 
 def _positive_number(value, name: str, where: str) -> float:
@@ -289,9 +333,11 @@ def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLU
     if not path.is_file():
         raise ValueError(f"the annotation path {path} is not a file; expected <root>/{ANNOTATION_FILE.as_posix()}")
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     return parse_annotations(document, exclude=exclude, source=str(path), clip_to_video=clip_to_video)
 
 
@@ -345,9 +391,16 @@ def read_feature_file(path: Path, *, memory_map: bool = True) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes), e.g. an interrupted copy; copy or extract it again")
     try:
-        return np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"{path} is not a readable .npy array ({error}); copy or extract it again") from error
+    if not isinstance(array, np.ndarray):  # an .npz archive (several arrays) saved under a .npy name
+        kind = type(array).__name__
+        if hasattr(array, "close"):
+            array.close()
+        raise ValueError(f"{path} holds a {kind} (an .npz archive of several arrays), not one .npy array; save the "
+                         "video's [T, width] features with np.save, or unpack the archive first")
+    return array
 
 
 def load_video_features(root: str | Path, video: str, feature_format: FeatureFormat, *,
