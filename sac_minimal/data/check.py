@@ -53,8 +53,10 @@ class DatasetReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def format(self) -> str:
-        lines = [f"dataset {self.root}", f"  feature format: {self.feature_format}"]
+    def format(self, root_label: str | None = None) -> str:
+        """The report as text; ``root_label`` replaces the folder's full path in the first line (pages printed by
+        the book show no path of the machine that built them)."""
+        lines = [f"dataset {root_label or self.root}", f"  feature format: {self.feature_format}"]
         if self.layout:
             lines += [f"  annotation layout: {self.layout}",
                       f"  excluded videos: {', '.join(self.excluded) if self.excluded else 'none'}"]

@@ -1,0 +1,57 @@
+"""What the book's pages share besides the science: the measured run time in every chapter's header, and tables.
+
+Each chapter's hidden first cell starts a clock (:func:`chapter_clock`) and its hidden last cell glues the elapsed
+time (:func:`glue_run_time`); the chapter's header shows it with ``{glue:text}`run_time```, so the time a reader
+sees was measured by the build that made the page, never typed. :func:`table` turns rows into an HTML table (pandas),
+so that results are tables, not padded text that runs past the page. Nothing here is needed to use the package.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+
+def chapter_clock() -> float:
+    """The start of a chapter's run, for :func:`glue_run_time`."""
+    return time.perf_counter()
+
+
+class Seconds(float):
+    """A duration whose text form is ``"12 s"`` (what ``{glue:text}`` prints)."""
+
+    def __repr__(self) -> str:
+        return f"{float(self):.0f} s"
+
+
+def glue_run_time(started: float, name: str = "run_time") -> Seconds:
+    """Glue the seconds since ``started`` under ``name`` for the chapter's header (inside a book build), or print
+    them (elsewhere, e.g. Colab, where myst-nb is not installed)."""
+    elapsed = Seconds(time.perf_counter() - started)
+    try:
+        from myst_nb import glue
+    except ImportError:
+        print(f"this notebook's code ran in {elapsed!r}")
+    else:
+        glue(name, elapsed, display=False)
+    return elapsed
+
+
+def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
+          index: str | None = None, caption: str | None = None):
+    """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
+    ``formats`` (e.g. ``{"mAP": "{:.1f}"}``) formatted, ``index`` as the row labels, and an optional ``caption``.
+
+    >>> styled = table([{"model": "SSAD", "mAP": 45.52}], {"mAP": "{:.1f}"}, index="model")
+    >>> "45.5" in styled.to_html()
+    True
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if index is not None:
+        frame = frame.set_index(index)
+    styled = frame.style.format(formats or {}, na_rep="")
+    if index is None:
+        styled = styled.hide(axis="index")
+    return styled.set_caption(caption) if caption else styled
