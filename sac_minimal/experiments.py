@@ -297,13 +297,24 @@ def world_means(runs: Sequence[RunResult], grid: dict, metrics: Sequence[str] = 
     return cells
 
 
+def replication_unit(grid: dict) -> str:
+    """``world`` when the grid spans several worlds (the unit conclusions are tested across), ``seed`` when it has
+    one dataset (real THUMOS14, or a single world): then the seeds are the units, paired."""
+    return "world" if len(grid["worlds"]) > 1 else "seed"
+
+
 def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
-    """Every test of a table: each comparison at each h and each trend over h, from the world means; p-values
-    Holm-adjusted together. ``{comparison_key: {"baseline", "candidate", "heterogeneity", "world_differences",
-    "n", "mean", "low", "high", "t", "dof", "p", "mdd", "p_holm", "word"}}`` (differences in mAP fractions)."""
+    """Every test of a table: each comparison at each h and each trend over h, from the world means (or, with one
+    world, from the matched seeds: :func:`replication_unit`); p-values Holm-adjusted together.
+    ``{comparison_key: {"baseline", "candidate", "heterogeneity", "world_differences", "n", "mean", "low", "high",
+    "t", "dof", "p", "mdd", "p_holm", "word"}}`` (differences in mAP fractions; ``world_differences`` holds one per
+    unit)."""
     worlds = [str(world) for world in grid["worlds"]]
 
     def differences(baseline, candidate, h):
+        if replication_unit(grid) == "seed":
+            values = [cells[name][_h_key(h)][worlds[0]]["per_seed"][metric] for name in (candidate, baseline)]
+            return [first - second for first, second in zip(*values)]
         return [cells[candidate][_h_key(h)][world]["mean"][metric] - cells[baseline][_h_key(h)][world]["mean"][metric]
                 for world in worlds]
 
@@ -316,7 +327,7 @@ def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
                                                        **mean_with_interval(values)}
     for baseline, candidate in grid.get("trends", []) if len(grid["heterogeneities"]) > 1 else []:
         per_h = [differences(baseline, candidate, h) for h in grid["heterogeneities"]]
-        slopes = [slope(grid["heterogeneities"], [row[index] for row in per_h]) for index in range(len(worlds))]
+        slopes = [slope(grid["heterogeneities"], [row[index] for row in per_h]) for index in range(len(per_h[0]))]
         tests[comparison_key(baseline, candidate, None)] = {"baseline": baseline, "candidate": candidate,
                                                       "heterogeneity": None, "world_differences": slopes,
                                                       **mean_with_interval(slopes)}
@@ -333,14 +344,16 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
     if not grid.get("hypotheses"):
         raise ValueError("this grid declares no hypotheses; a record states what it tests before it runs "
                          "(sac_minimal.variants.EXPERIMENTS), so it cannot be summarised")
-    if len(grid["worlds"]) < 2:
-        raise ValueError(f"tests across worlds need at least two worlds, got {grid['worlds']}")
+    if len(grid["worlds"]) < 2 and len(grid["seeds"]) < 2:
+        raise ValueError(f"tests need at least two worlds or, in one world, two seeds; got worlds {grid['worlds']} "
+                         f"and seeds {grid['seeds']}")
     cells = world_means(runs, grid)
     variants = {}
     for name, by_h in cells.items():
         variants[name] = {}
         for h, by_world in by_h.items():
-            columns = {metric: [entry["mean"][metric] for entry in by_world.values()] for metric in REPORTED_METRICS}
+            columns = {metric: [entry["mean"][metric] for entry in by_world.values()] if len(by_world) > 1 else
+                       next(iter(by_world.values()))["per_seed"][metric] for metric in REPORTED_METRICS}
             variants[name][h] = {"mean": {metric: float(np.mean(values)) for metric, values in columns.items()},
                                  "std_worlds": {metric: float(np.std(values, ddof=1)) for metric, values in
                                                 columns.items()}}
@@ -350,7 +363,8 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
         key = comparison_key(hypothesis["baseline"], hypothesis["candidate"], hypothesis["heterogeneity"])
         verdict = judge(hypothesis, tests[key]) if key in tests else "not tested in this grid"
         hypotheses.append({**hypothesis, "test": key, "verdict": verdict})
-    return {"metric": grid["metric"], "worlds": grid["worlds"], "heterogeneities": grid["heterogeneities"],
+    return {"metric": grid["metric"], "unit": replication_unit(grid), "worlds": grid["worlds"],
+            "heterogeneities": grid["heterogeneities"],
             "seeds": grid["seeds"], "development_worlds": grid["development_worlds"], "cells": cells,
             "variants": variants, "tests": tests, "hypotheses": hypotheses,
             "primary": [comparison_key(baseline, candidate, h) for baseline, candidate in grid["primary"]
@@ -505,3 +519,11 @@ def measure_plateau(base: TrainConfig, models: Sequence[str], checkpoints_dir: s
         result["models"][model] = {"losses": losses, "plateau_epoch": plateau_epoch(losses),
                                    METRIC: run.evaluation[METRIC]}
     return result
+
+
+def describe_test(test: dict) -> str:
+    """One test of a record in words, from its numbers: ``"+1.23 points (95 % interval -0.40 to +2.86; not
+    significant after Holm's adjustment)"`` (a trend: points per unit of h)."""
+    unit = "points per unit of h" if test["heterogeneity"] is None else "points"
+    return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to {100 * test['high']:+.2f}; "
+            f"{test['word']} after Holm's adjustment)")

@@ -7,43 +7,73 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def table_boxplot(table: dict, metric: str, axis, *, title: str) -> None:
-    """Box plot of per-seed ``metric`` (percent) per variant, every seed drawn as a dot (the paper's Fig. 3)."""
-    names = list(table["variants"])
-    labels = table.get("labels", {})
-    values = [100 * np.asarray(table["variants"][name]["per_seed"][metric]) for name in names]
-    axis.boxplot(values, widths=0.5)
-    rotate = len(names) > 4
-    axis.set_xticks(range(1, len(names) + 1), [labels.get(name, name) for name in names],
-                    rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
-    for position, column in enumerate(values, start=1):
-        axis.plot(np.full(len(column), position) + np.linspace(-0.08, 0.08, len(column)), column, "o", ms=3,
-                  alpha=0.7)
-    axis.set_xlabel("model")
-    axis.set_ylabel(f"{metric} mAP (%)")
+def _label(table: dict, name: str) -> str:
+    return table.get("labels", {}).get(name, name)
+
+
+def world_effects(table: dict, keys: Sequence[str], axis, *, title: str) -> None:
+    """For each test of a record (``table["tests"][key]``): one dot per world (its mean over seeds of candidate minus
+    baseline, in points), the mean over worlds and its 95 % interval (bar), against a zero line; what the test across
+    worlds tests. A trend's dots are per-world slopes (points per unit of h)."""
+    for row, key in enumerate(keys):
+        test = table["tests"][key]
+        values = 100 * np.asarray(test["world_differences"])
+        axis.plot(values, np.full(len(values), row) + np.linspace(-0.12, 0.12, len(values)), "o", ms=3, alpha=0.5,
+                  color="tab:gray")
+        axis.errorbar(100 * test["mean"], row, xerr=[[100 * (test["mean"] - test["low"])],
+                                                    [100 * (test["high"] - test["mean"])]],
+                      fmt="D", color="tab:blue", capsize=3)
+    axis.axvline(0, color="k", lw=0.8)
+    axis.set_yticks(range(len(keys)), [
+        f"{_label(table, table['tests'][key]['candidate'])} - {_label(table, table['tests'][key]['baseline'])}"
+        + ("" if table["tests"][key]["heterogeneity"] is None and len(keys) < 2 else
+           f", h={table['tests'][key]['heterogeneity']:g}" if table["tests"][key]["heterogeneity"] is not None
+           else ", trend") for key in keys], fontsize=8)
+    axis.invert_yaxis()
+    unit = table.get("unit", "world")
+    axis.set_xlabel(f"difference (points), one dot per {unit}; mean and 95 % interval")
     axis.set_title(title, fontsize=9)
 
 
-def paired_differences(table: dict, comparisons: Sequence[str], metric: str, axis, *, title: str) -> None:
-    """For each comparison ``"candidate vs baseline"``: the per-seed differences (dots), their mean and a 95 %
-    t-interval of the mean (bar), against a zero line; what the paired t-test tests."""
-    from scipy.stats import t as student_t
+def dose_response(table: dict, comparisons: Sequence[tuple[str, str]], axis, *, title: str) -> None:
+    """Each (baseline, candidate) comparison's mean difference over worlds at every h of the record (points), with
+    its 95 % interval, and the per-world values as faint dots."""
+    hs = np.asarray(table["heterogeneities"], dtype=float)
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    for index, ((baseline, candidate), color) in enumerate(zip(comparisons, colors)):
+        tests = [table["tests"][f"{candidate} vs {baseline}, h={h:g}"] for h in hs]
+        offset = 0.012 * (index - (len(comparisons) - 1) / 2)
+        means = np.array([100 * test["mean"] for test in tests])
+        errors = np.array([[100 * (test["mean"] - test["low"]) for test in tests],
+                           [100 * (test["high"] - test["mean"]) for test in tests]])
+        axis.errorbar(hs + offset, means, yerr=errors, fmt="o-", color=color, capsize=3,
+                      label=f"{_label(table, candidate)} - {_label(table, baseline)}")
+        for h, test in zip(hs, tests):
+            values = 100 * np.asarray(test["world_differences"])
+            axis.plot(np.full(len(values), h + offset), values, ".", color=color, alpha=0.3)
+    axis.axhline(0, color="k", lw=0.8)
+    axis.set_xticks(hs)
+    axis.set_xlabel("heterogeneity h (0: every modality equally reliable)")
+    axis.set_ylabel(f"difference in {table['metric']} mAP (points)")
+    axis.legend(fontsize=7)
+    axis.set_title(title, fontsize=9)
 
-    labels = table.get("labels", {})
-    for row, comparison in enumerate(comparisons):
-        candidate, baseline = comparison.split(" vs ")
-        differences = 100 * (np.asarray(table["variants"][candidate]["per_seed"][metric])
-                             - np.asarray(table["variants"][baseline]["per_seed"][metric]))
-        half_width = (student_t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1)
-                      / np.sqrt(len(differences)))
-        axis.plot(differences, np.full(len(differences), row), "o", ms=3, alpha=0.5, color="tab:gray")
-        axis.errorbar(differences.mean(), row, xerr=half_width, fmt="D", color="tab:blue", capsize=3)
-    axis.axvline(0, color="k", lw=0.8)
-    axis.set_yticks(range(len(comparisons)), [
-        f"{labels.get(pair.split(' vs ')[0], pair.split(' vs ')[0])} - {labels.get(pair.split(' vs ')[1], '')}"
-        for pair in comparisons], fontsize=8)
-    axis.invert_yaxis()
-    axis.set_xlabel(f"difference in {metric} mAP (points), per seed; mean and 95 % interval")
+
+def variant_means(table: dict, heterogeneity: float, axis, *, title: str, metric: str | None = None) -> None:
+    """Each variant's mAP at one h: one dot per world (mean over its seeds), a bar at the mean over worlds."""
+    metric = metric or table["metric"]
+    names = list(table["variants"])
+    for position, name in enumerate(names):
+        by_world = table["cells"][name][f"{heterogeneity:g}"]
+        values = 100 * np.array([entry["mean"][metric] for entry in by_world.values()])
+        axis.plot(np.full(len(values), position) + np.linspace(-0.1, 0.1, len(values)), values, "o", ms=4,
+                  alpha=0.7)
+        axis.plot([position - 0.25, position + 0.25], [values.mean()] * 2, color="k", lw=2)
+    rotate = len(names) > 4
+    axis.set_xticks(range(len(names)), [_label(table, name) for name in names], rotation=25 if rotate else 0,
+                    ha="right" if rotate else "center", fontsize=8)
+    axis.set_xlabel("model (one dot per world, bar: mean)")
+    axis.set_ylabel(f"{metric} mAP (%)")
     axis.set_title(title, fontsize=9)
 
 

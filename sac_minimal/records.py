@@ -120,6 +120,13 @@ class CheckResult:
     def passed(self) -> bool:
         return self.outcome in ("exact match", "within tolerance")
 
+    def row(self) -> dict:
+        """The check as one table row."""
+        return {"run": self.check.run, "re-ran": self.check.describe().split(", ", 1)[1],
+                "values": len(self.compared),
+                "machine": "same type" if self.same_machine_type else "another type",
+                "largest difference": self.largest_difference, "outcome": self.outcome}
+
     def format(self) -> str:
         where = "same machine type" if self.same_machine_type else "another machine type"
         if self.outcome == "exact match":
@@ -201,7 +208,7 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     return CheckResult(check, exact, outcome, largest, compared, time.perf_counter() - started, evaluation)
 
 
-TABLE_FIELDS = ("metric", "worlds", "heterogeneities", "seeds", "cells", "variants", "tests", "hypotheses", "primary",
+TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "cells", "variants", "tests", "hypotheses", "primary",
                 "configs", "datasets", "labels", "title")
 """The parts of ``table.json`` that :func:`~sac_minimal.experiments.build_table` computes from the run files."""
 
@@ -260,26 +267,38 @@ class RecordStatus:
     datasets: dict
     datasets_here: dict
 
+    def provenance_rows(self) -> list[dict]:
+        """One row per distinct machine and code the record's runs came from (for a table)."""
+        return [{"made (UTC)": f"{entry['first_date'][:16]} .. {entry['last_date'][:16]}", "runs": entry["runs"],
+                 "device": entry["device"], "CPU": entry["cpu_capability"], "threads": entry["threads"],
+                 "torch": entry["torch"], "commit": entry["commit"][:10] + (" (dirty)" if entry["dirty"] else "")}
+                for entry in self.provenance]
+
+    @property
+    def code_line(self) -> str:
+        if self.same_code:
+            return "the package's sources are byte-identical to the record's"
+        changed = {True: "changed since the record's commit",
+                   False: "unchanged since the record's commit (by git)",
+                   None: "different from the record's sources (no git history to compare)"}
+        return f"{changed[self.code_changed]}; the re-runs test whether the record still holds"
+
+    @property
+    def data_line(self) -> str:
+        states = list(self.datasets_here.values())
+        versions = sorted({str(data.get("generator_version", "-")) for data in self.datasets.values()})
+        return (f"{len(self.datasets)} datasets (generator v{', v'.join(versions)}): {states.count('same')} the same "
+                f"here, {states.count('different')} different, {states.count('absent')} not written yet")
+
     def format(self) -> str:
         lines = [f"record results/{self.name}: {self.title}",
                  (f"  {len(self.variants)} variants x {len(self.worlds)} worlds ({_span(self.worlds)}) x h "
-                 f"{', '.join(f'{h:g}' for h in self.heterogeneities)} x {len(self.seeds)} seeds")]
-        for entry in self.provenance:
-            lines.append(f"  made {entry['first_date'][:16]} .. {entry['last_date'][:16]} ({entry['runs']} runs) on "
-                         f"{entry['device']} ({entry['cpu_capability']}, {entry['threads']} thread(s)), torch "
-                         f"{entry['torch']}, commit {entry['commit'][:10]}{' (dirty tree)' if entry['dirty'] else ''}")
-        if self.same_code:
-            lines.append("  code: the package's sources are byte-identical to the record's")
-        else:
-            changed = {True: "changed since the record's commit",
-                       False: "unchanged since the record's commit (by git)",
-                       None: "different from the record's sources (no git history to compare)"}
-            lines.append(f"  code: {changed[self.code_changed]}; the re-runs below test whether the record holds")
-        states = list(self.datasets_here.values())
-        versions = sorted({str(data.get("generator_version", "-")) for data in self.datasets.values()})
-        lines.append(f"  data: {len(self.datasets)} surrogate datasets (generator v{', v'.join(versions)}); here: "
-                     f"{states.count('same')} the same, {states.count('different')} different, "
-                     f"{states.count('absent')} not written yet (written on first use)")
+                  f"{', '.join(f'{h:g}' for h in self.heterogeneities)} x {len(self.seeds)} seeds")]
+        for row in self.provenance_rows():
+            lines.append(f"  made {row['made (UTC)']} ({row['runs']} runs) on {row['device']} ({row['CPU']}, "
+                         f"{row['threads']} thread(s)), torch {row['torch']}, commit {row['commit']}")
+        lines.append(f"  code: {self.code_line}")
+        lines.append(f"  data: {self.data_line}")
         return "\n".join(lines)
 
 

@@ -54,7 +54,7 @@ def test_a_fresh_record_reproduces_exactly(record):
     assert len(results[1].compared) == 2 * 10 + 9  # two epochs of ten metric columns, nine mAP figures
     status = record_status(record)
     assert status.same_code and set(status.datasets_here.values()) == {"same"}
-    assert "byte-identical" in status.format() and "2 the same" in status.format()
+    assert "byte-identical" in status.format() and "2 the same here" in status.format()
 
 
 def test_verification_fails_when_the_code_changes(record, monkeypatch):

@@ -198,3 +198,13 @@ def test_every_experiment_tests_what_it_declares():
     assert table1.heterogeneities == (0.0, 0.5, 1.0) and table1.seeds >= 4 and len(table1.worlds) >= 5
     assert set(table1.variants) == {"ssad", "reference", "composed", "sac", "sac_stabilised"}
     assert SIZES["quick"].train_videos >= 2 * len(THUMOS14_CLASSES)
+
+
+def test_with_one_dataset_the_seeds_are_the_units():
+    """Real THUMOS14 is one dataset: its table tests the matched seeds, paired."""
+    grid = {"worlds": [0], "seeds": [0, 1, 2], "heterogeneities": [1.0], "comparisons": [["a", "b"]], "trends": []}
+    per_seed = {"a": [0.30, 0.32, 0.31], "b": [0.33, 0.36, 0.32]}
+    cells = {name: {"1": {"0": {"per_seed": {"Avg 0.1:0.7": values}}}} for name, values in per_seed.items()}
+    test = world_tests(cells, grid)["b vs a, h=1"]
+    assert test["world_differences"] == pytest.approx([0.03, 0.04, 0.01])
+    assert test["p"] == pytest.approx(stats.ttest_rel(per_seed["b"], per_seed["a"]).pvalue)

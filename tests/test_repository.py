@@ -1,5 +1,7 @@
 """Repository conventions: stripped notebooks with badge and set-up cell, one repository URL, code lines that fit
-the book's column, labelled figures, the Pages workflow, dependencies that do not drift."""
+the book's column, labelled and captioned figures, every chapter's scaffolding (goals, prerequisites, measured run
+time, takeaways, exercises with executed solutions), no typed result numbers in the result chapters' prose, the
+Pages workflow, dependencies that do not drift."""
 
 import json
 import re
@@ -23,7 +25,7 @@ def test_there_are_notebooks_in_the_toc():
 
 CODE_COLUMN = 88
 """Characters of code that fit the book's code column without horizontal scrolling."""
-FIGURE_HELPERS = ("table_boxplot(", "paired_differences(", "epoch_curves(", "seed_dots(")
+FIGURE_HELPERS = ("world_effects(", "dose_response(", "variant_means(", "epoch_curves(", "seed_dots(")
 """sac_minimal.plots functions: each sets a title and axis labels."""
 
 
@@ -48,8 +50,8 @@ def test_notebook_conventions(path):
             )
     title = "".join(cells[0]["source"])
     assert cells[0]["cell_type"] == "markdown" and title.startswith("# ")
-    setup = cells[1]
-    assert setup["cell_type"] == "code" and "remove-cell" in setup["metadata"].get("tags", [])
+    setup = next(cell for cell in cells if cell["cell_type"] == "code")
+    assert "remove-cell" in setup["metadata"].get("tags", [])
     source = "".join(setup["source"])
     assert '"google.colab" in sys.modules' in source and "torch.set_num_threads(1)" in source
 
@@ -62,7 +64,7 @@ def test_badges_and_colab_cells_use_the_configured_repository(path):
     badge = f"https://colab.research.google.com/github/{owner_and_name}/blob/{branch}/notebooks/{path.name}"
     assert f"]({badge})" in title, f"{path.name}: the Colab badge must link {badge}"
     setup = code_cells(path)[0]
-    assert f'REPOSITORY = "{url}"' in setup and f'"{url.rsplit("/", 1)[1]}[book]"' in setup
+    assert f'REPOSITORY = "{url}"' in setup and f'"{url.rsplit("/", 1)[1]}[colab]"' in setup
 
 
 def test_the_package_metadata_names_the_configured_repository():
@@ -78,7 +80,10 @@ def test_notebook_code_fits_the_book_column(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_figure_has_a_title_and_axis_labels(path):
-    for cell in code_cells(path):
+    for raw in json.loads(path.read_text())["cells"]:
+        cell = "".join(raw["source"])
+        if raw["cell_type"] != "code" or "remove-output" in raw["metadata"].get("tags", []):
+            continue
         if "plt.subplots(" not in cell and "plt.figure(" not in cell:
             continue
         helped = any(helper in cell for helper in FIGURE_HELPERS)
@@ -120,3 +125,77 @@ def test_lower_bounds_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         assert "<" not in requirement and "==" not in requirement, f"runtime pins break Colab: {requirement}"
+
+
+def cells_of(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_chapter_has_goals_prerequisites_run_time_takeaways_and_exercises(path):
+    cells = cells_of(path)
+    header = source(cells[1])
+    assert cells[1]["cell_type"] == "markdown" and "**You will learn**" in header and "**It assumes**" in header
+    assert "{glue:text}`run_time`" in header, f"{path.name}: the header must show the run time measured by the build"
+    assert "glue_run_time(started)" in source(cells[-1]) and "remove-cell" in cells[-1]["metadata"]["tags"]
+    markdown = [source(cell) for cell in cells if cell["cell_type"] == "markdown"]
+    assert any(text.startswith("## Key takeaways") for text in markdown), f"{path.name}: no key takeaways"
+    assert any(text.startswith("## Exercises") for text in markdown), f"{path.name}: no exercises"
+    solutions = [cell for cell in cells if cell["cell_type"] == "code"
+                 and "hide-input" in cell["metadata"].get("tags", [])]
+    assert 2 <= len(solutions) <= 4, f"{path.name}: {len(solutions)} exercise solutions, expected 2-4"
+    for solution in solutions:  # a solution that cannot fail is no check
+        assert "assert " in source(solution), f"{path.name}: a solution without an assertion"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_numbered_captioned_referenced_and_its_heatmaps_have_colour_bars(path):
+    cells = cells_of(path)
+    prose = "\n".join(source(cell) for cell in cells if cell["cell_type"] == "markdown")
+    for cell in cells:
+        text = source(cell)
+        if cell["cell_type"] != "code" or "hide-input" in cell["metadata"].get("tags", []):
+            continue
+        draws = any(word in text for word in ("plt.subplots(", "plt.figure(", "plt.show()"))
+        if not draws or "remove-output" in cell["metadata"].get("tags", []):
+            continue
+        figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+        assert figure.get("caption") and figure.get("name", "").startswith("fig-"), (
+            f"{path.name}: a figure without a numbered caption:\n{text[:200]}")
+        assert len(alt) > 20 and "/" not in alt, f"{path.name}: {figure['name']} needs real alt text"
+        assert f"{{numref}}`{figure['name']}`" in prose, f"{path.name}: {figure['name']} is never referenced"
+        if "imshow(" in text:
+            assert text.count("colorbar(") >= 1, f"{path.name}: {figure['name']} has a heatmap without a colour bar"
+
+
+RESULT_CHAPTERS = ("08_training_table1", "09_ablations", "10_qualitative")
+ALLOWED_PERCENTS = {"5 %", "95 %", "80 %", "90 %", "10 %"}
+"""Percentages that are design constants (test level, interval, power, the window rule, the plateau rule), not
+results."""
+
+
+def _prose_without_math_and_code(text):
+    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\$[^$]*\$", " ", text)
+    text = re.sub(r"`[^`]*`", " ", text)
+    return re.sub(r"\(https?://[^)]*\)", " ", text)
+
+
+@pytest.mark.parametrize("name", RESULT_CHAPTERS)
+def test_result_prose_names_no_number_that_code_did_not_write(name):
+    """In the chapters that report results, a number with a decimal point or a percentage in the prose would be a
+    result typed by hand; such sentences are written by code from the records instead."""
+    cells = cells_of(ROOT / "notebooks" / f"{name}.ipynb")
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        prose = _prose_without_math_and_code(source(cell))
+        decimals = re.findall(r"(?<![@\w.])\d+\.\d+\b", prose)  # metric names such as mAP@0.5 are not numbers
+        percents = [match for match in re.findall(r"\b\d+(?:\.\d+)? ?%", prose) if match not in ALLOWED_PERCENTS]
+        assert not decimals and not percents, f"{name}: typed numbers {decimals + percents} in:\n{prose[:300]}"

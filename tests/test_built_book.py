@@ -1,0 +1,57 @@
+"""The built book as a reader sees it: no output line wider than the page, no path of the machine that built it.
+
+These checks read the executed notebooks of a build (``_build/jupyter_execute``), so they run after
+``jupyter-book build``; ``.ci/run`` runs them with ``REQUIRE_BUILT_BOOK=1``, which turns a missing build into a
+failure instead of a skip.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTED = ROOT / "_build" / "jupyter_execute"
+PAGE_WIDTH = 90
+"""Characters of monospaced output that fit the page's text column."""
+MACHINE_PATH = re.compile(r"(?<![\\w.])/(home|root|tmp|work|Users|var/folders|mnt)/|[A-Z]:\\\\Users")
+
+
+def executed_notebooks():
+    if not EXECUTED.exists():
+        if os.environ.get("REQUIRE_BUILT_BOOK"):
+            pytest.fail(f"{EXECUTED} not found: build the book first (jupyter-book build . -W -n --keep-going)")
+        pytest.skip("the book is not built")
+    paths = sorted(EXECUTED.rglob("*.ipynb"))
+    assert paths, f"no executed notebooks under {EXECUTED}"
+    return paths
+
+
+def shown_outputs(path):
+    """(cell index, text) of every output a reader sees: streams and plain text of cells not removed."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or "remove-output" in tags or "remove-cell" in tags:
+            continue
+        for output in cell.get("outputs", []):
+            if output["output_type"] == "stream":
+                yield index, "".join(output["text"]), True
+            for mime, value in output.get("data", {}).items():
+                text = "".join(value) if isinstance(value, list) else str(value)
+                shown_as_text = mime == "text/plain" and not ({"text/html", "image/png"} & set(output["data"]))
+                yield index, text, shown_as_text
+
+
+def test_no_output_line_is_wider_than_the_page():
+    wide = [f"{path.name} cell {index}: {line[:100]}" for path in executed_notebooks()
+            for index, text, as_text in shown_outputs(path) if as_text
+            for line in text.splitlines() if len(line) > PAGE_WIDTH]
+    assert not wide, "output lines wider than the page:\n" + "\n".join(wide[:20])
+
+
+def test_no_output_shows_a_path_of_the_building_machine():
+    found = [f"{path.name} cell {index}: {MACHINE_PATH.search(text).group(0)}" for path in executed_notebooks()
+             for index, text, _ in shown_outputs(path) if MACHINE_PATH.search(text)]
+    assert not found, "outputs that print a machine path:\n" + "\n".join(found[:20])
