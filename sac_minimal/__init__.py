@@ -10,20 +10,23 @@ Modules (one concept each; arrows point down only):
     evaluation  ActivityNet-style AP and mAP at tIoU thresholds.
     initialisation  the official code's weight initialisation.
     config      training configurations and the quick / full profiles.
-    variants    every named row of the book's tables, and every experiment as a list of them.
+    hypotheses  development and confirmatory worlds, the book's hypotheses and how a claim is judged.
+    variants    every named row of the book's tables, and every experiment with its hypotheses.
     files       writing files atomically (no truncated checkpoint or record).
     provenance  code, machine and dataset fingerprints of a result.
     group       several seeds of one model trained at once.
     train       one training run: fit, checkpoint, resume, evaluate.
     diagnostics what a trained attention follows, against the surrogate's known reliabilities.
-    experiments grids of variants x seeds, paired and Student's t-tests, recorded results, sharding.
+    significance  t-tests, intervals, Holm's adjustment, Spearman's rho.
+    experiments grids of variants x worlds x h x seeds, tests across worlds, recorded results, sharding.
     records     recorded results re-verified by re-running part of them.
     gpu_session the prepared full-profile session for a lent GPU.
     plots       figures drawn by more than one chapter.
+    book        the chapters' measured run time and HTML tables.
     bench       benchmarks run from the command line (``python -m sac_minimal bench ot``).
 
 Importing the package needs only torch, numpy, scipy and matplotlib; POT is used by tests, notebooks and the
-benchmark's reference columns only.
+benchmark's reference columns only, pandas by the book's tables.
 """
 
 from sac_minimal.ot import (
