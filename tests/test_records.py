@@ -118,9 +118,14 @@ def test_a_record_commit_never_reaches_git_as_an_option(copy, tmp_path):
     assert code_changed_since(f"--output={target}") is None and target.read_text() == "keep me"
 
 
-def test_a_table_without_provenance_or_seeds_gives_a_message(copy):
-    _edit(copy / "table.json", lambda table: table.pop("provenance"))
-    with pytest.raises(ValueError, match="lacks 'provenance'"):
+@pytest.mark.parametrize("change, message", [
+    (lambda table: table.pop("provenance"), "lacks 'provenance'"),
+    (lambda table: table.pop("datasets"), "lacks 'datasets'"),
+    (lambda table: table.__setitem__("seeds", []), "no provenance, worlds or seeds"),
+], ids=["no provenance", "no datasets", "empty seeds"])
+def test_a_table_without_provenance_datasets_or_seeds_gives_a_message(copy, change, message):
+    _edit(copy / "table.json", change)
+    with pytest.raises(ValueError, match=message):
         record_status(copy)
 
 
