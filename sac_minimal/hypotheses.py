@@ -42,9 +42,10 @@ class Hypothesis:
         name: a short label (``H1``).
         statement: the claim in words.
         baseline, candidate: variant names.
-        direction: ``greater`` (candidate better), ``less`` (candidate worse), ``zero`` (no difference: judged by
-            whether the 95 % interval holds 0, which cannot prove a null but shows how large an effect is excluded),
-            or ``two-sided`` (a difference either way).
+        direction: ``greater`` (candidate better), ``less`` (candidate worse), ``zero`` (no difference: it is
+            contradicted only by a difference significant after Holm's adjustment; a consistent verdict cannot prove a
+            null, and the 95 % interval shows how large an effect is excluded), or ``two-sided`` (a difference either
+            way).
         heterogeneity: the h the comparison is tested at; ``None`` tests the trend: the per-world least-squares
             slope of candidate - baseline over the experiment's h values.
     """
@@ -76,15 +77,16 @@ def comparison_key(baseline: str, candidate: str, heterogeneity: float | None) -
 
 
 def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05) -> str:
-    """The verdict on a hypothesis from its test (``mean``, ``low``, ``high``, ``p_holm``):
+    """The verdict on a hypothesis from its test (``mean``, ``p_holm``), always at the Holm-adjusted level, so that a
+    verdict never disagrees with the word ``significant`` printed beside the same test:
 
     * ``greater`` / ``less`` / ``two-sided``: ``supported`` when the Holm-adjusted p is below ``significance`` and
       the effect has the expected sign, ``contradicted`` when it is below with the other sign, else ``not shown``;
-    * ``zero``: ``consistent`` when the 95 % interval holds 0, else ``contradicted``.
+    * ``zero``: ``contradicted`` when the Holm-adjusted p is below ``significance``, else ``consistent``.
     """
     direction = hypothesis["direction"] if isinstance(hypothesis, dict) else hypothesis.direction
     if direction == "zero":
-        return "consistent" if test["low"] <= 0 <= test["high"] else "contradicted"
+        return "contradicted" if test["p_holm"] < significance else "consistent"
     if test["p_holm"] >= significance:
         return "not shown"
     expected = {"greater": test["mean"] > 0, "less": test["mean"] < 0, "two-sided": test["mean"] != 0}[direction]

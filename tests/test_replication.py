@@ -173,6 +173,9 @@ def test_a_hypothesis_is_judged_from_its_adjusted_test():
     assert judge(greater, {"mean": 0.02, "low": -0.01, "high": 0.05, "p_holm": 0.2}) == "not shown"
     null = Hypothesis("H0", "no difference", "a", "b", "zero")
     assert judge(null, {"mean": 0.0, "low": -0.01, "high": 0.01, "p_holm": 1.0}) == "consistent"
+    # an interval that excludes 0 before the adjustment is not enough to contradict it after
+    assert judge(null, {"mean": 0.02, "low": 0.004, "high": 0.035, "p_holm": 0.36}) == "consistent"
+    assert judge(null, {"mean": 0.02, "low": 0.01, "high": 0.03, "p_holm": 0.01}) == "contradicted"
     assert mean_with_interval([0.020, 0.021, 0.022])["low"] > 0
 
 
