@@ -64,7 +64,7 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
 
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
-notebooks and the oracle model (:func:`oracle_gates`) can use it.
+notebooks and the reference gate (:func:`reference_gates`) can use it.
 """
 
 from __future__ import annotations
