@@ -30,7 +30,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -169,12 +171,18 @@ def claim_grid(results_dir: Path, definition: dict) -> None:
     path = results_dir / "grid.json"
     results_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(definition, indent=1)
+    # Written whole to a temporary file, then linked into place: the link fails if the file exists, and a process
+    # that finds it never reads a half-written one.
+    handle, temporary = tempfile.mkstemp(prefix=".grid.json.", suffix=".tmp", dir=results_dir)
     try:
-        with open(path, "x") as handle:
-            handle.write(text)
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.link(temporary, path)
         return
     except FileExistsError:
         pass
+    finally:
+        os.unlink(temporary)
     existing, definition = read_json(path, "grid file"), json.loads(text)
     if existing != definition:
         changed = sorted(key for key in set(existing) | set(definition) if existing.get(key) != definition.get(key))

@@ -211,3 +211,28 @@ def test_with_one_dataset_the_seeds_are_the_units():
     test = world_tests(cells, grid)["b vs a, h=1"]
     assert test["world_differences"] == pytest.approx([0.03, 0.04, 0.01])
     assert test["p"] == pytest.approx(stats.ttest_rel(per_seed["b"], per_seed["a"]).pvalue)
+
+
+def test_two_processes_claiming_a_grid_at_once_never_read_a_half_written_file(tmp_path):
+    """Shards start together: the second must see the first's grid.json whole (or create it), never empty."""
+    import threading
+
+    definition = grid_definition(EXPERIMENTS["table1"], profile("quick"), CONFIRMATORY_WORLDS, (1.0,), range(2))
+    errors = []
+
+    def claim():
+        try:
+            claim_grid(tmp_path, definition)
+        except ValueError as error:
+            errors.append(error)
+
+    for _ in range(20):
+        for path in tmp_path.iterdir():
+            path.unlink()
+        threads = [threading.Thread(target=claim) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors and json.loads((tmp_path / "grid.json").read_text())["seeds"] == [0, 1]
+    assert [path.name for path in tmp_path.iterdir()] == ["grid.json"]  # no temporary file left
