@@ -51,7 +51,8 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     frame = pd.DataFrame(rows)
     if index is not None:
         frame = frame.set_index(index)
-    styled = frame.style.format(formats or {}, na_rep="")
+    styled = frame.style.format(formats or {}, na_rep="").set_table_styles(
+        [{"selector": "th, td", "props": [("padding", "0.25em 0.9em"), ("text-align", "left")]}])
     if index is None:
         styled = styled.hide(axis="index")
     return styled.set_caption(caption) if caption else styled

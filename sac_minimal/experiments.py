@@ -535,3 +535,16 @@ def describe_test(test: dict) -> str:
     unit = "points per unit of h" if test["heterogeneity"] is None else "points"
     return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to {100 * test['high']:+.2f}; "
             f"{test['word']} after Holm's adjustment)")
+
+
+def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: float, measure: str) -> list[float]:
+    """One attention diagnostic (:mod:`sac_minimal.diagnostics`, e.g. ``share_spearman``) of a variant's runs at
+    one h, averaged over each world's seeds: one value per world (worlds where the measure is undefined are left
+    out)."""
+    values: dict = {}
+    for run in runs:
+        if run.extra.get("variant") == variant and run.config.heterogeneity == heterogeneity:
+            value = run.extra.get("diagnostics", {}).get(measure)
+            if value is not None:
+                values.setdefault(run.config.world, []).append(value)
+    return [float(np.mean(seeds)) for _, seeds in sorted(values.items())]
