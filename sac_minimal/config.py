@@ -35,7 +35,7 @@ from sac_minimal.sac import SACConfig
 MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference")
 MAX_SCALED_LEARNING_RATE = 0.01
 """Above this, a learning rate scaled by the linear scaling rule is refused unless asked for
-(:meth:`TrainConfig.with_batch_size`): Adam on these models diverges well below it."""
+(:meth:`TrainConfig.with_batch_size`): ten times the quick profile's rate, a hundred times the official one."""
 SAC_PRESETS = ("official", "paper", "light", "stabilised")
 
 
