@@ -15,7 +15,6 @@ from sac_minimal.data.synthetic import (
     read_synthetic_metadata,
     reference_gates,
     step_reliability,
-    write_synthetic_thumos,
 )
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES, FeatureFormat, load_annotations, load_video_features
 from sac_minimal.experiments import claim_grid, grid_definition, summarize_grid, world_tests
@@ -26,24 +25,9 @@ from sac_minimal.train import Detector
 from sac_minimal.variants import EXPERIMENTS
 
 
-@pytest.fixture(scope="module")
-def worlds(tmp_path_factory):
-    """``worlds(seed, h)``: the quick surrogate of that world and heterogeneity, written once."""
-    written = {}
-
-    def world(seed: int, heterogeneity: float = 1.0):
-        if (seed, heterogeneity) not in written:
-            root = tmp_path_factory.mktemp(f"world{seed}_h{heterogeneity:g}")
-            write_synthetic_thumos(root, "quick", seed=seed, heterogeneity=heterogeneity)
-            written[seed, heterogeneity] = root
-        return written[seed, heterogeneity]
-
-    return world
-
-
 @pytest.mark.parametrize("seed", [0, 4, 11, 12345])
-def test_every_class_has_training_and_test_instances_in_every_world(worlds, seed):
-    annotations = load_annotations(worlds(seed), exclude=())
+def test_every_class_has_training_and_test_instances_in_every_world(surrogates, seed):
+    annotations = load_annotations(surrogates(seed), exclude=())
     for split, least in (("train", 3), ("test", 2)):
         counts = np.zeros(len(THUMOS14_CLASSES), dtype=int)
         for video in annotations.split(split):
@@ -58,9 +42,9 @@ def test_worlds_are_frozen_and_apart():
         assert not set(experiment.worlds) & set(DEVELOPMENT_WORLDS), experiment.title
 
 
-def test_heterogeneity_scales_reliability_and_nothing_else(worlds):
-    null, half, full = (read_synthetic_metadata(worlds(0, h)) for h in (0.0, 0.5, 1.0))
-    annotations = [json.loads((worlds(0, h) / "annotations" / "thumos14.json").read_text())["database"]
+def test_heterogeneity_scales_reliability_and_nothing_else(surrogates):
+    null, half, full = (read_synthetic_metadata(surrogates(0, h)) for h in (0.0, 0.5, 1.0))
+    annotations = [json.loads((surrogates(0, h) / "annotations" / "thumos14.json").read_text())["database"]
                    for h in (0.0, 1.0)]
     assert annotations[0] == annotations[1]  # the same videos, classes and segments
     for name, entry in full["videos"].items():
@@ -71,11 +55,11 @@ def test_heterogeneity_scales_reliability_and_nothing_else(worlds):
         for (*_, f_half), (*_, f_full) in zip(half["videos"][name]["corruptions"], entry["corruptions"]):
             assert f_half == pytest.approx(np.sqrt(f_full), abs=2e-4)
     # at h = 0 a far-camera video's motion is as clean as a clean video's, at h = 1 much noisier
-    root = worlds(0, 0.0)
+    root = surrogates(0, 0.0)
     feature_format = FeatureFormat.from_root(root)
     spread = {}
     for h in (0.0, 1.0):
-        metadata, root = read_synthetic_metadata(worlds(0, h)), worlds(0, h)
+        metadata, root = read_synthetic_metadata(surrogates(0, h)), surrogates(0, h)
         for condition in ("clean", "far_camera"):
             videos = [name for name, value in metadata["conditions"].items() if value == condition][:6]
             spread[h, condition] = np.mean([np.diff(feature_format.split(np.asarray(
@@ -84,8 +68,8 @@ def test_heterogeneity_scales_reliability_and_nothing_else(worlds):
     assert spread[1.0, "far_camera"] > 2.5 * spread[1.0, "clean"]
 
 
-def test_reference_gates_are_inverse_variance_weights(worlds):
-    metadata = read_synthetic_metadata(worlds(0))
+def test_reference_gates_are_inverse_variance_weights(surrogates):
+    metadata = read_synthetic_metadata(surrogates(0))
     name, entry = next((name, entry) for name, entry in metadata["videos"].items()
                        if entry["condition"] == "far_camera" and entry["corruptions"])
     steps, fps = 400, 30.0
@@ -98,7 +82,7 @@ def test_reference_gates_are_inverse_variance_weights(worlds):
     clean = factor == 1
     assert np.allclose(gates[clean].sum(1), 2)  # a video's two shares sum to 2 on clean steps
     assert gates[clean, 0].mean() > 1.8  # far camera: appearance carries almost all the weight
-    null = read_synthetic_metadata(worlds(0, 0.0))
+    null = read_synthetic_metadata(surrogates(0, 0.0))
     assert np.all(reference_gates(null, name, steps, fps) == 1)  # h = 0: the reference is SSAD itself
 
 
