@@ -18,6 +18,7 @@ Commands:
     book             build the book (``--cache``: re-execute only the notebooks whose code changed).
     data check       validate a dataset folder (annotations + features) and print a summary.
     data synth       write the synthetic surrogate (``--size quick|full``, ``--version 1|2``).
+    data convert-two-stream  two-stream features in CoLA's layout -> one file per video (then ``data check``).
 
 Every command's handler is a function below (``handle_<command>``) with what it does in its docstring.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -153,7 +155,7 @@ def record_name(prefix: str, args: argparse.Namespace, config) -> str:
     ``results/``."""
     from sac_minimal.train import resolve_data_root
 
-    if args.name:
+    if args.name is not None:
         if not RECORD_NAME.fullmatch(args.name) or args.name in (".", ".."):
             raise ValueError(f"--name must be one folder name inside results/ (letters, digits, '_', '.', '-'), "
                              f"got {args.name!r}")
@@ -251,14 +253,16 @@ def handle_book(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    import yaml
-
     from sac_minimal.data.locate import REPOSITORY
 
     if shutil.which("jupyter-book") is None:
         raise FileNotFoundError('jupyter-book is not installed; pip install -e ".[book]"')
     command = ["jupyter-book", "build", str(REPOSITORY), "-W", "-n", "--keep-going"]
     if args.cache:
+        try:
+            import yaml
+        except ImportError:
+            raise FileNotFoundError('--cache needs PyYAML, which is not installed; pip install -e ".[book]"') from None
         config = yaml.safe_load((REPOSITORY / "_config.yml").read_text())
         config["execute"]["execute_notebooks"] = "cache"
         layered = REPOSITORY / "_build" / "_config_cache.yml"
@@ -289,6 +293,17 @@ def handle_data_synth(args: argparse.Namespace) -> int:
                                       heterogeneity=args.heterogeneity)
     print(f"wrote the {args.size} synthetic surrogate v{args.version} (world {args.seed}, h "
           f"{args.heterogeneity:g}) to {args.root} in {metadata['seconds_to_generate']} s")
+    return 0
+
+
+def handle_data_convert(args: argparse.Namespace) -> int:
+    """Convert a two-stream release (CoLA's layout) into one feature file per video, then check it."""
+    from sac_minimal.data.convert import convert_two_stream
+
+    summary = convert_two_stream(args.source, args.root, frames_per_step=args.frames_per_step)
+    print(f"wrote {summary['videos']} feature files to {args.root}; streams of different lengths (trimmed): "
+          f"{len(summary['trimmed'])}; one stream only (skipped): {', '.join(summary['unpaired']) or 'none'}")
+    print(f"next: python -m sac_minimal data check --root {args.root}")
     return 0
 
 
@@ -393,6 +408,13 @@ def add_data_commands(commands) -> None:
                        help="h: 0 (every modality equally reliable) to 1 (the full spread)")
     synth.add_argument("--version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION)
     synth.set_defaults(handler=handle_data_synth)
+    convert = data.add_parser("convert-two-stream",
+                              help="features/<split>/{rgb,flow}/<video>.npy (CoLA) -> i3d_features/<video>.npy")
+    convert.add_argument("--source", required=True, help="the release's folder (holding features/)")
+    convert.add_argument("--root", required=True, help="the dataset folder to write")
+    convert.add_argument("--frames-per-step", type=positive_int, default=16,
+                         help="video frames per feature row in the release (CoLA: 16)")
+    convert.set_defaults(handler=handle_data_convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -456,7 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cores = os.cpu_count() or 1
+    if args.threads > cores:
+        parser.error(f"--threads {args.threads}: this machine has {cores} CPU cores; use at most that many")
     torch.set_num_threads(args.threads)
     banner()
     try:

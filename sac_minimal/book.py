@@ -8,6 +8,7 @@ so that results are tables, not padded text that runs past the page. Nothing her
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Mapping, Sequence
 
@@ -45,14 +46,20 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     >>> styled = table([{"model": "SSAD", "mAP": 45.52}], {"mAP": "{:.1f}"}, index="model")
     >>> "45.5" in styled.to_html()
     True
+    >>> "&lt;script&gt;" in table([{"title": "<script>x</script>"}]).to_html()
+    True
     """
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     if index is not None:
         frame = frame.set_index(index)
-    styled = frame.style.format(formats or {}, na_rep="").set_table_styles(
+    # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
+    styled = frame.style.format(formats or {}, na_rep="", escape="html").format_index(
+        escape="html", axis=1).set_table_styles(
         [{"selector": "th, td", "props": [("padding", "0.25em 0.9em"), ("text-align", "left")]}])
     if index is None:
         styled = styled.hide(axis="index")
-    return styled.set_caption(caption) if caption else styled
+    else:
+        styled = styled.format_index(escape="html", axis=0)
+    return styled.set_caption(html.escape(caption)) if caption else styled

@@ -148,9 +148,12 @@ def finished_runs(checkpoints_dir: Path) -> dict:
 
 
 def grid_definition(experiment: Experiment, base: TrainConfig, worlds: Sequence[int],
-                    heterogeneities: Sequence[float], seeds: Sequence[int]) -> dict:
-    """What ``grid.json`` records: the experiment, its hypotheses and its design, before any run."""
-    return {
+                    heterogeneities: Sequence[float], seeds: Sequence[int], left_out: dict | None = None) -> dict:
+    """What ``grid.json`` records: the experiment, its hypotheses and its design, before any run; on a dataset that
+    is not a surrogate, ``left_out`` names the rows left out and why (:meth:`Experiment.left_out_on_fixed_data`)."""
+    if left_out:
+        experiment = experiment.without(left_out)
+    return {**({"left_out": dict(left_out)} if left_out else {}),
         "title": experiment.title,
         "variants": [dataclasses.asdict(VARIANTS[name]) for name in experiment.variants],
         "comparisons": [list(pair) for pair in experiment.comparisons],
@@ -162,6 +165,102 @@ def grid_definition(experiment: Experiment, base: TrainConfig, worlds: Sequence[
         "seeds": [int(seed) for seed in seeds], "development_worlds": list(DEVELOPMENT_WORLDS),
         "base": base.to_dict(),
     }
+
+
+GRID_FIELDS = {"title": str, "variants": list, "comparisons": list, "trends": list, "primary": list,
+               "hypotheses": list, "metric": str, "worlds": list, "heterogeneities": list, "seeds": list,
+               "development_worlds": list, "base": dict}
+"""The fields of ``grid.json`` and their types."""
+
+
+def read_grid(results_dir: Path) -> dict:
+    """A record's ``grid.json``, with a one-line error naming what is malformed (a missing field, a field of the
+    wrong type, an empty design)."""
+    path = Path(results_dir) / "grid.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run the experiment first")
+    grid = read_json(path, "grid file")
+    if not isinstance(grid, dict):
+        raise ValueError(f"{path} is not a grid (a JSON object expected, got {type(grid).__name__})")
+    problems = [f"{name} missing" for name in GRID_FIELDS if name not in grid]
+    problems += [f"{name} is a {type(grid[name]).__name__}, not a {kind.__name__}" for name, kind in GRID_FIELDS.items()
+                 if name in grid and not isinstance(grid[name], kind)]
+    if not problems:
+        problems += [f"{name} is empty" for name in ("variants", "worlds", "heterogeneities", "seeds") if not grid[name]]
+        problems += ["variants must be objects with a name" for variant in grid["variants"][:1]
+                     if not isinstance(variant, dict) or not isinstance(variant.get("name"), str)]
+        problems += [f"{name} must be whole numbers" for name in ("worlds", "seeds")
+                     if not all(isinstance(value, int) and not isinstance(value, bool) for value in grid[name])]
+        problems += ["heterogeneities must be numbers" for value in grid["heterogeneities"][:1]
+                     if not all(isinstance(h, (int, float)) and not isinstance(h, bool) for h in grid["heterogeneities"])]
+    if problems:
+        raise ValueError(f"{path} is malformed ({'; '.join(problems)}); it was edited or damaged: restore it "
+                         "(git checkout) or record the grid again")
+    return grid
+
+
+def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") -> None:
+    """``grid.json`` must be the experiment defined in code (:data:`~sac_minimal.variants.EXPERIMENTS`, found by its
+    title) at the recorded design (worlds, h, seeds), and every run must be the run that experiment defines for its
+    cell on the recorded base config: a flipped hypothesis, a changed primary comparison, a dropped variant or a
+    forged base config is an error naming the fields that differ."""
+    from sac_minimal.variants import EXPERIMENTS
+
+    named = [experiment for experiment in EXPERIMENTS.values() if experiment.title == grid["title"]]
+    if not named:
+        raise ValueError(f"{where} names the experiment {grid['title']!r}, which is not defined in "
+                         "sac_minimal.variants.EXPERIMENTS; add your experiment there (under any key) so that its "
+                         "record can be checked against its definition")
+    try:
+        base = TrainConfig.from_dict(grid["base"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: its base config is malformed ({error})") from None
+    left_out = grid.get("left_out") or None
+    if left_out is not None and (left_out != named[0].left_out_on_fixed_data()
+                                 or any(run.dataset.get("kind") == "synthetic" for run in runs)):
+        raise ValueError(f"{where} leaves out {sorted(left_out)}, but rows are left out only on a dataset that is "
+                         "not a surrogate, and only those that need the surrogate's truth")
+    expected = grid_definition(named[0], named[0].base_config(base), grid["worlds"], grid["heterogeneities"],
+                               grid["seeds"], left_out)
+    differing = [name for name in expected if json.dumps(expected[name], sort_keys=True)
+                 != json.dumps(grid.get(name), sort_keys=True)]
+    if differing:
+        raise ValueError(f"{where} is not the experiment the code defines (differs in: {', '.join(differing)}); it "
+                         "was edited after the grid ran, or the definition changed since: restore it, or record the "
+                         "grid again")
+    for run in runs:
+        name = run.extra.get("variant", run.config.model)
+        config = VARIANTS[name].config(base, run.config.seed, run.config.world, run.config.heterogeneity)
+        if config != run.config:
+            raise ValueError(f"run {run_name(name, run.config.world, run.config.heterogeneity, run.config.seed)} "
+                             f"was not trained as {where} says ({'; '.join(config.differences(run.config))})")
+
+
+def check_design(worlds: Sequence[int], heterogeneities: Sequence[float], seeds: Sequence[int],
+                 datasets: dict) -> None:
+    """A grid's design must replicate over independent data. ``datasets`` maps each (world, h) to its
+    ``(root, kind)``. Refused: a world, h or seed listed twice; more than one world, or more than one h, on a
+    dataset that is not a surrogate (a world is an independently generated surrogate; real THUMOS14 or any other
+    fixed folder is one dataset, whose replication unit is the seed); and two worlds whose data is the same file for
+    file (the same dataset fingerprint)."""
+    for label, values in (("world", worlds), ("h", heterogeneities), ("seed", seeds)):
+        repeated = sorted({value for value in values if list(values).count(value) > 1})
+        if repeated:
+            raise ValueError(f"{label} {', '.join(f'{value:g}' for value in repeated)} is listed twice; each "
+                             f"{label} is one independent unit, counting it twice would fake replication")
+    fixed = sorted({str(root) for root, kind in datasets.values() if kind != "synthetic"})
+    if fixed and (len(worlds) > 1 or len(heterogeneities) > 1):
+        raise ValueError(f"{fixed[0]} is one fixed dataset, not a surrogate: a world is an independently generated "
+                         "surrogate (a data seed), so worlds and h values cannot be replicated on it. Run one world "
+                         "and one h (--worlds 0 --heterogeneity 1) with several --seeds: the seeds are then the "
+                         "paired units of the tests")
+    by_fingerprint: dict = {}
+    for (world, h), (root, _) in datasets.items():
+        fingerprint = dataset_fingerprint(root)
+        other = by_fingerprint.setdefault((fingerprint, h), world)
+        if other != world:
+            raise ValueError(f"worlds {other} and {world} (h = {h:g}) have identical data ({root}); a world must be "
+                             "an independent dataset, so the grid refuses to count one dataset twice")
 
 
 def claim_grid(results_dir: Path, definition: dict) -> None:
@@ -204,8 +303,9 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
                    time_budget_s: float | None = None, compiled: bool = False) -> list[Path]:
     """Train this shard's cells of an experiment's grid; each finished cell writes its run file.
 
-    ``worlds``, ``heterogeneities`` and ``seeds`` default to the experiment's design. ``grid.json`` is claimed first
-    (:func:`claim_grid`). Cells recorded with the same config and dataset are skipped, so an interrupted experiment is
+    ``worlds``, ``heterogeneities`` and ``seeds`` default to the experiment's design (on a dataset that is not a
+    surrogate: one world, one h; :func:`check_design` refuses more, and the rows that need the surrogate's truth
+    are left out). ``grid.json`` is claimed first (:func:`claim_grid`). Cells recorded with the same config and dataset are skipped, so an interrupted experiment is
     resumed by running the same command again; a cell finished in ``checkpoints_dir`` for another experiment is
     copied, not retrained. With ``seeds_together`` the unfinished seeds of a (variant, world, h) train in one loop
     (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
@@ -215,10 +315,21 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     base = experiment.base_config(base)
-    worlds = tuple(experiment.worlds if worlds is None else worlds)
-    heterogeneities = tuple(experiment.heterogeneities if heterogeneities is None else heterogeneities)
+    fixed = resolve_data_root(base, create=False)[1] != "synthetic"  # real THUMOS14 or a given folder: one dataset
+    worlds = tuple(((0,) if fixed else experiment.worlds) if worlds is None else worlds)
+    heterogeneities = tuple(((1.0,) if fixed else experiment.heterogeneities) if heterogeneities is None
+                            else heterogeneities)
     seeds = tuple(range(experiment.seeds) if seeds is None else seeds)
-    claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds))
+    roots = {(world, float(h)): resolve_data_root(base.replace(world=world, heterogeneity=float(h)))
+             for world in worlds for h in heterogeneities}
+    check_design(worlds, heterogeneities, seeds, roots)
+    left_out = {}
+    if any(kind != "synthetic" for _, kind in roots.values()):
+        left_out = experiment.left_out_on_fixed_data()
+        for name, reason in left_out.items():
+            print(f"left out on {next(iter(roots.values()))[0]}: {VARIANTS[name].title} ({reason})")
+    claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds, left_out))
+    experiment = experiment.without(left_out)
     remove_stale_temporaries(results_dir / "runs")
     cells = _cells(experiment, worlds, heterogeneities, seeds)[index::count]
     finished = finished_runs(checkpoints_dir)
@@ -270,6 +381,9 @@ def load_runs(results_dir: str | Path) -> list[RunResult]:
     a ``ValueError`` naming it)."""
     runs = []
     for path in sorted((Path(results_dir) / "runs").glob("*.json")):
+        if path.is_symlink() or not path.is_file():
+            raise ValueError(f"{path} is not a plain file (a link, a pipe or a folder); a record's run files are "
+                             "plain files: replace it with the run file itself")
         run = read_run(path)
         check_run_name(path, run)
         runs.append(run)
@@ -409,15 +523,14 @@ def run_datasets(runs: Sequence[RunResult]) -> dict:
 def build_table(results_dir: str | Path) -> dict:
     """The table ``merge_grid`` writes, computed from the record's ``grid.json`` and run files."""
     results_dir = Path(results_dir)
-    if not (results_dir / "grid.json").exists():
-        raise FileNotFoundError(f"{results_dir / 'grid.json'} not found; run the experiment first")
+    grid = read_grid(results_dir)
     runs = load_runs(results_dir)
     if not runs:
         raise FileNotFoundError(f"no run files under {results_dir / 'runs'}; no cell of the grid has finished")
-    grid = read_json(results_dir / "grid.json", "grid file")
     names = [variant["name"] for variant in grid["variants"]]
     runs = [run for run in runs if run.extra.get("variant", run.config.model) in names]
     configs, datasets = variant_configs(runs), run_datasets(runs)  # every run of a variant trained alike
+    check_grid(grid, runs, str(results_dir / "grid.json"))
     table = summarize_grid(runs, grid)
     table["title"] = grid.get("title", "")
     table["labels"] = {variant["name"]: variant["label"] or variant["name"] for variant in grid["variants"]}
@@ -425,6 +538,8 @@ def build_table(results_dir: str | Path) -> dict:
     table["datasets"] = datasets
     table["provenance"] = distinct_provenance(runs)
     table["wall_seconds"] = float(sum(run.seconds for run in runs))
+    if grid.get("left_out"):
+        table["left_out"] = grid["left_out"]
     return table
 
 
@@ -432,6 +547,7 @@ def merge_grid(results_dir: str | Path) -> dict:
     """Join the run files of ``results_dir`` into ``table.json`` and ``table.csv`` (:func:`build_table`)."""
     results_dir = Path(results_dir)
     table = build_table(results_dir)
+    remove_stale_temporaries(results_dir)
     write_json_atomic(results_dir / "table.json", table)
     write_text_atomic(results_dir / "table.csv", table_csv(table))
     return table
@@ -533,6 +649,8 @@ def describe_test(test: dict) -> str:
     """One test of a record in words, from its numbers: ``"+1.23 points (95 % interval -0.40 to +2.86; not
     significant after Holm's adjustment)"`` (a trend: points per unit of h)."""
     unit = "points per unit of h" if test["heterogeneity"] is None else "points"
+    if not test.get("testable", True):
+        return f"{100 * test['mean']:+.2f} {unit} in every world alike (no spread: not testable)"
     return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to {100 * test['high']:+.2f}; "
             f"{test['word']} after Holm's adjustment)")
 

@@ -61,6 +61,9 @@ def remove_stale_temporaries(folder: str | Path, older_than_s: float = 60.0) -> 
     """Delete the temporary files a killed writer left in ``folder`` (``.<name>.*.tmp``, older than
     ``older_than_s``, so that another process's write in progress is left alone); returns what was deleted."""
     removed = []
+    if Path(folder).is_symlink():
+        raise ValueError(f"{folder} is a symbolic link; a record's folders are plain folders (its leftovers are only "
+                         "cleaned inside the record, never where a link points)")
     for path in Path(folder).glob(f".*{TEMPORARY_SUFFIX}") if Path(folder).is_dir() else ():
         try:
             if time.time() - path.stat().st_mtime > older_than_s:
@@ -89,14 +92,26 @@ def save_npy_atomic(path: str | Path, array) -> None:
 
 
 def save_torch_atomic(path: str | Path, value) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    _replace_with(Path(path), lambda stream: torch.save(value, stream))
+    """``torch.save`` to ``path`` atomically; a failed write (torch reports a full disk as a ``RuntimeError``) is a
+    :class:`WriteError`."""
+    def write(stream):
+        try:
+            torch.save(value, stream)
+        except RuntimeError as error:
+            raise OSError(28 if "No space" in str(error) else 5, str(error).splitlines()[0][:160]) from error
+
+    _replace_with(Path(path), write)
 
 
 def read_json(path: str | Path, what: str = "file") -> dict:
-    """Read a JSON file; a truncated or corrupt one raises a ``ValueError`` that names it."""
+    """Read a JSON file; a truncated, corrupt or absurdly nested one, or a path that is not a plain file (a pipe
+    would block the reader for ever), raises a ``ValueError`` that names it."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{what} {path} is not a plain file; replace it with the file itself")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{what} {path} is truncated or corrupt ({error})") from error
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be a {what}; it is corrupt or was crafted") from None

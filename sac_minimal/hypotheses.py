@@ -21,6 +21,7 @@ the Holm-adjusted p-value of the table, so the words the book prints come from t
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 DEVELOPMENT_WORLDS = (0, 1, 2)
@@ -82,9 +83,13 @@ def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05)
 
     * ``greater`` / ``less`` / ``two-sided``: ``supported`` when the Holm-adjusted p is below ``significance`` and
       the effect has the expected sign, ``contradicted`` when it is below with the other sign, else ``not shown``;
-    * ``zero``: ``contradicted`` when the Holm-adjusted p is below ``significance``, else ``consistent``.
+    * ``zero``: ``contradicted`` when the Holm-adjusted p is below ``significance``, else ``consistent``;
+    * ``not testable`` when the differences have no spread (the same data counted several times, or identical
+      models: :func:`~sac_minimal.significance.mean_with_interval`).
     """
     direction = hypothesis["direction"] if isinstance(hypothesis, dict) else hypothesis.direction
+    if math.isnan(test["p_holm"]):
+        return "not testable"
     if direction == "zero":
         return "contradicted" if test["p_holm"] < significance else "consistent"
     if test["p_holm"] >= significance:

@@ -96,6 +96,8 @@ def machine(device: str = "") -> dict:
     }
 
 
+MAX_THREADS = 1024
+"""More CPU threads than any machine a record is made on: a larger count in a record is malformed."""
 PROVENANCE_FIELDS = {"device": str, "torch": str, "cpu": str, "cpu_capability": str, "threads": int, "commit": str,
                      "code_sha256": str, "dirty": (bool, type(None))}
 """The fields every run's provenance must carry, and their types."""
@@ -112,8 +114,9 @@ def check_provenance(entry, where: str = "provenance") -> dict:
                  for name, kind in PROVENANCE_FIELDS.items()
                  if name in entry and (not isinstance(entry[name], kind) or
                                        (kind is int and isinstance(entry[name], bool)))]
-    if isinstance(entry.get("threads"), int) and not isinstance(entry["threads"], bool) and entry["threads"] < 1:
-        problems.append(f"threads is {entry['threads']}, not >= 1")
+    if isinstance(entry.get("threads"), int) and not isinstance(entry["threads"], bool) and \
+            not 1 <= entry["threads"] <= MAX_THREADS:
+        problems.append(f"threads is {entry['threads']}, not between 1 and {MAX_THREADS}")
     if isinstance(entry.get("commit"), str) and entry["commit"] != "unknown" and not COMMIT.fullmatch(entry["commit"]):
         problems.append(f"commit {entry['commit']!r} is not a 40-digit commit id")
     if problems:

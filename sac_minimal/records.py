@@ -9,12 +9,15 @@ so they are run once from the command line and recorded in ``results/<name>/`` w
 * :func:`check_table` computes ``table.json`` again from ``grid.json`` and the run files and compares: an edited
   mean, per-seed value or verdict fails; a run file renamed or copied under another run's name fails;
 * :func:`verify_record` then re-runs a small fixed subset of runs with their recorded configs (the first epoch of a
-  few runs, or a whole run and its evaluation) and compares them with the record. Whether every value must be equal
-  is decided by comparing *this* machine with the machine the run names (same device, torch, CPU model and
-  instruction set, thread count: training on a CPU is then bit-identical for a seed); a run whose provenance is
-  missing or malformed is an error, never a lenient pass. On another machine type the first epochs must agree
-  within tolerances measured across summation orders (:data:`LOSS_TOLERANCE`), and a whole run is reported as
-  ``not comparable`` (:data:`MAP_SPREAD`).
+  few runs, or a whole run and its evaluation) and compares them with the record. How strict the comparison is
+  follows from comparing *this* machine with the machine the run names (same device, torch, CPU model and
+  instruction set, thread count: training on a CPU is then bit-identical for a seed). On the same machine type every
+  value must be equal. On another machine type the first epochs must agree within tolerances measured across
+  instruction sets (:data:`LOSS_TOLERANCE`), and a whole run, whose rounding differences training amplifies, is
+  compared statistically: its mAP must fall inside the recorded spread of its cell (:func:`cell_spread`). A run
+  trained together with other seeds (``--seeds-together``) or compiled is re-made the same way. A check can
+  therefore fail only for a reason that would also fail on the record's own machine type; a run whose provenance is
+  missing or malformed is an error, never a lenient pass.
 
 ``python -m sac_minimal verify results/<name> <run>:<epochs> ...`` runs the same check from a shell, and
 ``tests/test_records.py`` fails when a committed record no longer reproduces.
@@ -24,16 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from scipy import stats
 
 from sac_minimal.data.locate import REPOSITORY
-from sac_minimal.experiments import RUN_NAME, build_table, check_run_name, read_run, run_name
+from sac_minimal.experiments import RUN_NAME, build_table, check_run_name, read_run, run_name, table_csv
+from sac_minimal.hypotheses import METRIC
 from sac_minimal.files import read_json
 from sac_minimal.provenance import (
     check_provenance,
@@ -43,25 +50,33 @@ from sac_minimal.provenance import (
     machine,
     same_machine_type,
 )
-from sac_minimal.train import METRIC_COLUMNS, fit, read_metrics
+from sac_minimal.train import METRIC_COLUMNS, RunResult, fit_runs, read_metrics
 
 RESULTS_DIR = REPOSITORY / "results"
 """The repository's recorded results (``results/``)."""
-LOSS_TOLERANCE = {"total": 2e-3}
-"""Relative tolerance per logged column on the first epochs of a run when the machine type differs from the record's
-(other columns: :data:`TERM_TOLERANCE`). Measured on the quick profile (world 0) by training the same runs with one
-and with two CPU threads, i.e. another summation order on the same CPU: after epoch 1 the total loss differed by at
-most 7.3e-4 relative (SSAD+SAC stabilised; official 2.5e-4; SSAD and SSAD+Θ not at all), so 2e-3 leaves about 3x
-for other CPUs' kernels while a 1 % change of the loss fails."""
+LOSS_TOLERANCE = {"total": 2.5e-3}
+"""Relative tolerance per logged column on the first epoch of a run when the machine type differs from the record's
+(other columns: :data:`TERM_TOLERANCE`). Measured on the quick profile by re-running epoch 1 of the book's 17
+record checks with another instruction set on the same CPU (AVX2 kernels instead of AVX512, forced with
+``ATEN_CPU_CAPABILITY=avx2``): the total loss moved by at most 1.6e-3 relative (SSAD+SAC with OT and pooling,
+world 3); with torch's plain kernels (``ATEN_CPU_CAPABILITY=default``) by at most 9.2e-4; between one and two CPU
+threads by at most 7.3e-4. A 2 % change of the overlap loss weight moves it by 2.9e-3 to 3.7e-3 (SSAD, the composed
+attention, SAC official and stabilised, world 3), so 2.5e-3 passes other kernels and fails such a change; a 1 %
+change (3.2e-4 to 3.1e-3) can pass: only on the record's own machine type, where every value must be equal, is
+every change seen."""
 TERM_TOLERANCE = 2e-2
-"""The same for the loss terms and monitors, whose measured epoch-1 differences were up to 5.7e-3 (the appearance
-share of SSAD+SAC official): small terms and shares move more than their sum."""
-MAP_SPREAD = 0.02
-"""How far the Avg mAP of a whole quick run moved (absolute) between one and two CPU threads on the same machine:
-2.0 points for SSAD+SAC official, 1.5 for the stabilised preset, 0 for SSAD (measured with the tolerances above).
-Training amplifies rounding differences, so a whole run re-made on another machine type is not expected to match
-its record: such a check reports its differences and is ``not comparable``, never ``passed`` (an effect of a few
-points could hide inside this spread)."""
+"""The same for the loss terms and monitors: across instruction sets they moved by up to 6.9e-3 (the localisation
+term of the joint attention), with plain kernels up to 8.8e-3, across thread counts up to 5.7e-3; small terms and
+shares move more than their sum."""
+MAP_SPREAD = 0.035
+"""How far the Avg mAP of a whole quick run moved (absolute) when the same run was re-made with another instruction
+set (AVX2 kernels for an AVX512 record; world 3, h = 1, seeds 0-3 of SSAD, the reference gate, the composed
+attention, SAC official and stabilised: 20 runs): up to 3.4 points (SAC stabilised, seed 0), median 0.8; between one
+and two threads up to 2.0. Training amplifies rounding differences into differences as large as another seed's, so
+on another machine type a whole run is compared with the spread of its cell (:func:`cell_spread`), widened by this
+much."""
+PREDICTION_LEVEL = 0.99
+"""The level of the prediction interval a whole run re-made on another machine type must fall in."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,8 @@ def parse_checks(texts: Sequence[str]) -> list[Check]:
     return checks
 
 
-OUTCOMES = ("exact match", "within tolerance", "not comparable", "failed")
+OUTCOMES = ("exact match", "within tolerance", "statistically consistent", "outside the recorded spread", "failed")
+PASSING = OUTCOMES[:3]
 
 
 @dataclass
@@ -105,8 +121,10 @@ class CheckResult:
     """One re-run compared with its record.
 
     ``outcome``: ``exact match`` (every value equal: expected on the record's machine type), ``within tolerance``
-    (another machine type, first epochs within :data:`LOSS_TOLERANCE` and :data:`TERM_TOLERANCE`), ``not comparable`` (a whole run on another
-    machine type: differences reported, see :data:`MAP_SPREAD`) or ``failed``."""
+    (another machine type, first epochs within :data:`LOSS_TOLERANCE` and :data:`TERM_TOLERANCE`), ``statistically
+    consistent`` (a whole run on another machine type: its first epoch within tolerance and its mAP inside the
+    recorded spread of its cell, ``spread``), ``outside the recorded spread`` or ``failed``. ``how``: how the run
+    was re-made when it was recorded in an unusual way (trained together with other seeds, compiled)."""
 
     check: Check
     same_machine_type: bool
@@ -115,10 +133,12 @@ class CheckResult:
     compared: list
     seconds: float
     evaluation: dict = field(default_factory=dict)
+    spread: dict = field(default_factory=dict)
+    how: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.outcome in ("exact match", "within tolerance")
+        return self.outcome in PASSING
 
     def row(self) -> dict:
         """The check as one table row."""
@@ -133,17 +153,24 @@ class CheckResult:
             detail = "every value equal"
         elif self.outcome == "failed" and self.same_machine_type:
             detail = f"values differ (largest {self.largest_difference:.2e}) where they must be equal"
+        elif self.spread:
+            detail = (f"{METRIC} {100 * self.spread['rerun']:.1f} (recorded {100 * self.spread['recorded']:.1f}); "
+                      f"its cell's {self.spread['n']} seeds allow {100 * self.spread['low']:.1f} to "
+                      f"{100 * self.spread['high']:.1f}")
         else:
             detail = f"largest difference {self.largest_difference:.2e}"
-        return f"{self.check.describe()}: {len(self.compared)} values, {detail} ({where}) -> {self.outcome.upper()}"
+        how = f", {self.how}" if self.how else ""
+        return (f"{self.check.describe()}: {len(self.compared)} values, {detail} ({where}{how}) -> "
+                f"{self.outcome.upper()}")
 
 
 @contextlib.contextmanager
 def cpu_threads(threads: int | None):
-    """Run a block with torch's CPU thread count set to ``threads`` (unchanged when None), then restore it."""
+    """Run a block with torch's CPU thread count set to ``threads`` (unchanged when None; at most this machine's
+    core count), then restore it."""
     before = torch.get_num_threads()
     if threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(max(1, min(int(threads), os.cpu_count() or 1)))
     try:
         yield
     finally:
@@ -154,39 +181,93 @@ def _differences(recorded: dict, rerun: dict, names: Sequence[str]) -> list[tupl
     return [(name, float(recorded[name]), float(rerun[name])) for name in names if name in recorded and name in rerun]
 
 
-def _outcome(exact: bool, identical: bool, within: bool, whole_run: bool) -> str:
+def cell_spread(results_dir: str | Path, run: RunResult, rerun_value: float) -> dict:
+    """Where a whole run re-made on another machine type may land: the :data:`PREDICTION_LEVEL` prediction interval
+    of one more seed of its cell (the record's runs of the same variant, world and h), mean +- t_{n-1} s
+    sqrt(1 + 1/n), widened on each side by :data:`MAP_SPREAD`. ``{"n", "values", "low", "high", "recorded",
+    "rerun", "inside"}``."""
+    variant = run.extra.get("variant", run.config.model)
+    values = []
+    for path in sorted((Path(results_dir) / "runs").glob(f"{variant}_w{run.config.world}_h"
+                                                           f"{run.config.heterogeneity:g}_s*.json")):
+        other = read_run(path)
+        if other.extra.get("variant", other.config.model) == variant:
+            values.append(float(other.evaluation[METRIC]))
+    values = np.asarray(values)
+    if len(values) >= 2:
+        half = stats.t.ppf(0.5 + PREDICTION_LEVEL / 2, len(values) - 1) * values.std(ddof=1) * np.sqrt(
+            1 + 1 / len(values))
+    else:
+        half = 0.0
+    low, high = float(values.mean() - half - MAP_SPREAD), float(values.mean() + half + MAP_SPREAD)
+    return {"n": len(values), "values": values.tolist(), "low": low, "high": high,
+            "recorded": float(run.evaluation[METRIC]), "rerun": float(rerun_value),
+            "inside": bool(low <= rerun_value <= high)}
+
+
+def _outcome(exact: bool, identical: bool, within: bool, spread: dict | None) -> str:
+    """The outcome of a check (:class:`CheckResult`): ``exact`` whether every value must be equal (same machine
+    type, re-made the way it was recorded), ``within`` whether the first epochs are within tolerance, ``spread``
+    the :func:`cell_spread` of a whole run (None for a check of the first epochs)."""
     if identical:
         return "exact match"
-    if exact:
+    if exact or not within:
         return "failed"
-    if whole_run:
-        return "not comparable" if within else "failed"
-    return "within tolerance" if within else "failed"
+    if spread is None:
+        return "within tolerance"
+    return "statistically consistent" if spread["inside"] else "outside the recorded spread"
+
+
+def _group(results_dir: Path, recorded: RunResult) -> list[RunResult]:
+    """The runs trained in one loop with ``recorded`` (``--seeds-together``): the record's runs of the same variant,
+    world and h that were trained together in a group of the same size, in seed order; just ``recorded`` when that
+    group cannot be found whole."""
+    size = recorded.extra.get("trained_together", 1)
+    if size <= 1:
+        return [recorded]
+    variant = recorded.extra.get("variant", recorded.config.model)
+    same = [read_run(path) for path in sorted((results_dir / "runs").glob(
+        f"{variant}_w{recorded.config.world}_h{recorded.config.heterogeneity:g}_s*.json"))]
+    group = sorted((run for run in same if run.extra.get("trained_together") == size
+                    and run.config.replace(seed=0) == recorded.config.replace(seed=0)), key=lambda run: run.config.seed)
+    return group if len(group) == size else [recorded]
 
 
 def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | None = None) -> CheckResult:
-    """Re-run one check of a record and compare it with the recorded run. The re-run goes to a temporary folder,
-    or to ``run_dir`` when given (to use the re-trained model afterwards, e.g.
-    :func:`~sac_minimal.train.load_trained_model`).
+    """Re-run one check of a record and compare it with the recorded run (see the module docstring). The re-run goes
+    to a temporary folder, or to ``run_dir`` when given (to use the re-trained model afterwards, e.g.
+    :func:`~sac_minimal.train.load_trained_model`). A run trained together with other seeds is re-made with them
+    (into a temporary folder), a compiled run compiled.
 
     Whether every value must be equal is decided by comparing this machine with the machine the run names
     (:func:`~sac_minimal.provenance.same_machine_type`); a run whose provenance is missing or malformed is an error.
     """
-    path = Path(results_dir) / "runs" / f"{check.run}.json"
-    if not path.exists():
+    results_dir = Path(results_dir)
+    path = results_dir / "runs" / f"{check.run}.json"
+    if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the record has no run {check.run}")
     recorded = read_run(path)
     check_run_name(path, recorded)
     recorded_machine = check_provenance(recorded.extra.get("provenance"), str(path))
     if check.epochs is not None and check.epochs > len(recorded.metrics):
         raise ValueError(f"{check.run} records {len(recorded.metrics)} epoch(s); cannot compare {check.epochs}")
+    group = _group(results_dir, recorded)
+    compiled = bool(recorded.extra.get("compiled", False))
+    how = ", ".join(([f"re-made with the {len(group)} seeds it was trained with"] if len(group) > 1 else
+                     [f"trained with {recorded.extra['trained_together']} seeds, re-made alone"]
+                     if recorded.extra.get("trained_together", 1) > 1 else []) + (["compiled"] if compiled else []))
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        folder = run_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="verify_"))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verify_")))
+        folders = [Path(run_dir) if run_dir and run.config.seed == recorded.config.seed else
+                   scratch / f"seed{run.config.seed}" for run in group]
         stack.enter_context(cpu_threads(recorded_machine["threads"]))
-        exact = same_machine_type(recorded_machine, machine())
-        result = fit(recorded.config, folder, epoch_budget=check.epochs)
-        metrics = result.metrics if result is not None else read_metrics(folder)
+        exact = same_machine_type(recorded_machine, machine()) and len(group) == recorded.extra.get(
+            "trained_together", 1)
+        results = fit_runs([run.config for run in group], folders, epoch_budget=check.epochs, compiled=compiled)
+        position = [run.config.seed for run in group].index(recorded.config.seed)
+        result = None if results is None else results[position]
+        metrics = result.metrics if result is not None else read_metrics(folders[position])
     epochs = len(recorded.metrics) if check.epochs is None else check.epochs
     compared = []
     for recorded_row, rerun_row in zip(recorded.metrics[:epochs], metrics[:epochs]):
@@ -194,23 +275,28 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
                      for name, *values in _differences(recorded_row, rerun_row, METRIC_COLUMNS)]
     if len(metrics) < epochs or not compared:
         raise ValueError(f"the re-run of {check.run} produced {len(metrics)} epoch(s) of metrics, not {epochs}")
-    relative = [abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared]
-    within = all(value <= LOSS_TOLERANCE.get(name.rsplit(" ", 1)[1], TERM_TOLERANCE)
-                 for value, (name, _, _) in zip(relative, compared))
-    largest = max(relative)
-    evaluation = {}
+    # On another machine type the first epoch is held to the measured tolerance; later epochs drift like seeds.
+    judged = [entry for entry in compared if entry[0].startswith("epoch 1 ")]
+    within = all(abs(new - old) / max(abs(old), 1e-12) <= LOSS_TOLERANCE.get(name.rsplit(" ", 1)[1], TERM_TOLERANCE)
+                 for name, old, new in judged)
+    largest = max(abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared)
+    evaluation, spread = {}, None
     if check.epochs is None:
         evaluation = result.evaluation
         compared += [(f"mAP {name}", recorded.evaluation[name], evaluation[name]) for name in recorded.evaluation]
         largest = max(largest, *(abs(evaluation[name] - recorded.evaluation[name]) for name in recorded.evaluation))
+        spread = cell_spread(results_dir, recorded, evaluation[METRIC])
     identical = all(old == new for _, old, new in compared)
-    outcome = _outcome(exact, identical, within, check.epochs is None)
-    return CheckResult(check, exact, outcome, largest, compared, time.perf_counter() - started, evaluation)
+    outcome = _outcome(exact, identical, within, spread)
+    return CheckResult(check, exact, outcome, largest, compared, time.perf_counter() - started, evaluation,
+                       spread if spread is not None and not identical else {}, how)
 
 
-TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "cells", "variants", "tests", "hypotheses", "primary",
-                "configs", "datasets", "labels", "title")
-"""The parts of ``table.json`` that :func:`~sac_minimal.experiments.build_table` computes from the run files."""
+TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
+                "tests", "hypotheses", "primary", "configs", "datasets", "labels", "title", "provenance",
+                "wall_seconds", "left_out")
+"""The parts of ``table.json`` that :func:`~sac_minimal.experiments.build_table` computes from the run files (all of
+it)."""
 
 
 def check_table(results_dir: str | Path) -> dict:
@@ -219,8 +305,15 @@ def check_table(results_dir: str | Path) -> dict:
     must not pass). Returns the table; a mismatch raises a ``ValueError`` naming the fields that differ."""
     results_dir = Path(results_dir)
     recorded = read_json(results_dir / "table.json", "record table")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{results_dir / 'table.json'} is not a table (a JSON object expected); rebuild it with "
+                         f"python -m sac_minimal merge {results_dir}")
     computed = build_table(results_dir)
-    differing = [name for name in TABLE_FIELDS if recorded.get(name) != json.loads(json.dumps(computed.get(name)))]
+    differing = [name for name in (*TABLE_FIELDS, *(set(recorded) - set(TABLE_FIELDS)))
+                 if json.dumps(recorded.get(name), sort_keys=True) != json.dumps(computed.get(name), sort_keys=True)]
+    csv_path = results_dir / "table.csv"
+    if not csv_path.is_file() or csv_path.read_text() != table_csv(computed):
+        differing.append("table.csv")
     if differing:
         raise ValueError(f"{results_dir / 'table.json'} does not match its run files (differs in: "
                          f"{', '.join(differing)}); run python -m sac_minimal merge {results_dir} to rebuild it")
@@ -237,11 +330,12 @@ def verify_record(results_dir: str | Path, checks: Sequence[Check]) -> list[Chec
 
 
 def read_record(name: str) -> dict:
-    """The merged table of ``results/<name>`` (``table.json``), with a clear error when it is not recorded."""
+    """The merged table of ``results/<name>`` (``table.json``), checked against its grid and run files
+    (:func:`check_table`), with a clear error when it is not recorded."""
     path = RESULTS_DIR / name / "table.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: record it with the command in results/README.md")
-    return read_json(path, "record table")
+    return check_table(path.parent)
 
 
 def format_verification(results: Sequence[CheckResult]) -> str:
@@ -324,12 +418,12 @@ def dataset_state(config, recorded: dict) -> str:
 
 
 def record_status(results_dir: str | Path) -> RecordStatus:
-    """The :class:`RecordStatus` of a merged record (``table.json``); a table whose provenance is missing or
-    malformed is an error."""
+    """The :class:`RecordStatus` of a merged record (``table.json``, checked against its grid and run files by
+    :func:`check_table`); a table whose provenance is missing or malformed is an error."""
     from sac_minimal.config import TrainConfig
 
     results_dir = Path(results_dir)
-    table = read_json(results_dir / "table.json", "record table")
+    table = check_table(results_dir)
     try:
         provenance = [check_provenance(entry, f"{results_dir / 'table.json'} provenance")
                       for entry in table["provenance"]]

@@ -71,7 +71,10 @@ def minimum_detectable_difference(standard_error: float, dof: int, significance:
 
 def mean_with_interval(values: Sequence[float], level: float = LEVEL) -> dict:
     """The mean of ``values`` (per-world differences), its two-sided t interval and the one-sample t-test against 0:
-    ``{"n", "mean", "low", "high", "t", "dof", "p", "mdd"}`` (``mdd``: :func:`minimum_detectable_difference`).
+    ``{"n", "mean", "low", "high", "t", "dof", "p", "mdd", "testable"}`` (``mdd``:
+    :func:`minimum_detectable_difference`). Differences without any spread (all equal) are *not testable*: no
+    interval and ``p`` NaN, never p = 0. Independent worlds never give identical differences; identical ones mean
+    that the same data was counted several times.
 
     >>> result = mean_with_interval([1.0, 2.0, 3.0])
     >>> result["mean"], round(result["low"], 3), round(result["high"], 3), round(result["p"], 4)
@@ -82,27 +85,37 @@ def mean_with_interval(values: Sequence[float], level: float = LEVEL) -> dict:
         raise ValueError(f"an interval needs at least two finite values, got {values.tolist()}")
     dof = len(values) - 1
     standard_error = float(values.std(ddof=1) / math.sqrt(len(values)))
+    if standard_error == 0:  # n identical differences: the same data counted n times, or a cell copied
+        mean = float(values.mean())
+        return {"n": len(values), "mean": mean, "low": mean, "high": mean, "t": math.nan, "dof": dof, "p": math.nan,
+                "mdd": math.nan, "testable": False}
     half_width = float(stats.t.ppf(0.5 + level / 2, dof) * standard_error)
     statistic = _statistic(float(values.mean()), standard_error)
     return {"n": len(values), "mean": float(values.mean()), "low": float(values.mean() - half_width),
             "high": float(values.mean() + half_width), "t": statistic, "dof": dof,
-            "p": _two_sided_p(statistic, dof), "mdd": minimum_detectable_difference(standard_error, dof)}
+            "p": _two_sided_p(statistic, dof), "mdd": minimum_detectable_difference(standard_error, dof),
+            "testable": True}
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of ``p_values`` (module docstring), in their order.
+    """Holm's step-down adjustment of ``p_values`` (module docstring), in their order. A NaN (a test that could not
+    be made) stays NaN and is not counted in the family.
 
     >>> holm([0.01, 0.04, 0.03])
     [0.03, 0.06, 0.06]
     """
     p_values = np.asarray(p_values, dtype=np.float64)
-    if not ((p_values >= 0) & (p_values <= 1)).all():
+    testable = ~np.isnan(p_values)
+    if not ((p_values[testable] >= 0) & (p_values[testable] <= 1)).all():
         raise ValueError(f"p-values must lie in [0, 1], got {p_values.tolist()}")
-    order = np.argsort(p_values, kind="stable")
-    count = len(p_values)
-    adjusted = np.minimum(1.0, np.maximum.accumulate((count - np.arange(count)) * p_values[order]))
-    result = np.empty(count)
-    result[order] = adjusted
+    tested = p_values[testable]
+    order = np.argsort(tested, kind="stable")
+    count = len(tested)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((count - np.arange(count)) * tested[order]))
+    result = np.full(len(p_values), np.nan)
+    within = np.empty(count)
+    within[order] = adjusted
+    result[testable] = within
     return [float(value) for value in result]
 
 
@@ -124,10 +137,15 @@ def spearman(first: Sequence[float], second: Sequence[float]) -> dict:
 
 
 def significance_word(p_adjusted: float, significance: float = SIGNIFICANCE) -> str:
-    """``"significant"`` when the Holm-adjusted p-value is below the level, else ``"not significant"``."""
+    """``"significant"`` when the Holm-adjusted p-value is below the level, ``"not testable"`` when it is NaN (see
+    :func:`mean_with_interval`), else ``"not significant"``."""
+    if math.isnan(p_adjusted):
+        return "not testable"
     return "significant" if p_adjusted < significance else "not significant"
 
 
 def format_p(p: float) -> str:
-    """``0.012`` or ``< 0.001``."""
+    """``0.012``, ``< 0.001``, or ``n/a`` for a test that could not be made (NaN)."""
+    if math.isnan(p):
+        return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"

@@ -29,7 +29,6 @@ import pickle
 import sys
 import time
 import warnings
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +54,12 @@ from sac_minimal.ssad import SSAD
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint_previous.pt"
-UNREADABLE_CHECKPOINT = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
-"""What ``torch.load`` raises on a truncated or foreign file."""
+UNREADABLE_CHECKPOINT = Exception
+"""What ``torch.load`` may raise on a truncated, fuzzed or foreign file: anything (``RuntimeError``, ``EOFError``,
+``UnpicklingError``, ``BadZipFile``, but also ``KeyError``, ``IndexError``, ``struct.error`` from a damaged
+archive); every one of them means "unreadable", never a crash."""
+CHECKPOINT_FIELDS = ("config", "epoch", "model", "optimizer", "metrics")
+"""What a checkpoint must hold to resume from it."""
 METRICS = "metrics.csv"
 RESULT = "result.json"
 NONFINITE_STATE = "nonfinite_state.pt"
@@ -71,7 +74,8 @@ def choose_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False; use --device auto or cpu")
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False (no GPU, or a CPU build "
+                         "of torch); use --device auto or cpu")
     return torch.device(name)
 
 
@@ -272,6 +276,8 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict |
             continue
         try:
             state = torch.load(path, map_location=device, weights_only=True)  # data only: never runs code
+            if not isinstance(state, dict) or any(name not in state for name in CHECKPOINT_FIELDS):
+                raise ValueError(f"not a checkpoint of this package (needs {', '.join(CHECKPOINT_FIELDS)})")
         except UNREADABLE_CHECKPOINT as error:
             failures.append(f"{path} ({_unreadable(error)})")
             continue
@@ -345,6 +351,11 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     root, kind = resolve_data_root(config)
     annotations = load_annotations(root)
     ground_truth = load_annotations(root, clip_to_video=False).split("test")  # scored as annotated
+    for split, videos in (("train", annotations.split("train")), ("test", ground_truth)):
+        if not any(len(video.labels) for video in videos):
+            raise ValueError(f"the {split} split of {root} has no instance of THUMOS14's 20 classes (only "
+                             "Ambiguous or unknown labels, or no videos): nothing to train on or score; check the "
+                             "annotation file with python -m sac_minimal data check")
     feature_format = FeatureFormat.from_root(root)
     train_windows = load_windows(config, root, "train", annotations, feature_format)
     test_windows = load_windows(config, root, "test", annotations, feature_format)

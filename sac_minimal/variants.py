@@ -24,6 +24,7 @@ unbounded structure matrix makes the loss unbounded below).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,9 @@ class Variant:
 
 
 NO_OT = (("use_ot", False),)
+TRUTH_MODELS = {"reference": "it weights the features by the surrogate's true reliabilities (synthetic.json), "
+                             "which real videos do not have"}
+"""Models that read the surrogate's truth, and why they cannot run on real data."""
 
 VARIANTS = {variant.name: variant for variant in (
     Variant("ssad", "ssad", label="SSAD"),
@@ -146,6 +150,23 @@ class Experiment:
     def base_config(self, base: TrainConfig) -> TrainConfig:
         """The profile ``base`` with this experiment's config changes."""
         return base.replace(**dict(self.config_changes))
+
+    def left_out_on_fixed_data(self) -> dict:
+        """``{variant: reason}`` for the rows that cannot run on a dataset that is not a surrogate (real THUMOS14):
+        those that read the surrogate's truth (:data:`TRUTH_MODELS`)."""
+        return {name: TRUTH_MODELS[VARIANTS[name].model] for name in self.variants
+                if VARIANTS[name].model in TRUTH_MODELS}
+
+    def without(self, names: Sequence[str]) -> Experiment:
+        """This experiment without the variants ``names`` and every comparison, trend, primary comparison and
+        hypothesis that involves one of them."""
+        keep = [pair for pair in self.comparisons if not set(pair) & set(names)]
+        return dataclasses.replace(
+            self, variants=tuple(name for name in self.variants if name not in names), comparisons=tuple(keep),
+            primary=tuple(pair for pair in self.primary if pair in keep),
+            trends=tuple(pair for pair in self.trends if pair in keep),
+            hypotheses=tuple(hypothesis for hypothesis in self.hypotheses
+                             if (hypothesis.baseline, hypothesis.candidate) in keep))
 
 
 def _against(baseline: str, names: Sequence[str]) -> tuple:

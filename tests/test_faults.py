@@ -472,3 +472,122 @@ def test_records_follow_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "table.json").stat().st_mode & 0o777 == 0o644
+
+
+# ----------------------------------------------------------------------------- crashes from data and arguments
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(b"not a zip archive at all"),
+    lambda path: path.write_bytes(path.read_bytes()[:200] + bytes(range(256)) * 4 + path.read_bytes()[1224:]),
+    lambda path: torch.save({"weights": torch.zeros(2)}, path),
+], ids=["not a zip", "fuzzed", "another archive"])
+def test_any_unreadable_checkpoint_falls_back_to_the_previous_one(quick, tmp_path, damage):
+    from sac_minimal.train import load_checkpoint
+
+    fit(quick(model="ssad", epochs=2), tmp_path / "run")
+    damage(tmp_path / "run" / "checkpoint.pt")
+    with pytest.warns(UserWarning, match="resuming from .*checkpoint_previous.pt"):
+        state = load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 1
+    damage(tmp_path / "run" / "checkpoint_previous.pt")
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_a_write_error(tmp_path, monkeypatch):
+    from sac_minimal.files import WriteError
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0: No space left")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(WriteError, match="checkpoint.pt.*No space left"):
+        save_torch_atomic(tmp_path / "checkpoint.pt", {"epoch": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--threads", "100000", "data", "check", "--root", "."], "CPU cores"),
+    (["table1", "--name", "", "--epochs", "1"], "--name must be one folder name"),
+    (["table1", "--worlds", "3", "3", "--epochs", "1"], "listed twice"),
+    (["table1", "--heterogeneity", "1", "1", "--epochs", "1"], "listed twice"),
+], ids=["threads", "empty name", "a world twice", "an h twice"])
+def test_bad_grid_arguments_are_refused_before_any_training(arguments, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
+    try:
+        code = cli(arguments)
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_one_line(tmp_path, capsys):
+    assert cli(["train", "--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_the_cached_book_build_without_pyyaml_is_one_line(monkeypatch, capsys):
+    import shutil
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/true")
+    assert cli(["book", "--cache"]) == 2
+    assert "needs PyYAML" in capsys.readouterr().err
+
+
+def test_data_check_never_raises_on_deeply_nested_annotations(tmp_path):
+    root = write_tiny_dataset(tmp_path / "real", TINY)
+    (root / "annotations" / "thumos14.json").write_text("[" * 100000 + "]" * 100000)
+    report = check_dataset(root)
+    assert not report.ok and "nested too deeply" in " ".join(report.problems)
+
+
+def test_a_test_split_of_only_ambiguous_instances_is_a_problem_not_a_nan(tmp_path):
+    videos = {name: (split, duration, fps, [(label if split == "train" else "Ambiguous", start, end)
+                                            for label, start, end in segments])
+              for name, (split, duration, fps, segments) in TINY.items()}
+    root = write_tiny_dataset(tmp_path / "real", videos)
+    report = check_dataset(root)
+    assert not report.ok and any("test split has no instance" in problem for problem in report.problems)
+    config = profile("quick", data_root=str(root), device="cpu", epochs=1)
+    with pytest.raises(ValueError, match="test split .* has no instance"):
+        prepare_runs([config], [tmp_path / "run"])
+
+
+def test_a_smaller_surrogate_over_a_larger_one_leaves_no_stale_files(tmp_path):
+    from sac_minimal.data.synthetic import write_synthetic_thumos
+    from sac_minimal.provenance import dataset_fingerprint
+
+    write_synthetic_thumos(tmp_path / "over", "quick", seed=5)
+    write_synthetic_thumos(tmp_path / "over", "tiny", seed=5)
+    write_synthetic_thumos(tmp_path / "fresh", "tiny", seed=5)
+    assert sorted(path.name for path in (tmp_path / "over" / "i3d_features").iterdir()) == sorted(
+        path.name for path in (tmp_path / "fresh" / "i3d_features").iterdir())
+    assert dataset_fingerprint(tmp_path / "over") == dataset_fingerprint(tmp_path / "fresh")
+
+
+def test_the_two_stream_layout_is_named_by_data_check_and_converted(tmp_path, capsys):
+    """CoLA's release keeps rgb and flow apart (features/<split>/{rgb,flow}/<video>.npy): data check names the layout
+    and the one command that converts it; the converted folder reads as any other."""
+    real = write_tiny_dataset(tmp_path / "real", TINY)
+    source = tmp_path / "cola"
+    for path in (real / "i3d_features").glob("*.npy"):
+        features = np.load(path)
+        split = "test" if "test" in path.stem else "train"
+        for stream, half in (("rgb", features[:, :1024]), ("flow", features[:, 1024:])):
+            (source / "features" / split / stream).mkdir(parents=True, exist_ok=True)
+            np.save(source / "features" / split / stream / path.name, half)
+    report = check_dataset(source)
+    assert not report.ok and "convert-two-stream" in report.problems[0] and len(report.problems) == 1
+    assert cli(["data", "convert-two-stream", "--source", str(source), "--root", str(tmp_path / "converted"),
+                "--frames-per-step", "4"]) == 0
+    (tmp_path / "converted" / "annotations" / "thumos14.json").write_text(
+        (real / "annotations" / "thumos14.json").read_text())
+    for path in (real / "i3d_features").glob("*.npy"):
+        assert np.array_equal(np.load(tmp_path / "converted" / "i3d_features" / path.name), np.load(path))
+    assert check_dataset(tmp_path / "converted").ok

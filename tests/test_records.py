@@ -11,7 +11,7 @@ from sac_minimal import detection
 from sac_minimal.experiments import merge_grid, run_experiment
 from sac_minimal.hypotheses import Hypothesis
 from sac_minimal.records import BOOK_RECORDS, Check, check_table, parse_checks, record_status, verify_record
-from sac_minimal.variants import Experiment
+from sac_minimal.variants import EXPERIMENTS, Experiment
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TINY = Experiment(("ssad", "sac"), (("ssad", "sac"),), "a tiny grid",
@@ -27,6 +27,7 @@ def record(tmp_path_factory):
     folder = tmp_path_factory.mktemp("record")
     patch = pytest.MonkeyPatch()
     patch.setenv("SAC_MINIMAL_DATA", str(folder / "data"))
+    patch.setitem(EXPERIMENTS, "tiny", TINY)  # a record is checked against the experiment defined in code
     base = profile("quick", data_size="tiny", device="cpu", epochs=2, base_channels=16, main_channels=32)
     run_experiment(TINY, base, folder / "results", checkpoints_dir=folder / "runs")
     merge_grid(folder / "results")
@@ -110,7 +111,7 @@ def test_a_record_commit_never_reaches_git_as_an_option(copy, tmp_path):
     target = tmp_path / "victim.txt"
     target.write_text("keep me")
     _edit(copy / "table.json", lambda table: table["provenance"][0].__setitem__("commit", f"--output={target}"))
-    with pytest.raises(ValueError, match="not a 40-digit commit"):
+    with pytest.raises(ValueError, match="does not match its run files"):
         record_status(copy)
     assert target.read_text() == "keep me"
     from sac_minimal.provenance import code_changed_since
@@ -119,9 +120,9 @@ def test_a_record_commit_never_reaches_git_as_an_option(copy, tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda table: table.pop("provenance"), "lacks 'provenance'"),
-    (lambda table: table.pop("datasets"), "lacks 'datasets'"),
-    (lambda table: table.__setitem__("seeds", []), "no provenance, worlds or seeds"),
+    (lambda table: table.pop("provenance"), "differs in: provenance"),
+    (lambda table: table.pop("datasets"), "differs in: datasets"),
+    (lambda table: table.__setitem__("seeds", []), "differs in: seeds"),
 ], ids=["no provenance", "no datasets", "empty seeds"])
 def test_a_table_without_provenance_datasets_or_seeds_gives_a_message(copy, change, message):
     _edit(copy / "table.json", change)
@@ -159,14 +160,221 @@ def test_committed_quick_records_still_reproduce(name):
     assert all(result.passed for result in results), "\n".join(result.format() for result in results)
 
 
-def test_on_another_machine_type_a_one_percent_change_still_fails(copy, monkeypatch):
+def test_on_another_machine_type_a_two_percent_change_still_fails(copy, monkeypatch):
     """Strictness comes from comparing this machine with the run's: a run made elsewhere is checked within the
-    measured cross-machine tolerance, and a 1 % change of a loss weight is far outside it."""
+    measured cross-machine tolerance, and a 2 % change of a loss weight is outside it."""
     _edit(copy / "runs" / "ssad_w3_h1_s0.json", lambda run: run["provenance"].__setitem__("cpu", "another CPU"))
+    merge_grid(copy)  # the record as if that run had been made on another CPU
     same = verify_record(copy, [Check("ssad_w3_h1_s0", 1)])[0]
     assert not same.same_machine_type and same.outcome == "exact match"
-    monkeypatch.setitem(detection.LOSS_WEIGHTS, "overlap", detection.LOSS_WEIGHTS["overlap"] * 1.01)
+    monkeypatch.setitem(detection.LOSS_WEIGHTS, "overlap", detection.LOSS_WEIGHTS["overlap"] * 1.02)
     changed = verify_record(copy, [Check("ssad_w3_h1_s0", 1)])[0]
     assert changed.outcome == "failed" and "another machine type" in changed.format()
     whole = verify_record(copy, [Check("ssad_w3_h1_s0", None)])[0]
     assert whole.outcome == "failed"  # its first epochs already disagree
+
+
+# ------------------------------------------------------------------------------- another machine type, same book
+
+
+def _another_machine(monkeypatch):
+    """Make this machine look like another machine type to verification (another instruction set)."""
+    from sac_minimal import records
+
+    real = records.machine
+    monkeypatch.setattr(records, "machine", lambda device="": {**real(device), "cpu_capability": "ANOTHER"})
+
+
+def test_a_whole_run_on_another_machine_type_is_compared_with_its_cells_spread(record, monkeypatch):
+    """A whole run re-made on another machine type is judged by where its mAP falls in its cell's spread, never by
+    bit equality (which training's rounding differences rule out): reported, not raised, and passed."""
+    _another_machine(monkeypatch)
+    result = verify_record(record, [Check("sac_w3_h1_s0", None)])[0]
+    assert not result.same_machine_type and result.outcome == "exact match"  # the same kernels, in fact
+    from sac_minimal.records import MAP_SPREAD, cell_spread
+    from sac_minimal.experiments import read_run
+
+    run = read_run(record / "runs" / "sac_w3_h1_s0.json")
+    spread = cell_spread(record, run, 0.0)
+    values = [read_run(record / "runs" / f"sac_w3_h1_s{seed}.json").evaluation["Avg 0.1:0.7"] for seed in (0, 1)]
+    assert spread["n"] == 2 and sorted(spread["values"]) == sorted(values)
+    assert spread["low"] < min(values) - MAP_SPREAD and spread["high"] > max(values) + MAP_SPREAD
+    assert not cell_spread(record, run, spread["high"] + 0.01)["inside"]
+
+
+@pytest.mark.parametrize("exact, identical, within, inside, outcome", [
+    (True, True, True, None, "exact match"),
+    (True, False, True, None, "failed"),
+    (False, False, True, None, "within tolerance"),
+    (False, False, False, None, "failed"),
+    (False, False, True, True, "statistically consistent"),
+    (False, False, True, False, "outside the recorded spread"),
+    (False, False, False, True, "failed"),
+])
+def test_outcomes_fail_only_for_what_would_fail_on_the_records_own_machine_type(exact, identical, within, inside,
+                                                                                  outcome):
+    from sac_minimal.records import PASSING, _outcome
+
+    assert _outcome(exact, identical, within, None if inside is None else {"inside": inside}) == outcome
+    assert (outcome in PASSING) == (outcome in ("exact match", "within tolerance", "statistically consistent"))
+
+
+def test_the_books_record_checks_pass_on_another_machine_type(monkeypatch):
+    """What notebooks 08-10 run, with the record's machine type forced to differ: checked, reported, passed."""
+    _another_machine(monkeypatch)
+    checks = BOOK_RECORDS["table1_quick_v3"][:2]
+    results = verify_record(RESULTS / "table1_quick_v3", checks)
+    assert all(result.passed and not result.same_machine_type for result in results)
+    assert all("another machine type" in result.format() for result in results)
+
+
+@pytest.mark.skipif(__import__("torch").backends.cpu.get_cpu_capability() == "DEFAULT",
+                    reason="this CPU has no vector kernels to switch off")
+def test_other_kernels_really_differ_and_still_verify(tmp_path):
+    """Not a simulation: torch's plain (non-vector) kernels, chosen with ATEN_CPU_CAPABILITY, are another machine
+    type; the first epoch of recorded runs still verifies, within the measured tolerance."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "SAC_MINIMAL_DATA": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "sac_minimal", "verify", str(RESULTS / "table1_quick_v3"),
+                           "ssad_w3_h1_s0:1", "sac_w3_h1_s0:1"], capture_output=True, text=True, env=environment,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "another machine type" in done.stdout and "FAILED" not in done.stdout
+
+
+def test_a_record_trained_with_seeds_together_verifies_exactly(tmp_path, monkeypatch):
+    """--seeds-together (what gpu-run uses) trains the seeds in one loop: verification re-makes them the same way,
+    so the record is an exact match on its own machine type, not a failure."""
+    from sac_minimal.config import profile
+    from sac_minimal.records import verify_check
+
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
+    base = profile("quick", data_size="tiny", device="cpu", epochs=1, base_channels=16, main_channels=32)
+    one = Experiment(("ssad", "sac"), (("ssad", "sac"),), "a tiny grid",
+                     (Hypothesis("T1", "SAC beats SSAD", "ssad", "sac", "greater"),), primary=(("ssad", "sac"),),
+                     seeds=2, worlds=(3,))
+    run_experiment(one, base, tmp_path / "results", checkpoints_dir=tmp_path / "runs", seeds_together=True)
+    result = verify_check(tmp_path / "results", Check("sac_w3_h1_s1", 1))
+    assert result.outcome == "exact match" and "re-made with the 2 seeds" in result.how
+
+
+# ------------------------------------------------------------------------------------ records cannot lie
+
+
+@pytest.mark.parametrize("change", [
+    lambda table: table["provenance"][0].__setitem__("device", "cuda:NVIDIA H100"),
+    lambda table: table["provenance"][0].__setitem__("torch", "9.9.9"),
+    lambda table: table["provenance"][0].__setitem__("runs", 999),
+    lambda table: table.__setitem__("wall_seconds", 1.0),
+    lambda table: table.__setitem__("note", "added later"),
+], ids=["device", "torch", "runs", "wall time", "an added field"])
+def test_forged_provenance_in_the_table_does_not_pass(copy, change):
+    _edit(copy / "table.json", change)
+    with pytest.raises(ValueError, match="does not match its run files"):
+        verify_record(copy, [Check("ssad_w3_h1_s0", 1)])
+    with pytest.raises(ValueError, match="does not match its run files"):
+        record_status(copy)
+
+
+def test_an_edited_table_csv_does_not_pass(copy):
+    path = copy / "table.csv"
+    path.write_text(path.read_text().replace("0.", "0.9", 1))
+    with pytest.raises(ValueError, match="table.csv"):
+        check_table(copy)
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda grid: grid["hypotheses"][0].__setitem__("direction", "less"), "hypotheses"),
+    (lambda grid: grid.__setitem__("primary", []), "primary"),
+    (lambda grid: grid.__setitem__("variants", grid["variants"][:1]), "variants"),
+    (lambda grid: grid["base"].__setitem__("learning_rate", 0.5), "learning_rate"),
+], ids=["flipped hypothesis", "primary comparison", "dropped variant", "forged base config"])
+def test_an_edited_grid_does_not_pass(copy, change, field):
+    merge_grid(copy)  # the record as made: its grid is the experiment defined in code
+    _edit(copy / "grid.json", change)
+    with pytest.raises(ValueError, match=field):
+        merge_grid(copy)
+    with pytest.raises(ValueError, match=field):
+        check_table(copy)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda grid: grid.__setitem__("variants", "ssad"), "variants is a str"),
+    (lambda grid: grid.pop("worlds"), "worlds missing"),
+    (lambda grid: grid.__setitem__("seeds", []), "seeds is empty"),
+    (lambda grid: grid.__setitem__("worlds", ["3"]), "whole numbers"),
+], ids=["variants a string", "worlds missing", "no seeds", "worlds as text"])
+def test_a_malformed_grid_gives_one_line(copy, change, message):
+    _edit(copy / "grid.json", change)
+    with pytest.raises(ValueError, match=message):
+        merge_grid(copy)
+    (copy / "grid.json").write_text("[]")
+    with pytest.raises(ValueError, match="not a grid"):
+        merge_grid(copy)
+
+
+@pytest.mark.parametrize("name", ["table.json", "grid.json", "runs/ssad_w3_h1_s0.json"])
+def test_deeply_nested_json_is_named_not_a_recursion_error(copy, name):
+    (copy / name).write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="nested too deeply|does not match"):
+        verify_record(copy, [Check("sac_w3_h1_s0", 1)])
+
+
+def test_a_malformed_table_gives_one_line(copy):
+    for text in ("[]", json.dumps({"configs": {}})):
+        (copy / "table.json").write_text(text)
+        with pytest.raises(ValueError, match="not a table|does not match"):
+            record_status(copy)
+
+
+def test_an_absurd_thread_count_in_a_run_is_malformed_not_a_crash(copy):
+    _edit(copy / "runs" / "ssad_w3_h1_s0.json", lambda run: run["provenance"].__setitem__("threads", 100000))
+    with pytest.raises(ValueError, match="threads is 100000"):
+        verify_check_only(copy, "ssad_w3_h1_s0")
+
+
+def verify_check_only(folder, run):
+    from sac_minimal.records import verify_check
+
+    return verify_check(folder, Check(run, 1))
+
+
+def test_a_run_file_that_is_a_pipe_is_refused_not_read_for_ever(copy):
+    import os
+
+    fifo = copy / "pipe"
+    os.mkfifo(fifo)
+    target = copy / "runs" / "ssad_w3_h1_s0.json"
+    target.unlink()
+    target.symlink_to(fifo)
+    with pytest.raises(ValueError, match="not a plain file"):
+        merge_grid(copy)
+
+
+def test_a_linked_runs_folder_is_never_swept(copy, tmp_path):
+    from sac_minimal.files import remove_stale_temporaries
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    keep = elsewhere / ".keep.json.x.tmp"
+    keep.write_text("not ours")
+    os_times = (0, 0)
+    __import__("os").utime(keep, os_times)
+    link = tmp_path / "linked_runs"
+    link.symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="symbolic link"):
+        remove_stale_temporaries(link)
+    assert keep.exists()
+
+
+def test_merge_removes_its_own_stale_temporaries(copy):
+    import os
+
+    stale = copy / ".table.json.abc.tmp"
+    stale.write_text("{")
+    os.utime(stale, (0, 0))
+    merge_grid(copy)
+    assert not stale.exists()

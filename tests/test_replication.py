@@ -220,3 +220,73 @@ def test_two_processes_claiming_a_grid_at_once_never_read_a_half_written_file(tm
             thread.join()
     assert not errors and json.loads((tmp_path / "grid.json").read_text())["seeds"] == [0, 1]
     assert [path.name for path in tmp_path.iterdir()] == ["grid.json"]  # no temporary file left
+
+
+# ------------------------------------------------------------------------------------- worlds are real or refused
+
+
+def test_one_dataset_is_never_counted_as_two_worlds(tmp_path):
+    """A folder that is not a surrogate (real THUMOS14, --data DIR) is one dataset: more than one world or h on it is
+    refused before any training, and so are a world or an h listed twice."""
+    from conftest import TINY, write_tiny_dataset
+
+    from sac_minimal.config import profile
+    from sac_minimal.experiments import run_experiment
+    from sac_minimal.variants import EXPERIMENTS
+
+    root = write_tiny_dataset(tmp_path / "real", TINY)
+    base = profile("quick", data_root=str(root), device="cpu", epochs=1)
+    for worlds, heterogeneities, message in (((3, 4), (1.0,), "one fixed dataset"),
+                                             ((3,), (0.5, 1.0), "one fixed dataset"),
+                                             ((3, 3), (1.0,), "world 3 is listed twice"),
+                                             ((3,), (1.0, 1.0), "h 1 is listed twice")):
+        with pytest.raises(ValueError, match=message):
+            run_experiment(EXPERIMENTS["attention"], base, tmp_path / "record", checkpoints_dir=tmp_path / "runs",
+                           worlds=worlds, heterogeneities=heterogeneities)
+    assert not (tmp_path / "record" / "grid.json").exists() and not (tmp_path / "runs").exists()
+
+
+def test_two_worlds_with_identical_data_are_refused(surrogates):
+    from sac_minimal.experiments import check_design
+
+    root = surrogates(3, 1.0)
+    with pytest.raises(ValueError, match="identical data"):
+        check_design((3, 4), (1.0,), (0,), {(3, 1.0): (root, "synthetic"), (4, 1.0): (root, "synthetic")})
+    check_design((3, 4), (1.0,), (0,), {(3, 1.0): (root, "synthetic"), (4, 1.0): (surrogates(4, 1.0), "synthetic")})
+
+
+def test_differences_without_spread_are_not_testable_never_p_zero():
+    from sac_minimal.hypotheses import judge
+    from sac_minimal.significance import format_p, holm, mean_with_interval, significance_word
+
+    same = mean_with_interval([0.0152, 0.0152, 0.0152])
+    assert not same["testable"] and np.isnan(same["p"]) and same["mean"] == pytest.approx(0.0152)
+    assert mean_with_interval([0.01, 0.02])["testable"]
+    adjusted = holm([float("nan"), 0.01, 0.04])
+    assert np.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.04])  # a family of two, not three
+    assert significance_word(adjusted[0]) == "not testable" and format_p(adjusted[0]) == "n/a"
+    assert judge({"direction": "greater"}, {"mean": 0.0152, "p_holm": adjusted[0]}) == "not testable"
+
+
+def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_path, monkeypatch):
+    """Chapter 11's command on a real-format folder runs to the end: the reference (which reads synthetic.json) is
+    left out by code, with the reason, and the seeds are the replication unit."""
+    from conftest import TINY, write_tiny_dataset
+
+    from sac_minimal.config import profile
+    from sac_minimal.experiments import merge_grid, run_experiment
+    from sac_minimal.variants import EXPERIMENTS, Experiment
+
+    small = Experiment(("ssad", "reference", "composed"), (("ssad", "reference"), ("ssad", "composed")),
+                       "a small Table I on real data",
+                       (Hypothesis("R1", "the reference helps", "ssad", "reference", "greater"),
+                        Hypothesis("R2", "composed helps", "ssad", "composed", "greater")),
+                       primary=(("ssad", "composed"),), seeds=2, worlds=(0,))
+    monkeypatch.setitem(EXPERIMENTS, "small_real", small)
+    root = write_tiny_dataset(tmp_path / "real", TINY)
+    base = profile("quick", data_root=str(root), device="cpu", epochs=1, base_channels=16, main_channels=32)
+    run_experiment(small, base, tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    table = merge_grid(tmp_path / "record")
+    assert set(table["variants"]) == {"ssad", "composed"} and "synthetic.json" in table["left_out"]["reference"]
+    assert table["unit"] == "seed" and list(table["tests"]) == ["composed vs ssad, h=1"]
+    assert [entry["name"] for entry in table["hypotheses"]] == ["R2"]

@@ -6,6 +6,7 @@ Modules:
     synthetic  the deterministic surrogate written in the ActionFormer layout (the book's default data).
     probe      linear probes on ground-truth segments: which modality identifies which class.
     check      ``python -m sac_minimal data check``.
+    convert    two-stream releases (CoLA's layout) -> one feature file per video.
     locate     where the real dataset or the surrogate lives.
 """
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sac_minimal.data.convert import TWO_STREAM_LAYOUT, two_stream_layout
 from sac_minimal.data.thumos14 import (
     DEFAULT_EXCLUDED_VIDEOS,
+    FEATURE_FOLDER,
     FeatureFormat,
     count_non_finite,
     feature_path,
@@ -88,7 +90,22 @@ def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = No
     wrong widths, NaN/Inf, lengths that do not fit the video) becomes a line of the report.
 
     ``width`` and ``channel_order`` override the folder's ``feature_format.json``."""
-    root = Path(root)
+    try:
+        return _check_dataset(Path(root), feature_format, width, channel_order, exclude)
+    except Exception as error:  # the check reports; it never raises, whatever the folder holds
+        report = DatasetReport(root=Path(root), feature_format=FeatureFormat())
+        report.problems.append(f"the folder could not be read ({type(error).__name__}: {str(error)[:160]})")
+        return report
+
+
+def _check_dataset(root: Path, feature_format, width, channel_order, exclude) -> DatasetReport:
+    if not (root / FEATURE_FOLDER).is_dir() and two_stream_layout(root):
+        report = DatasetReport(root=root, feature_format=FeatureFormat())
+        report.problems.append(
+            f"this folder holds two-stream features in CoLA's layout ({TWO_STREAM_LAYOUT}), not one "
+            f"{FEATURE_FOLDER}/<video>.npy per video; convert it once: python -m sac_minimal data convert-two-stream "
+            f"--source {root} --root {root}_i3d")
+        return report
     try:
         feature_format = feature_format or FeatureFormat.from_root(root)
         overrides = {key: value for key, value in (("width", width), ("channel_order", channel_order))
@@ -105,6 +122,9 @@ def check_dataset(root: str | Path, *, feature_format: FeatureFormat | None = No
             annotations = load_annotations(root, exclude=exclude)
     except (FileNotFoundError, ValueError, OSError) as error:
         report.problems.append(str(error))
+        return report
+    except RecursionError:
+        report.problems.append("the annotation file is nested too deeply to be an annotation file")
         return report
     report.layout, report.excluded, report.clipped = annotations.layout, annotations.excluded, annotations.clipped
     report.negative_starts = annotations.negative_starts
@@ -148,6 +168,9 @@ def _summarise_problems(report: DatasetReport, feature_format: FeatureFormat) ->
     for split in ("train", "test"):
         if not report.videos.get(split):
             report.problems.append(f"the {split} split has no videos")
+        elif not report.instances.get(split):
+            report.problems.append(f"the {split} split has no instance of THUMOS14's 20 classes (only Ambiguous or "
+                                   "unknown labels): a model could not be trained or scored on it")
     if report.missing:
         report.problems.append(f"{len(report.missing)} feature files are missing")
     if report.unreadable:

@@ -488,7 +488,8 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
     Files: ``annotations/thumos14.json``, ``i3d_features/{video}.npy`` (float32 ``[T, 2 D]``, appearance first),
     ``feature_format.json`` (so the reader knows the width) and ``synthetic.json`` (generator version, world, h,
     each video's condition and reliabilities, the class preferences, generation time). ``root`` must be empty,
-    missing, or a surrogate of the same generator version: any other file there raises ``FileExistsError``.
+    missing, or a surrogate of the same generator version (whose feature files this one does not have are deleted):
+    any other file there raises ``FileExistsError``.
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
@@ -510,6 +511,9 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
             save_npy_atomic(root / FEATURE_FOLDER / f"{name}.npy", video["features"])
             database[name] = video["entry"]
             videos[name] = video["video"]
+    for stale in (root / FEATURE_FOLDER).glob("*.npy"):  # a larger surrogate written here before
+        if stale.stem not in database:
+            stale.unlink()
     label = f"{VERSION_PREFIX} v{version} size={size} seed={seed} h={heterogeneity:g}"
     write_text_atomic(root / ANNOTATION_FILE, json.dumps({"version": label, "database": database}))
     feature_format = FeatureFormat(width=2 * scale.channels_per_modality, channel_order="rgb_flow",
