@@ -19,10 +19,14 @@ def chapter_clock() -> float:
 
 
 class Seconds(float):
-    """A duration whose text form is ``"12 s"`` (what ``{glue:text}`` prints)."""
+    """A duration whose text form is ``"12 s"``, or ``"under 1 s"`` (what ``{glue:text}`` prints).
+
+    >>> Seconds(12.4), Seconds(0.3)
+    (12 s, under 1 s)
+    """
 
     def __repr__(self) -> str:
-        return f"{float(self):.0f} s"
+        return "under 1 s" if self < 0.5 else f"{float(self):.0f} s"
 
 
 def glue_run_time(started: float, name: str = "run_time") -> Seconds:

@@ -55,3 +55,12 @@ def test_no_output_shows_a_path_of_the_building_machine():
     found = [f"{path.name} cell {index}: {MACHINE_PATH.search(text).group(0)}" for path in executed_notebooks()
              for index, text, _ in shown_outputs(path) if MACHINE_PATH.search(text)]
     assert not found, "outputs that print a machine path:\n" + "\n".join(found[:20])
+
+
+def test_no_chapter_reports_a_run_time_of_zero_seconds():
+    """The run time in each chapter's header is glued by the build; a page that ran in under a second says so."""
+    glued = [(path.name, "".join(output["data"]["text/plain"])) for path in executed_notebooks()
+             for cell in json.loads(path.read_text())["cells"] for output in cell.get("outputs", [])
+             if output.get("metadata", {}).get("scrapbook", {}).get("name") == "run_time"]
+    assert glued, "no chapter glued its run time"
+    assert all(text != "0 s" for _, text in glued), f"run times of 0 s: {glued}"

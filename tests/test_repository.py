@@ -199,3 +199,32 @@ def test_result_prose_names_no_number_that_code_did_not_write(name):
         decimals = re.findall(r"(?<![@\w.])\d+\.\d+\b", prose)  # metric names such as mAP@0.5 are not numbers
         percents = [match for match in re.findall(r"\b\d+(?:\.\d+)? ?%", prose) if match not in ALLOWED_PERCENTS]
         assert not decimals and not percents, f"{name}: typed numbers {decimals + percents} in:\n{prose[:300]}"
+
+
+def _display_math_inside_paragraphs(text: str) -> list[str]:
+    """Lines opening or closing a ``$$`` block with no blank line between them and the paragraph around them
+    (MyST then renders the block inline, as raw ``\\(`` ... ``\\)``)."""
+    lines, found, start = text.split("\n"), [], None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if start is None and stripped.startswith("$$"):
+            start = index
+            if not (len(stripped) > 2 and stripped.endswith("$$")):
+                continue
+        if start is not None and (index > start or len(stripped) > 2) and stripped.endswith("$$"):
+            if start > 0 and lines[start - 1].strip():
+                found.append(lines[start])
+            if index + 1 < len(lines) and lines[index + 1].strip():
+                found.append(line)
+            start = None
+    return found
+
+
+def test_display_math_never_sits_inside_a_paragraph():
+    assert _display_math_inside_paragraphs("text\n$$x = 1$$\nmore") == ["$$x = 1$$", "$$x = 1$$"]
+    assert _display_math_inside_paragraphs("text\n\n$$x\n = 1,$$\n\nmore") == []
+    pages = [(path, "".join(cell["source"])) for path in (*NOTEBOOKS, *sorted((ROOT / "book").glob("*.ipynb")))
+             for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "markdown"]
+    pages += [(path, path.read_text()) for path in sorted((ROOT / "book").glob("*.md"))]
+    found = [(path.name, line) for path, text in pages for line in _display_math_inside_paragraphs(text)]
+    assert not found, f"display math inside a paragraph (add blank lines around it): {found}"
