@@ -545,6 +545,8 @@ def test_data_check_never_raises_on_deeply_nested_annotations(tmp_path):
     (root / "annotations" / "thumos14.json").write_text("[" * 100000 + "]" * 100000)
     report = check_dataset(root)
     assert not report.ok and "nested too deeply" in " ".join(report.problems)
+    with pytest.raises(ValueError, match="nested too deeply"):  # and training names it too
+        load_annotations(root)
 
 
 def test_a_test_split_of_only_ambiguous_instances_is_a_problem_not_a_nan(tmp_path):

@@ -105,6 +105,8 @@ class FeatureFormat:
             if not isinstance(values, dict):
                 raise ValueError(f"expected a JSON object, got {type(values).__name__}")
             return cls(**values)
+        except RecursionError:
+            raise ValueError(f"{path} is nested too deeply to be a feature format") from None
         except (TypeError, ValueError, OSError) as error:
             raise ValueError(f"{path} is not a valid feature format ({error}); expected keys "
                              f"{[field.name for field in dataclasses.fields(cls)]}") from error
@@ -338,6 +340,8 @@ def load_annotations(path: str | Path, *, exclude: Iterable[str] = DEFAULT_EXCLU
         raise ValueError(f"{path} is not valid JSON: {error}") from error
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be an annotation file; it is corrupt") from None
     return parse_annotations(document, exclude=exclude, source=str(path), clip_to_video=clip_to_video)
 
 
