@@ -168,7 +168,13 @@ def record_name(prefix: str, args: argparse.Namespace, config) -> str:
 def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Namespace) -> int:
     """Train a named experiment's grid into ``results/<name>``, then merge and print it (or say what is left)."""
     from sac_minimal.data.locate import data_dir
-    from sac_minimal.experiments import format_table, merge_grid, run_experiment
+    from sac_minimal.experiments import (
+        format_acceptance,
+        format_table,
+        merge_grid,
+        record_acceptance,
+        run_experiment,
+    )
     from sac_minimal.variants import experiment
 
     base = base_config(args)
@@ -184,6 +190,8 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
               "run the same command again to continue")
     elif args.shard is None:
         print(format_table(merge_grid(results_dir)))
+        if experiment_name.startswith("acceptance"):
+            print(format_acceptance(record_acceptance(results_dir)))
     else:
         print(f"shard {args.shard} done; when every shard is done: python -m sac_minimal merge {results_dir}")
     return 0
@@ -219,10 +227,13 @@ def handle_plateau(args: argparse.Namespace) -> int:
 
 
 def handle_merge(args: argparse.Namespace) -> int:
-    """Join the run files of a grid's shards into table.json and table.csv."""
-    from sac_minimal.experiments import format_table, merge_grid
+    """Join the run files of a grid's shards into table.json and table.csv (and, for an acceptance grid, record its
+    acceptance test in acceptance.json)."""
+    from sac_minimal.experiments import format_acceptance, format_table, merge_grid, read_grid, record_acceptance
 
     print(format_table(merge_grid(args.results_dir)))
+    if read_grid(Path(args.results_dir))["title"].startswith("Acceptance"):
+        print(format_acceptance(record_acceptance(args.results_dir)))
     return 0
 
 

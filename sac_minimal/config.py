@@ -32,7 +32,11 @@ from dataclasses import dataclass
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
 from sac_minimal.sac import SACConfig
 
-MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference")
+MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference", "privileged", "headroom")
+"""``reference``, ``privileged`` and ``headroom`` are SSAD given the surrogate's truth (positive controls):
+:mod:`sac_minimal.data.synthetic` (``reference_gates``, ``privileged_gates``) and :meth:`TrainConfig.data_heterogeneity`."""
+HOST_ONLY = ("ssad", "reference", "privileged", "headroom")
+"""Models that are SSAD alone (no SAC module)."""
 MAX_SCALED_LEARNING_RATE = 0.01
 """Above this, a learning rate scaled by the linear scaling rule is refused unless asked for
 (:meth:`TrainConfig.with_batch_size`): ten times the quick profile's rate, a hundred times the official one."""
@@ -121,10 +125,17 @@ class TrainConfig:
         decays = sum(epoch > boundary for boundary in self.lr_decay_epochs)
         return self.learning_rate * self.lr_decay_factor ** decays
 
+    @property
+    def data_heterogeneity(self) -> float:
+        """The h of the data this run trains and is scored on: its own, except for the ``headroom`` control, which
+        is SSAD on the same world without the reliability-driven corruption (h = 0: every other draw of a world is
+        shared by all h)."""
+        return 0.0 if self.model == "headroom" else self.heterogeneity
+
     def sac_config(self, appearance_channels: int, motion_channels: int) -> SACConfig | None:
         """SAC's config for this model (``None`` for SSAD and the reference gate); ``ssad_theta`` is Θ without
         attention or OT."""
-        if self.model in ("ssad", "reference"):
+        if self.model in HOST_ONLY:
             return None
         preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light,
                   "stabilised": SACConfig.stabilised}[self.sac_preset]

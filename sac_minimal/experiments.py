@@ -42,7 +42,7 @@ import numpy as np
 
 from sac_minimal.config import TrainConfig
 from sac_minimal.files import read_json, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from sac_minimal.hypotheses import DEVELOPMENT_WORLDS, METRIC, comparison_key, judge
+from sac_minimal.hypotheses import METRIC, comparison_key, judge
 from sac_minimal.provenance import dataset_fingerprint
 from sac_minimal.significance import holm, mean_with_interval, significance_word, slope
 from sac_minimal.train import RESULT, RunResult, fit_runs, resolve_data_root
@@ -162,7 +162,7 @@ def grid_definition(experiment: Experiment, base: TrainConfig, worlds: Sequence[
         "hypotheses": [hypothesis.to_dict() for hypothesis in experiment.hypotheses],
         "metric": METRIC,
         "worlds": [int(world) for world in worlds], "heterogeneities": [float(h) for h in heterogeneities],
-        "seeds": [int(seed) for seed in seeds], "development_worlds": list(DEVELOPMENT_WORLDS),
+        "seeds": [int(seed) for seed in seeds], "development_worlds": list(experiment.development_worlds),
         "base": base.to_dict(),
     }
 
@@ -296,6 +296,24 @@ def _cells(experiment: Experiment, worlds, heterogeneities, seeds) -> list[tuple
             for variant in experiment.variants]
 
 
+def check_accepted(experiment: Experiment) -> None:
+    """An experiment that ``requires`` an accepted testbed runs only when that record's acceptance test passed
+    (:func:`record_acceptance`); otherwise a ``ValueError`` says why and what to run."""
+    if experiment.requires is None:
+        return
+    from sac_minimal.data.locate import REPOSITORY
+
+    path = REPOSITORY / "results" / experiment.requires / ACCEPTANCE_FILE
+    if not path.is_file():
+        raise ValueError(f"{experiment.title} runs only on a testbed whose positive control has won; "
+                         f"{path} is not recorded: run python -m sac_minimal ablate "
+                         f"{experiment.requires.removesuffix('_quick')} --profile quick --name {experiment.requires}")
+    if not read_json(path, "acceptance file").get("passed"):
+        raise ValueError(f"{experiment.title} runs only on a testbed whose positive control has won, and the "
+                         f"acceptance test in {path} did not pass: on this testbed a grid of attention models could "
+                         "not tell 'the attention does not help' from 'nothing here rewards attention'")
+
+
 def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str | Path, *,
                    checkpoints_dir: str | Path, worlds: Sequence[int] | None = None,
                    heterogeneities: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
@@ -314,6 +332,7 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
+    check_accepted(experiment)
     base = experiment.base_config(base)
     fixed = resolve_data_root(base, create=False)[1] != "synthetic"  # real THUMOS14 or a given folder: one dataset
     worlds = tuple(((0,) if fixed else experiment.worlds) if worlds is None else worlds)
@@ -485,12 +504,36 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
         key = comparison_key(hypothesis["baseline"], hypothesis["candidate"], hypothesis["heterogeneity"])
         verdict = judge(hypothesis, tests[key]) if key in tests else "not tested in this grid"
         hypotheses.append({**hypothesis, "test": key, "verdict": verdict})
-    return {"metric": grid["metric"], "unit": replication_unit(grid), "worlds": grid["worlds"],
+    summary = {"metric": grid["metric"], "unit": replication_unit(grid), "worlds": grid["worlds"],
             "heterogeneities": grid["heterogeneities"],
             "seeds": grid["seeds"], "development_worlds": grid["development_worlds"], "cells": cells,
             "variants": variants, "tests": tests, "hypotheses": hypotheses,
             "primary": [comparison_key(baseline, candidate, h) for baseline, candidate in grid["primary"]
                         for h in grid["heterogeneities"]]}
+    if {"ssad", "privileged"} <= set(cells) and len(grid["worlds"]) > 1:
+        summary["shares"] = shares_recovered(cells, grid)
+    return summary
+
+
+CONTROLS = ("ssad", "ssad_theta", "headroom", "privileged", "reference")
+"""Rows that are not attention models: no share of the privileged control's gain is computed for them."""
+
+
+def shares_recovered(cells: dict, grid: dict, metric: str = METRIC) -> dict:
+    """``{variant: {h: {"share", "low", "high", "n"}}}``: the share of the privileged control's gain over SSAD that
+    each attention model's gain over SSAD recovers, per h where the control gains
+    (:func:`~sac_minimal.significance.share_recovered`, worlds as the unit)."""
+    from sac_minimal.significance import share_recovered
+
+    worlds = [str(world) for world in grid["worlds"]]
+
+    def gains(name, h):
+        return [cells[name][_h_key(h)][world]["mean"][metric] - cells["ssad"][_h_key(h)][world]["mean"][metric]
+                for world in worlds]
+
+    return {name: {_h_key(h): share_recovered(gains(name, h), gains("privileged", h))
+                   for h in grid["heterogeneities"] if h > 0}
+            for name in cells if name not in CONTROLS}
 
 
 def variant_configs(runs: Sequence[RunResult]) -> dict:
@@ -509,13 +552,14 @@ def variant_configs(runs: Sequence[RunResult]) -> dict:
 
 
 def run_datasets(runs: Sequence[RunResult]) -> dict:
-    """The dataset of every (world, h), ``{"w<world>_h<h>": dataset}``, checking that all runs of a cell agree."""
+    """The dataset of every (world, h of the data), ``{"w<world>_h<h>": dataset}``, checking that all runs on it
+    agree (the headroom control's data is its world at h = 0: :meth:`~sac_minimal.config.TrainConfig.data_heterogeneity`)."""
     datasets: dict = {}
     for run in runs:
-        key = f"w{run.config.world}_h{run.config.heterogeneity:g}"
+        key = f"w{run.config.world}_h{run.config.data_heterogeneity:g}"
         if key in datasets and datasets[key] != run.dataset:
-            raise ValueError(f"the runs of world {run.config.world}, h {run.config.heterogeneity:g} were trained on "
-                             "different datasets; merge only shards of the same command on the same data")
+            raise ValueError(f"the runs of world {run.config.world}, h {run.config.data_heterogeneity:g} were trained "
+                             "on different datasets; merge only shards of the same command on the same data")
         datasets[key] = run.dataset
     return datasets
 
@@ -666,3 +710,38 @@ def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: 
             if value is not None:
                 values.setdefault(run.config.world, []).append(value)
     return [float(np.mean(seeds)) for _, seeds in sorted(values.items())]
+
+
+ACCEPTANCE_FILE = "acceptance.json"
+"""Beside the table of an acceptance grid (``acceptance_v4``): the acceptance test's criteria, numbers and verdict."""
+
+
+def acceptance_of(results_dir: str | Path) -> dict:
+    """The acceptance test (:func:`~sac_minimal.hypotheses.acceptance`) of a control grid: its table, and the
+    reliability probe (:func:`~sac_minimal.data.probe.reliability_probe`) of each of its worlds at h = 1."""
+    from sac_minimal.data.probe import reliability_probe
+    from sac_minimal.hypotheses import acceptance
+
+    results_dir = Path(results_dir)
+    grid, table = read_grid(results_dir), build_table(results_dir)
+    base = TrainConfig.from_dict(grid["base"])
+    probes = {str(world): reliability_probe(resolve_data_root(base.replace(model="ssad", world=world,
+                                                                             heterogeneity=1.0))[0])
+              for world in grid["worlds"]}
+    return {"probes": probes, **acceptance(table, probes)}
+
+
+def record_acceptance(results_dir: str | Path) -> dict:
+    """Compute the acceptance test of a merged control grid and write it to ``acceptance.json`` with provenance."""
+    from sac_minimal.provenance import provenance
+
+    result = acceptance_of(results_dir)
+    write_json_atomic(Path(results_dir) / ACCEPTANCE_FILE, {**result, "provenance": provenance()})
+    return result
+
+
+def format_acceptance(result: dict) -> str:
+    lines = [f"acceptance test: {'PASSED' if result['passed'] else 'NOT PASSED'}"]
+    lines += [f"  [{'x' if criterion['passed'] else ' '}] {criterion['name']}: {criterion['detail']}"
+              for criterion in result["criteria"]]
+    return "\n".join(lines)

@@ -24,10 +24,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 DEVELOPMENT_WORLDS = (0, 1, 2)
 """Worlds looked at while the generator and the learning-rate arm were set up: never evidence."""
 CONFIRMATORY_WORLDS = (3, 4, 5, 6, 7, 8)
 """Worlds on which the hypotheses are tested, fixed before the confirmatory grids ran."""
+DEVELOPMENT_WORLDS_V4 = (100, 101, 102, 103, 104)
+"""Worlds of generator v4 on which its design was chosen and its acceptance test run, with SSAD and the controls
+only (never an attention model): never evidence."""
+CONFIRMATORY_WORLDS_V4 = (110, 111, 112, 113, 114, 115, 116, 117)
+"""Worlds of generator v4 on which its Table I is tested, fixed before v4's acceptance test ran."""
 HETEROGENEITIES = (0.0, 0.5, 1.0)
 """The dose-response levels of h: no reliability differences, half the spread, the full spread."""
 METRIC = "Avg 0.1:0.7"
@@ -96,3 +103,43 @@ def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05)
         return "not shown"
     expected = {"greater": test["mean"] > 0, "less": test["mean"] < 0, "two-sided": test["mean"] != 0}[direction]
     return "supported" if expected else "contradicted"
+
+
+ACCEPTANCE_PROBE_MARGIN = 0.15
+"""How far above the majority class the reliability probe must be, on average over the development worlds (and
+above it in every one), for reliability to count as learnable from the features."""
+ACCEPTANCE_NULL_POINTS = 0.5
+"""The privileged control's gain at h = 0 must be within this many mAP points of zero (it is SSAD there)."""
+
+
+def acceptance(table: dict, probes: dict, control: str = "privileged", baseline: str = "ssad") -> dict:
+    """Does a testbed reward what SAC claims to do? Decided on development worlds with SSAD and the controls only,
+    before any attention model runs, from the control grid's ``table`` and the reliability probe of each world
+    (``probes``: ``{world: {"accuracy", "chance"}}``, :func:`~sac_minimal.data.probe.reliability_probe` at h = 1):
+
+    1. the control beats SSAD at h = 1 (its Holm-adjusted test, ``judge`` gives ``supported``);
+    2. its gain at h = 0.5 lies between 0 and its gain at h = 1 (a dose response);
+    3. its gain at h = 0 is within :data:`ACCEPTANCE_NULL_POINTS` of zero (nothing to find there);
+    4. reliability is learnable: the probe beats the majority class in every world, by
+       :data:`ACCEPTANCE_PROBE_MARGIN` on average.
+
+    Returns ``{"criteria": [{"name", "passed", "detail"}], "passed"}``."""
+    tests = table["tests"]
+    gains = {h: tests[comparison_key(baseline, control, h)]["mean"] for h in (0.0, 0.5, 1.0)}
+    verdict = judge({"direction": "greater"}, tests[comparison_key(baseline, control, 1.0)])
+    margins = [probe["accuracy"] - probe["chance"] for probe in probes.values()]
+    criteria = [
+        {"name": "the control beats SSAD at h = 1 (Holm)", "passed": verdict == "supported",
+         "detail": f"{100 * gains[1.0]:+.2f} points, Holm p "
+                   f"{tests[comparison_key(baseline, control, 1.0)]['p_holm']:.4f}: {verdict}"},
+        {"name": "its gain at h = 0.5 lies between 0 and its gain at h = 1",
+         "passed": 0 <= gains[0.5] <= gains[1.0],
+         "detail": f"{100 * gains[0.5]:+.2f} points at h = 0.5, {100 * gains[1.0]:+.2f} at h = 1"},
+        {"name": "its gain at h = 0 is about 0", "passed": abs(100 * gains[0.0]) <= ACCEPTANCE_NULL_POINTS,
+         "detail": f"{100 * gains[0.0]:+.2f} points"},
+        {"name": "reliability is learnable from the features (probe above chance)",
+         "passed": bool(min(margins) > 0 and float(np.mean(margins)) >= ACCEPTANCE_PROBE_MARGIN),
+         "detail": ", ".join(f"world {world}: {probe['accuracy']:.2f} vs chance {probe['chance']:.2f}"
+                             for world, probe in probes.items())},
+    ]
+    return {"criteria": criteria, "passed": all(criterion["passed"] for criterion in criteria)}

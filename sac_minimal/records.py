@@ -39,7 +39,16 @@ import torch
 from scipy import stats
 
 from sac_minimal.data.locate import REPOSITORY
-from sac_minimal.experiments import RUN_NAME, build_table, check_run_name, read_run, run_name, table_csv
+from sac_minimal.experiments import (
+    ACCEPTANCE_FILE,
+    RUN_NAME,
+    acceptance_of,
+    build_table,
+    check_run_name,
+    read_run,
+    run_name,
+    table_csv,
+)
 from sac_minimal.hypotheses import METRIC
 from sac_minimal.files import read_json
 from sac_minimal.provenance import (
@@ -294,7 +303,7 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
 
 TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
                 "tests", "hypotheses", "primary", "configs", "datasets", "labels", "title", "provenance",
-                "wall_seconds", "left_out")
+                "wall_seconds", "left_out", "shares")
 """The parts of ``table.json`` that :func:`~sac_minimal.experiments.build_table` computes from the run files (all of
 it)."""
 
@@ -319,6 +328,13 @@ def check_table(results_dir: str | Path) -> dict:
                          f"{', '.join(differing)}); run python -m sac_minimal merge {results_dir} to rebuild it")
     for entry in recorded.get("provenance", []):
         check_provenance(entry, f"{results_dir / 'table.json'} provenance")
+    if (results_dir / ACCEPTANCE_FILE).exists():
+        stored = read_json(results_dir / ACCEPTANCE_FILE, "acceptance file")
+        again = acceptance_of(results_dir)
+        if not isinstance(stored, dict) or any(json.dumps(stored.get(key), sort_keys=True)
+                                               != json.dumps(again[key], sort_keys=True) for key in again):
+            raise ValueError(f"{results_dir / ACCEPTANCE_FILE} is not what the record and its worlds give; run "
+                             f"python -m sac_minimal merge {results_dir} to record it again")
     return recorded
 
 
@@ -442,7 +458,7 @@ def record_status(results_dir: str | Path) -> RecordStatus:
     here = {}
     for key, dataset in datasets.items():
         world, h = key.removeprefix("w").split("_h")
-        here[key] = dataset_state(config.replace(world=int(world), heterogeneity=float(h)), dataset)
+        here[key] = dataset_state(config.replace(model="ssad", world=int(world), heterogeneity=float(h)), dataset)
     return RecordStatus(results_dir.name, table.get("title", ""), list(table["variants"]), worlds, heterogeneities,
                         seeds, provenance, code_changed, same_code, datasets, here)
 
@@ -461,7 +477,9 @@ BOOK_RECORDS = {
     "ablation_components_quick_v3": book_checks("ablation_components_quick_v3", ("ot_pooling", "ot_smooth")),
     "ablation_alternatives_quick_v3": book_checks("ablation_alternatives_quick_v3", ("nonlocal", "sequential")),
     "ablation_variants_quick_v3": book_checks("ablation_variants_quick_v3", ("exact_solver", "mass_t")),
+    "acceptance_v4_quick": book_checks("acceptance_v4_quick", ("ssad", "headroom", "privileged"), world=100),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
-runs in world 3 (notebooks 08 and 09); notebook 10 re-runs two whole runs, evaluation included.
+runs in world 3 (world 100 for generator v4's control record; notebooks 08 and 09); notebook 10 re-runs two whole
+runs, evaluation included.
 ``tests/test_records.py`` re-runs the first three of each."""

@@ -39,7 +39,7 @@ import torch
 from sac_minimal.anchors import default_anchors
 from sac_minimal.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
-from sac_minimal.data.synthetic import METADATA_FILE, read_synthetic_metadata, reference_gates
+from sac_minimal.data.synthetic import METADATA_FILE, privileged_gates, read_synthetic_metadata, reference_gates
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
@@ -153,13 +153,13 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     that a record never names a generator version, world or h its data did not come from."""
     if config.data_root is None:
         return dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
-                            version=config.data_version, heterogeneity=config.heterogeneity, create=create)
+                            version=config.data_version, heterogeneity=config.data_heterogeneity, create=create)
     root = Path(config.data_root)
     if not (root / METADATA_FILE).exists():
         return root, "folder"
     metadata = read_synthetic_metadata(root)
     found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
-    asked = (config.data_version, config.world, config.heterogeneity)
+    asked = (config.data_version, config.world, config.data_heterogeneity)
     if found != asked:
         raise ValueError(f"{root} holds the surrogate of (generator version, world, h) = {found}, but the config "
                          f"asks for {asked}; pass the matching --data-version, --worlds and --heterogeneity, or "
@@ -167,19 +167,22 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     return root, "synthetic"
 
 
+GATES = {"reference": reference_gates, "privileged": privileged_gates}
+"""Controls that gate every feature step with weights computed from the surrogate's truth."""
+
+
 def load_windows(config: TrainConfig, root: Path, split: str, annotations: AnnotationSet,
                  feature_format: FeatureFormat) -> WindowDataset:
-    """The windows of one split as the config's model sees them: for the ``reference``, every feature step is gated
-    by inverse-variance weights from the surrogate's true reliabilities
-    (:func:`~sac_minimal.data.synthetic.reference_gates`)."""
+    """The windows of one split as the config's model sees them: for the ``reference`` and ``privileged`` controls,
+    every feature step is gated by weights from the surrogate's truth (:data:`GATES`)."""
     windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format,
                             accept_length_mismatch=config.accept_length_mismatch)
-    if config.model == "reference":
+    if config.model in GATES:
         if not (root / METADATA_FILE).exists():
-            raise ValueError(f"the reference gate needs the true reliabilities the surrogate records in "
+            raise ValueError(f"the {config.model} control needs the true reliabilities the surrogate records in "
                              f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
         metadata = read_synthetic_metadata(root)
-        windows.apply_step_gates([reference_gates(metadata, video.video, steps, video.fps)
+        windows.apply_step_gates([GATES[config.model](metadata, video.video, steps, video.fps)
                                   for video, steps in zip(windows.table.videos, windows.feature_steps)])
     return windows
 

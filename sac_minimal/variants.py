@@ -29,7 +29,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sac_minimal.config import TrainConfig
-from sac_minimal.hypotheses import CONFIRMATORY_WORLDS, HETEROGENEITIES, Hypothesis
+from sac_minimal.hypotheses import (
+    CONFIRMATORY_WORLDS,
+    CONFIRMATORY_WORLDS_V4,
+    DEVELOPMENT_WORLDS,
+    DEVELOPMENT_WORLDS_V4,
+    HETEROGENEITIES,
+    Hypothesis,
+)
 
 
 @dataclass(frozen=True)
@@ -57,14 +64,21 @@ class Variant:
 
 
 NO_OT = (("use_ot", False),)
-TRUTH_MODELS = {"reference": "it weights the features by the surrogate's true reliabilities (synthetic.json), "
-                             "which real videos do not have"}
+TRUTH_MODELS = {
+    "reference": "it weights the features by the surrogate's true reliabilities (synthetic.json), which real videos "
+                 "do not have",
+    "privileged": "it weights the features by the surrogate's true clean share (synthetic.json), which real videos "
+                  "do not have",
+    "headroom": "it trains on the same world without the reliability-driven corruption, which only a surrogate has",
+}
 """Models that read the surrogate's truth, and why they cannot run on real data."""
 
 VARIANTS = {variant.name: variant for variant in (
     Variant("ssad", "ssad", label="SSAD"),
     Variant("ssad_theta", "ssad_theta", label="SSAD+Θ"),
     Variant("reference", "reference", label="reference gate (∝ r²)"),
+    Variant("headroom", "headroom", label="headroom (no corruption)"),
+    Variant("privileged", "privileged", label="privileged (true clean share)"),
     Variant("joint", "ssad_sac", (("attention", "joint"), *NO_OT), "joint 2xT attention"),
     Variant("modality", "ssad_sac", (("attention", "modality"), *NO_OT), "modality only"),
     Variant("frame", "ssad_sac", (("attention", "frame"), *NO_OT), "frame only"),
@@ -120,6 +134,9 @@ class Experiment:
         config_changes: ``((field, value), ...)`` applied to the profile (the learning-rate arm).
         seeds: seeds per world by default.
         worlds: the worlds by default (:data:`~sac_minimal.hypotheses.CONFIRMATORY_WORLDS`).
+        development_worlds: the worlds its generator was designed on (never evidence; recorded in the grid).
+        requires: the record (``results/<name>``) whose acceptance test must have passed before this grid may run:
+            attention models are not run on a testbed whose positive control has not won.
     """
 
     variants: tuple
@@ -132,6 +149,8 @@ class Experiment:
     config_changes: tuple = ()
     seeds: int = 2
     worlds: tuple = CONFIRMATORY_WORLDS
+    development_worlds: tuple = DEVELOPMENT_WORLDS
+    requires: str | None = None
 
     def __post_init__(self):
         for baseline, candidate in (*self.comparisons, *self.primary, *self.trends):
@@ -217,7 +236,51 @@ profile. At 1e-4 without decay the training loss of SSAD and SSAD+SAC on develop
 less than 10 % over the next 12 epochs) from epoch 58 and 54 (``python -m sac_minimal plateau``, recorded in
 ``results/plateau_lr0.0001_quick_v3.json``; notebook 08 draws it)."""
 
+_TABLE1_V4 = ("ssad", "ssad_theta", "headroom", "privileged", "composed", "sac", "light_theta", "sac_stabilised")
+_ATTENTION_VS_THETA = tuple(("ssad_theta", name) for name in ("composed", "sac", "light_theta", "sac_stabilised"))
+"""Each attention model against the capacity-matched baseline (SSAD on Θ-projected features)."""
+_OT_VS_COMPOSED = tuple(("composed", name) for name in ("sac", "light_theta", "sac_stabilised"))
+"""Each OT variant against the same composed attention without OT."""
+_TABLE1_V4_TESTS = (("ssad", "headroom"), ("ssad", "privileged"), ("ssad", "ssad_theta"), *_ATTENTION_VS_THETA,
+                    *_OT_VS_COMPOSED)
+_TABLE1_V4_HYPOTHESES = (
+    Hypothesis("P1", "the privileged control beats SSAD where reliability varies (the positive control, on "
+               "confirmatory worlds)", "ssad", "privileged", "greater", 1.0),
+    Hypothesis("Q1", "learned composed attention (no OT) beats the capacity-matched SSAD+Θ where reliability "
+               "varies", "ssad_theta", "composed", "greater", 1.0),
+    Hypothesis("Q2", "SSAD+SAC (official) beats the capacity-matched SSAD+Θ (the paper's Table I)", "ssad_theta",
+               "sac", "greater", 1.0),
+    Hypothesis("Q3", "SAC with the light Θ (the paper's cost, Table VIII) beats SSAD+Θ", "ssad_theta",
+               "light_theta", "greater", 1.0),
+    Hypothesis("Q4", "SAC with the stabilised OT beats SSAD+Θ", "ssad_theta", "sac_stabilised", "greater", 1.0),
+    Hypothesis("Q5", "the official OT term improves the composed attention (the paper's Table VI)", "composed",
+               "sac", "greater", 1.0),
+    Hypothesis("Q6", "the light-Θ SAC's OT term improves the composed attention", "composed", "light_theta",
+               "greater", 1.0),
+    Hypothesis("Q7", "the stabilised OT term changes the composed attention's result", "composed",
+               "sac_stabilised", "two-sided", 1.0),
+    Hypothesis("Q8", "with nothing to find (h = 0) the composed attention gains nothing over SSAD+Θ", "ssad_theta",
+               "composed", "zero", 0.0),
+)
+"""One hypothesis per test: no test is counted twice in the table's Holm family."""
+V4 = (("data_version", 4),)
+"""Generator v4: the regime where an unreliable modality misleads (:mod:`sac_minimal.data.synthetic`)."""
+_CONTROLS = ("ssad", "headroom", "privileged")
+_CONTROL_TESTS = (("ssad", "headroom"), ("ssad", "privileged"))
+
 EXPERIMENTS = {
+    "acceptance_v4": Experiment(
+        _CONTROLS, _CONTROL_TESTS, "Acceptance of generator v4: the controls against SSAD on development worlds",
+        (Hypothesis("A1", "the privileged control (SSAD given the true clean share) beats SSAD where reliability "
+                          "varies", "ssad", "privileged", "greater", 1.0),
+         Hypothesis("A2", "there is headroom: SSAD on the same world without the corruption beats SSAD", "ssad",
+                    "headroom", "greater", 1.0)),
+        primary=(("ssad", "privileged"),), heterogeneities=HETEROGENEITIES, config_changes=V4, seeds=2,
+        worlds=DEVELOPMENT_WORLDS_V4, development_worlds=DEVELOPMENT_WORLDS_V4),
+    "table1_v4": Experiment(
+        _TABLE1_V4, _TABLE1_V4_TESTS, "Table I where unreliability misleads (generator v4)", _TABLE1_V4_HYPOTHESES,
+        primary=_ATTENTION_VS_THETA + _OT_VS_COMPOSED, heterogeneities=HETEROGENEITIES, config_changes=V4, seeds=4,
+        worlds=CONFIRMATORY_WORLDS_V4, development_worlds=DEVELOPMENT_WORLDS_V4, requires="acceptance_v4_quick"),
     "table1": Experiment(
         _TABLE1, _TABLE1_TESTS, "Table I across worlds and heterogeneity h", _TABLE1_HYPOTHESES,
         primary=(("ssad", "composed"), ("composed", "sac")), heterogeneities=HETEROGENEITIES,

@@ -118,3 +118,63 @@ def modality_probe(train: SegmentExamples, test: SegmentExamples, *, ridge: floa
         accuracy[name] = per_class_accuracy(predictions[name], test.labels)
     accuracy["predictions"] = predictions
     return accuracy
+
+
+PROBE_WINDOW, PROBE_STRIDE = 128, 64
+"""Steps per window and between windows of :func:`reliability_probe` (the training windows' length)."""
+
+
+PROBE_RIDGES = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+"""The ridge penalties :func:`reliability_probe` chooses from, by 5-fold cross-validation over training videos."""
+
+
+def reliability_probe(root: str | Path) -> dict:
+    """Can reliability be *learned* from the features? Each window of :data:`PROBE_WINDOW` steps (every
+    :data:`PROBE_STRIDE`) becomes one example, the mean appearance and motion feature over its steps, labelled by its
+    video's condition (``clean``, ``far_camera``: motion unreliable, ``look_alike``: appearance unreliable, from
+    ``synthetic.json``); a ridge classifier (:func:`fit_ridge_probe`, its penalty chosen from :data:`PROBE_RIDGES` by
+    5-fold cross-validation over the training videos) is fitted on the training videos and scored on the test
+    videos. If it cannot beat the majority class, no attention learned from these features can recover what the
+    truth is worth.
+
+    Returns ``{"accuracy", "chance", "windows", "ridge", "per_condition": {condition: accuracy}}``."""
+    from sac_minimal.data.synthetic import CONDITIONS, read_synthetic_metadata
+    from sac_minimal.data.thumos14 import load_annotations
+
+    root = Path(root)
+    metadata = read_synthetic_metadata(root)
+    annotations = load_annotations(root, exclude=())
+    feature_format = FeatureFormat.from_root(root)
+    examples = {}
+    for split in ("train", "test"):
+        rows, labels, owners = [], [], []
+        for number, video in enumerate(annotations.split(split)):
+            appearance, motion = feature_format.split(load_video_features(root, video.video, feature_format))
+            condition = CONDITIONS.index(metadata["videos"][video.video]["condition"])
+            for start in range(0, max(1, len(appearance) - PROBE_WINDOW + 1), PROBE_STRIDE):
+                span = slice(start, start + PROBE_WINDOW)
+                rows.append(np.concatenate([appearance[span].mean(0), motion[span].mean(0)]))
+                labels.append(condition)
+                owners.append(number)
+        examples[split] = (np.asarray(rows, dtype=np.float64), np.asarray(labels), np.asarray(owners))
+    train_features, train_labels, train_videos = examples["train"]
+    folds = train_videos % 5
+
+    def validated(ridge):
+        right = 0
+        for fold in range(5):
+            inside = folds != fold
+            predict = fit_ridge_probe(train_features[inside], train_labels[inside], num_classes=len(CONDITIONS),
+                                      ridge=ridge)
+            right += (predict(train_features[~inside]) == train_labels[~inside]).sum()
+        return right
+
+    ridge = max(PROBE_RIDGES, key=validated)
+    predict = fit_ridge_probe(train_features, train_labels, num_classes=len(CONDITIONS), ridge=ridge)
+    features, labels, _ = examples["test"]
+    predicted = predict(features)
+    return {"accuracy": float((predicted == labels).mean()),
+            "chance": float(np.bincount(labels, minlength=len(CONDITIONS)).max() / len(labels)),
+            "windows": int(len(labels)), "ridge": ridge,
+            "per_condition": {name: float((predicted[labels == index] == index).mean())
+                              for index, name in enumerate(CONDITIONS) if (labels == index).any()}}

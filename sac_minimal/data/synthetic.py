@@ -56,11 +56,31 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
 
 * v1 scaled a modality's *amplitude* with its reliability (a detector could undo it with fixed weights);
 * v2 scaled its *noise* by 1 / r and added corrupted stretches and per-video distractors;
-* **v3** (the only one this package writes) is v2 plus the heterogeneity h, and **class coverage**: in each split
+* **v3** (written by default) is v2 plus the heterogeneity h, and **class coverage**: in each split
   the first 20 videos are one per class, in an order drawn per world, each with at least
   :data:`COVERAGE_INSTANCES` instances of its class and no second class, so that at every size from ``quick`` up
   every class has at least 3 training and 3 test instances in every world (v2 left some classes without a single
   training instance). The other videos draw their class with THUMOS14's test-set frequencies as before.
+
+* **v4** is the regime where an unreliable modality *misleads* rather than only being noisy (v3 stays the default
+  and the book keeps both). In v3 an unreliable modality has more white noise, which any learned projection averages
+  away, and its reliability shows in its feature norm, so SSAD already adapts and no reweighting with the truth
+  helps (notebook 08). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
+
+  - *misleading content at constant energy*: a step of a modality is ``base + m c(t) + sqrt(1 - m^2) |c(t)| u(t) /
+    |u(t)|``, with c the clean content (class signal and noise), u misleading content and m =
+    :func:`clean_share` of the step's reliability (clean videos' steps are clean: m = 1). A far camera's flow
+    does not only get noisier, it shows another motion (camera shake that looks like a different action); a
+    look-alike scene shows another class. So u holds a *confuser* class of the same preference group in that
+    modality, inside the video's actions and in background bursts, plus the world's *corruption signature*
+    (:func:`corruption_signatures`: shake in the flow, the look-alike or overlay look in the RGB) and noise; the
+    step's energy does not depend on m, so reliability is not in the feature norm, but the signature makes it
+    learnable (:func:`~sac_minimal.data.probe.reliability_probe`);
+  - *partly redundant evidence*: in the modality that does not identify a group, its classes share
+    :data:`SHARED_DIRECTION_WEIGHT_V4` of one direction (v3: :data:`SHARED_DIRECTION_WEIGHT`), so the reliable
+    modality can stand in for the misleading one;
+  - the same worlds, h, conditions, corrupted stretches and class coverage as v3 (h raises every reliability and
+    corruption factor to the power h; at h = 0 m = 1 everywhere and no step is misleading).
 
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
@@ -69,6 +89,7 @@ notebooks and the reference gate (:func:`reference_gates`) can use it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -88,7 +109,9 @@ from sac_minimal.data.thumos14 import (
 from sac_minimal.files import save_npy_atomic, write_text_atomic
 
 GENERATOR_VERSION = 3
-GENERATOR_VERSIONS = (3,)
+GENERATOR_VERSIONS = (3, 4)
+"""v3: the regime where unreliability is visible noise that any read-out averages away; v4: the regime where it
+misleads (module docstring). Both are written; v3 stays the default."""
 METADATA_FILE = "synthetic.json"
 VERSION_PREFIX = "synthetic-thumos14-surrogate"
 
@@ -152,6 +175,12 @@ SECOND_CLASS_PROBABILITY = 0.08
 NOISE_SCALE = 0.6
 SCENE_SCALE = 1.0
 SHARED_DIRECTION_WEIGHT = 0.9
+SHARED_DIRECTION_WEIGHT_V4 = 0.3
+"""v4: a class's prototype in the modality that does not identify it keeps more of its own direction, so that the
+reliable modality can stand in for the other (partly redundant evidence)."""
+SIGNATURE_WEIGHT = 0.8
+"""v4: weight of the world's corruption signature in the misleading content (before it is scaled to the energy of
+the content it replaces)."""
 AMPLITUDE = {"preferred": 1.0, "other": 0.7, "both": 0.8}
 DISTRACTOR_AMPLITUDE = 0.9
 DISTRACTORS_PER_MINUTE = 4.0
@@ -196,8 +225,9 @@ def _preference_partners(preference: np.ndarray, index: int) -> np.ndarray:
     return np.flatnonzero((preference == preference[index]) & (np.arange(len(preference)) != index))
 
 
-def make_world(seed: int, channels: int) -> SurrogateWorld:
-    """Class prototypes with the preference structure of :data:`MODALITY_PREFERENCE` (property 1)."""
+def make_world(seed: int, channels: int, shared_weight: float = SHARED_DIRECTION_WEIGHT) -> SurrogateWorld:
+    """Class prototypes with the preference structure of :data:`MODALITY_PREFERENCE` (property 1); in the modality
+    that does not identify a group, its classes share ``shared_weight`` of one direction."""
     rng = np.random.default_rng([seed, 0])
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     prototypes = {}
@@ -205,7 +235,7 @@ def make_world(seed: int, channels: int) -> SurrogateWorld:
         distinct = _unit(rng.standard_normal((len(THUMOS14_CLASSES), channels)))
         shared = _unit(rng.standard_normal(channels))
         # In the modality that does not identify them, the group's classes share one direction.
-        blended = _unit(SHARED_DIRECTION_WEIGHT * shared + (1 - SHARED_DIRECTION_WEIGHT) * distinct)
+        blended = _unit(shared_weight * shared + (1 - shared_weight) * distinct)
         prototypes[modality] = np.where((preference == confusable_group)[:, None], blended, distinct)
     look_alike = np.array([rng.choice(_preference_partners(preference, index))
                            for index in range(len(THUMOS14_CLASSES))], dtype=np.int64)
@@ -380,6 +410,62 @@ def _features(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, r
                       "look_alike_class": None if look_alike is None else THUMOS14_CLASSES[look_alike]}
 
 
+def corruption_signatures(seed: int, channels: int) -> np.ndarray:
+    """``[2, D]`` a world's corruption signature per modality (v4): the direction that unreliable content of that
+    modality shares (a far camera's shake in the flow, a look-alike scene's or an overlay's look in the RGB), drawn
+    from its own stream so that the prototypes of v3 and v4 worlds are the same draws."""
+    return _unit(np.random.default_rng([seed, 0, 4]).standard_normal((2, channels))).astype(np.float32)
+
+
+CLEAN_RELIABILITY = 0.8
+"""v4: a step whose reliability is at least this (the lowest of a clean video's draws) is clean content only."""
+
+
+def clean_share(reliability: np.ndarray) -> np.ndarray:
+    """v4's mixing weight m = min(1, r / :data:`CLEAN_RELIABILITY`) of a step's reliability r: the weight of the clean
+    content in the step; the rest, sqrt(1 - m^2), is misleading content of the same energy, so m^2 is the share of
+    the step's energy that is clean."""
+    return np.minimum(1.0, np.asarray(reliability, dtype=np.float64) / CLEAN_RELIABILITY)
+
+
+def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
+                 envelopes: tuple, signatures: np.ndarray, heterogeneity: float) -> tuple[np.ndarray, dict]:
+    """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) |c(t)| u(t)/|u(t)|`` with c the
+    clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
+    same modality, inside the actions and in background bursts, plus the world's corruption signature and noise) and
+    m = :func:`clean_share` of the step's reliability; the step's energy does not depend on m."""
+    labels, step_seconds = timeline.labels, timeline.step_seconds
+    preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
+    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
+    channels = world.appearance_prototypes.shape[1]
+    prototypes = (world.appearance_prototypes, world.motion_prototypes)
+    confuser = int(rng.choice(_preference_partners(preference, timeline.main_class)))
+    bursts = _distractor_envelope(rng, timeline)
+    count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
+    lengths = rng.uniform(*CORRUPTION_SECONDS, count)
+    starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
+    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
+    corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
+                   for start, length, factor in zip(starts, lengths, factors)]
+    frame_factor = corruption_factor(corruptions, step_seconds)
+    scene, camera, noise = _scene_and_noise(rng, len(step_seconds), channels)
+    misleading_noise = rng.standard_normal((len(step_seconds), 2 * channels), dtype=np.float32) * np.float32(
+        NOISE_SCALE / np.sqrt(channels))
+    features = np.empty((len(step_seconds), 2 * channels), dtype=np.float32)
+    inside = envelopes[1].max(axis=1, keepdims=True) if len(labels) else np.zeros((len(step_seconds), 1))
+    for modality, base in enumerate((scene, camera)):
+        columns = slice(modality * channels, (modality + 1) * channels)
+        clean = (envelopes[modality] * amplitudes[:, modality]) @ prototypes[modality][labels] + noise[:, columns]
+        wrong = ((inside + bursts) * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
+        wrong = wrong + SIGNATURE_WEIGHT * signatures[modality] + misleading_noise[:, columns]
+        energy = np.linalg.norm(clean, axis=1, keepdims=True)
+        wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
+        share = clean_share(reliability[modality] * frame_factor)[:, None]
+        features[:, columns] = base + share * clean + np.sqrt(1.0 - share ** 2) * wrong
+    return features, {"corruptions": corruptions, "confuser_class": THUMOS14_CLASSES[confuser],
+                      "look_alike_class": None}
+
+
 def corruption_factor(corruptions: list, step_seconds: np.ndarray) -> np.ndarray:
     """``[T]`` the frame factor: the smallest factor of the corrupted stretches covering each step, else 1."""
     factor = np.ones(len(step_seconds))
@@ -400,8 +486,13 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     condition, appearance_reliability, motion_reliability = _draw_reliability(rng, heterogeneity)
     reliability = (appearance_reliability, motion_reliability)
     envelopes = _signal_envelopes(rng, timeline)
-    pan = pan_direction(seed, split, index, size.channels_per_modality)
-    features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
+    if version == 4:
+        signatures = corruption_signatures(seed, size.channels_per_modality)
+        features, decided = _features_v4(rng, world, timeline, condition, reliability, envelopes, signatures,
+                                         heterogeneity)
+    else:
+        pan = pan_direction(seed, split, index, size.channels_per_modality)
+        features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
 
     fps = timeline.fps
     annotations = [{"label": THUMOS14_CLASSES[label], "segment": [round(start, 2), round(end, 2)],
@@ -418,6 +509,11 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
         "video": {"condition": condition, "reliability": [round(value, 4) for value in reliability], **decided},
         "features": features,
     }
+
+
+def world_shared_weight(version: int) -> float:
+    """The prototypes' shared-direction weight of a generator version (v4: partly redundant evidence)."""
+    return SHARED_DIRECTION_WEIGHT_V4 if version == 4 else SHARED_DIRECTION_WEIGHT
 
 
 def check_generator_arguments(version, heterogeneity) -> None:
@@ -502,7 +598,7 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
     (root / METADATA_FILE).unlink(missing_ok=True)  # until it is written again, the folder is incomplete
     (root / FEATURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (root / ANNOTATION_FILE).parent.mkdir(parents=True, exist_ok=True)
-    world = make_world(seed, scale.channels_per_modality)
+    world = make_world(seed, scale.channels_per_modality, world_shared_weight(version))
     database, videos = {}, {}
     for split, count in (("train", scale.train_videos), ("test", scale.test_videos)):
         for index in range(count):
@@ -542,15 +638,35 @@ def read_synthetic_metadata(root: str | Path) -> dict:
 def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
                             version: int = GENERATOR_VERSION, heterogeneity: float = 1.0) -> dict:
     """Return the metadata of the surrogate at ``root``, writing it first unless the same version, size, world and
-    heterogeneity exist there."""
+    heterogeneity exist there. Processes that ask for the same surrogate at once (the shards of a grid) take turns
+    on a lock file beside it, so one writes it and the others read it."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root.parent / f".{root.name}.lock"):
+        try:
+            metadata = read_synthetic_metadata(root)
+            if (metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"]) == (
+                    version, size, seed, float(heterogeneity)):
+                return metadata
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        return write_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock on ``path`` (POSIX ``flock``; elsewhere no lock) for the block."""
     try:
-        metadata = read_synthetic_metadata(root)
-        if (metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"]) == (
-                version, size, seed, float(heterogeneity)):
-            return metadata
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        pass
-    return write_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
+        import fcntl
+    except ImportError:  # Windows: one process at a time is the user's to ensure
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def step_reliability(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
@@ -579,6 +695,15 @@ def reference_gates(metadata: dict, video: str, steps: int, fps: float) -> np.nd
     reliability = step_reliability(metadata, video, steps, fps)
     video_reliability = np.asarray(metadata["videos"][video]["reliability"])
     return (2 * reliability ** 2 / (video_reliability ** 2).sum()).astype(np.float32)
+
+
+def privileged_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
+    """``[T, 2]`` the privileged control's weight on (appearance, motion) at every step: the true share of the step's
+    energy that is clean content, m^2 (m = :func:`clean_share` of the step's reliability; in v4 the rest is
+    misleading content). Not normalised across modalities: a modality whose content is mostly misleading is turned
+    down whatever the other does, and a clean step keeps its scale (m = 1), so where the other modality carries the
+    class too it can stand in."""
+    return (clean_share(step_reliability(metadata, video, steps, fps)) ** 2).astype(np.float32)
 
 
 def _run_lengths(flags: np.ndarray) -> np.ndarray:
@@ -649,7 +774,8 @@ def measure_surrogate_properties(root: str | Path, split: str = "train") -> dict
     metadata = read_synthetic_metadata(root)
     annotations = load_annotations(root, exclude=())
     feature_format = FeatureFormat.from_root(root)
-    world = make_world(metadata["seed"], feature_format.channels_per_modality)
+    world = make_world(metadata["seed"], feature_format.channels_per_modality,
+                       world_shared_weight(metadata["generator_version"]))
     sums = {key: [] for key in ("action_a", "background_a", "action_m", "background_m")}
     bleed = {"appearance": ([], [], []), "motion": ([], [], [])}
     distractor_steps = {condition: ([], []) for condition in CONDITIONS}
