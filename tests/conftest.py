@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sac_minimal.config import profile
+from sac_minimal.lab.config import profile
 from sac_minimal.data.synthetic import write_synthetic_thumos
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES
 

@@ -3,10 +3,10 @@ the command line runs, shards, merges and resumes a grid."""
 
 import pytest
 
-from sac_minimal.ablations import PAPER_COST, cost_table
-from sac_minimal.config import profile
-from sac_minimal.hypotheses import Hypothesis
-from sac_minimal.variants import EXPERIMENTS, VARIANTS, Experiment, variants_of
+from sac_minimal.lab.ablations import PAPER_COST, cost_table
+from sac_minimal.lab.config import profile
+from sac_minimal.lab.hypotheses import Hypothesis
+from sac_minimal.lab.variants import EXPERIMENTS, VARIANTS, Experiment, variants_of
 
 
 def test_every_variant_builds_a_valid_config():
@@ -56,7 +56,7 @@ TINY = ["--profile", "quick", "--device", "cpu", "--worlds", "3", "4", "--seeds"
 
 
 def test_command_line_ablate_merge_cost_and_train(data_home, tmp_path, monkeypatch, capsys):
-    from sac_minimal.__main__ import main as cli
+    from sac_minimal.lab.cli import main as cli
 
     monkeypatch.chdir(tmp_path)
     common = [*TINY, "--epochs", "1"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import TINY, write_tiny_dataset
 
-from sac_minimal.__main__ import main as cli
+from sac_minimal.lab.cli import main as cli
 from sac_minimal.data.check import check_dataset
 from sac_minimal.data.locate import reference_annotation_file
 from sac_minimal.data.probe import modality_probe, segment_examples

@@ -8,7 +8,7 @@ import torch
 
 from sac_minimal.data.synthetic import read_synthetic_metadata
 from sac_minimal.data.windows import WindowDataset
-from sac_minimal.diagnostics import (
+from sac_minimal.lab.diagnostics import (
     appearance_share_drift,
     attention_diagnostics,
     roc_auc,
@@ -92,7 +92,7 @@ def test_stabilised_ot_cuts_the_direct_path_to_the_modality_attention():
 def test_a_run_records_where_its_modality_attention_went(quick, tmp_path):
     """Every SAC run with a modality attention records its mean appearance share at its start (rebuilt from its
     seed) and at its end, on the test windows."""
-    from sac_minimal.train import Detector, fit
+    from sac_minimal.lab.train import Detector, fit
 
     config = quick(model="ssad_sac", epochs=1)
     result = fit(config, tmp_path / "run")

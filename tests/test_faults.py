@@ -9,17 +9,17 @@ import pytest
 import torch
 from conftest import TINY, write_tiny_dataset
 
-from sac_minimal.__main__ import main as cli
-from sac_minimal.config import profile
+from sac_minimal.lab.cli import main as cli
+from sac_minimal.lab.config import profile
 from sac_minimal.data.check import check_dataset
 from sac_minimal.data.thumos14 import load_annotations
 from sac_minimal.detection import Detections
 from sac_minimal.evaluation import evaluate_detections
-from sac_minimal.experiments import merge_grid, run_experiment
+from sac_minimal.lab.experiments import merge_grid, run_experiment
 from sac_minimal.files import save_torch_atomic, write_json_atomic
 from sac_minimal.ot import entropic_ot_2xT, random_2xT_problems, sinkhorn_log
-from sac_minimal.train import fit, prepare_runs
-from sac_minimal.variants import Experiment
+from sac_minimal.lab.train import fit, prepare_runs
+from sac_minimal.lab.variants import Experiment
 
 ONE = Experiment(("ssad",), (), "one row", seeds=1, worlds=(3,))
 
@@ -285,7 +285,7 @@ class _RunsCode:
 
 
 def test_a_crafted_checkpoint_is_refused_and_never_runs_code(quick, tmp_path):
-    from sac_minimal.train import load_checkpoint, load_trained_model
+    from sac_minimal.lab.train import load_checkpoint, load_trained_model
 
     marker = tmp_path / "code_ran"
     run_dir = tmp_path / "run"
@@ -328,7 +328,7 @@ def test_a_video_id_that_is_a_path_is_refused(tmp_path, video):
 
 
 def test_the_dataset_fingerprint_sees_an_edited_annotation_or_format_file(tmp_path):
-    from sac_minimal.provenance import dataset_fingerprint
+    from sac_minimal.lab.provenance import dataset_fingerprint
 
     root = write_tiny_dataset(tmp_path / "data", TINY)
     before = dataset_fingerprint(root)
@@ -383,7 +383,7 @@ def test_a_feature_width_written_as_a_float_is_reported(tmp_path):
 
 
 def test_a_run_file_with_a_missing_metric_is_named(quick, tmp_path):
-    from sac_minimal.experiments import read_run
+    from sac_minimal.lab.experiments import read_run
 
     run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
     path = tmp_path / "record" / "runs" / "ssad_w3_h1_s0.json"
@@ -483,7 +483,7 @@ def test_records_follow_the_umask(tmp_path):
     lambda path: torch.save({"weights": torch.zeros(2)}, path),
 ], ids=["not a zip", "fuzzed", "another archive"])
 def test_any_unreadable_checkpoint_falls_back_to_the_previous_one(quick, tmp_path, damage):
-    from sac_minimal.train import load_checkpoint
+    from sac_minimal.lab.train import load_checkpoint
 
     fit(quick(model="ssad", epochs=2), tmp_path / "run")
     damage(tmp_path / "run" / "checkpoint.pt")
@@ -563,7 +563,7 @@ def test_a_test_split_of_only_ambiguous_instances_is_a_problem_not_a_nan(tmp_pat
 
 def test_a_smaller_surrogate_over_a_larger_one_leaves_no_stale_files(tmp_path):
     from sac_minimal.data.synthetic import write_synthetic_thumos
-    from sac_minimal.provenance import dataset_fingerprint
+    from sac_minimal.lab.provenance import dataset_fingerprint
 
     write_synthetic_thumos(tmp_path / "over", "quick", seed=5)
     write_synthetic_thumos(tmp_path / "over", "tiny", seed=5)

@@ -2,8 +2,8 @@
 
 import json
 
-from sac_minimal.__main__ import main as cli
-from sac_minimal.gpu_session import read_session
+from sac_minimal.lab.cli import main as cli
+from sac_minimal.lab.gpu_session import read_session
 
 
 def test_gpu_session_dry_run_records_table1_and_table6(tmp_path, capsys):

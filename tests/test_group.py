@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from sac_minimal.config import profile
-from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
-from sac_minimal.train import Detector, check_runs_can_share_a_loop, fit, fit_runs
+from sac_minimal.lab.config import profile
+from sac_minimal.lab.group import ModelGroup, load_optimizer_states, optimizer_state_of
+from sac_minimal.lab.train import Detector, check_runs_can_share_a_loop, fit, fit_runs
 
 CHANNELS = 16
 

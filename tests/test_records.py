@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sac_minimal import detection
-from sac_minimal.experiments import merge_grid, run_experiment
-from sac_minimal.hypotheses import Hypothesis
-from sac_minimal.records import BOOK_RECORDS, Check, check_table, parse_checks, record_status, verify_record
-from sac_minimal.variants import EXPERIMENTS, Experiment
+from sac_minimal.lab.experiments import merge_grid, run_experiment
+from sac_minimal.lab.hypotheses import Hypothesis
+from sac_minimal.lab.records import BOOK_RECORDS, Check, check_table, parse_checks, record_status, verify_record
+from sac_minimal.lab.variants import EXPERIMENTS, Experiment
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TINY = Experiment(("ssad", "sac"), (("ssad", "sac"),), "a tiny grid",
@@ -22,7 +22,7 @@ TINY = Experiment(("ssad", "sac"), (("ssad", "sac"),), "a tiny grid",
 @pytest.fixture(scope="module")
 def record(tmp_path_factory):
     """A two-variant, two-world, two-seed, two-epoch record on the tiny surrogate."""
-    from sac_minimal.config import profile
+    from sac_minimal.lab.config import profile
 
     folder = tmp_path_factory.mktemp("record")
     patch = pytest.MonkeyPatch()
@@ -114,7 +114,7 @@ def test_a_record_commit_never_reaches_git_as_an_option(copy, tmp_path):
     with pytest.raises(ValueError, match="does not match its run files"):
         record_status(copy)
     assert target.read_text() == "keep me"
-    from sac_minimal.provenance import code_changed_since
+    from sac_minimal.lab.provenance import code_changed_since
 
     assert code_changed_since(f"--output={target}") is None and target.read_text() == "keep me"
 
@@ -179,7 +179,7 @@ def test_on_another_machine_type_a_two_percent_change_still_fails(copy, monkeypa
 
 def _another_machine(monkeypatch):
     """Make this machine look like another machine type to verification (another instruction set)."""
-    from sac_minimal import records
+    from sac_minimal.lab import records
 
     real = records.machine
     monkeypatch.setattr(records, "machine", lambda device="": {**real(device), "cpu_capability": "ANOTHER"})
@@ -191,8 +191,8 @@ def test_a_whole_run_on_another_machine_type_is_compared_with_its_cells_spread(r
     _another_machine(monkeypatch)
     result = verify_record(record, [Check("sac_w3_h1_s0", None)])[0]
     assert not result.same_machine_type and result.outcome == "exact match"  # the same kernels, in fact
-    from sac_minimal.records import MAP_SPREAD, cell_spread
-    from sac_minimal.experiments import read_run
+    from sac_minimal.lab.records import MAP_SPREAD, cell_spread
+    from sac_minimal.lab.experiments import read_run
 
     run = read_run(record / "runs" / "sac_w3_h1_s0.json")
     spread = cell_spread(record, run, 0.0)
@@ -213,7 +213,7 @@ def test_a_whole_run_on_another_machine_type_is_compared_with_its_cells_spread(r
 ])
 def test_outcomes_fail_only_for_what_would_fail_on_the_records_own_machine_type(exact, identical, within, inside,
                                                                                   outcome):
-    from sac_minimal.records import PASSING, _outcome
+    from sac_minimal.lab.records import PASSING, _outcome
 
     assert _outcome(exact, identical, within, None if inside is None else {"inside": inside}) == outcome
     assert (outcome in PASSING) == (outcome in ("exact match", "within tolerance", "statistically consistent"))
@@ -248,8 +248,8 @@ def test_other_kernels_really_differ_and_still_verify(tmp_path):
 def test_a_record_trained_with_seeds_together_verifies_exactly(tmp_path, monkeypatch):
     """--seeds-together (what gpu-run uses) trains the seeds in one loop: verification re-makes them the same way,
     so the record is an exact match on its own machine type, not a failure."""
-    from sac_minimal.config import profile
-    from sac_minimal.records import verify_check
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.records import verify_check
 
     monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
     base = profile("quick", data_size="tiny", device="cpu", epochs=1, base_channels=16, main_channels=32)
@@ -337,7 +337,7 @@ def test_an_absurd_thread_count_in_a_run_is_malformed_not_a_crash(copy):
 
 
 def verify_check_only(folder, run):
-    from sac_minimal.records import verify_check
+    from sac_minimal.lab.records import verify_check
 
     return verify_check(folder, Check(run, 1))
 

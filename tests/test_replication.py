@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from sac_minimal.config import profile
+from sac_minimal.lab.config import profile
 from sac_minimal.data.synthetic import (
     SIZES,
     corruption_factor,
@@ -17,12 +17,12 @@ from sac_minimal.data.synthetic import (
     step_reliability,
 )
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES, FeatureFormat, load_annotations, load_video_features
-from sac_minimal.experiments import claim_grid, grid_definition, summarize_grid, world_tests
-from sac_minimal.hypotheses import CONFIRMATORY_WORLDS, DEVELOPMENT_WORLDS, Hypothesis, judge
+from sac_minimal.lab.experiments import claim_grid, grid_definition, summarize_grid, world_tests
+from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS, DEVELOPMENT_WORLDS, Hypothesis, judge
 from sac_minimal.sac import smoothness_loss
-from sac_minimal.significance import holm, mean_with_interval
-from sac_minimal.train import Detector
-from sac_minimal.variants import EXPERIMENTS
+from sac_minimal.lab.significance import holm, mean_with_interval
+from sac_minimal.lab.train import Detector
+from sac_minimal.lab.variants import EXPERIMENTS
 
 
 @pytest.mark.parametrize("seed", [0, 4, 11, 12345])
@@ -230,9 +230,9 @@ def test_one_dataset_is_never_counted_as_two_worlds(tmp_path):
     refused before any training, and so are a world or an h listed twice."""
     from conftest import TINY, write_tiny_dataset
 
-    from sac_minimal.config import profile
-    from sac_minimal.experiments import run_experiment
-    from sac_minimal.variants import EXPERIMENTS
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.experiments import run_experiment
+    from sac_minimal.lab.variants import EXPERIMENTS
 
     root = write_tiny_dataset(tmp_path / "real", TINY)
     base = profile("quick", data_root=str(root), device="cpu", epochs=1)
@@ -247,7 +247,7 @@ def test_one_dataset_is_never_counted_as_two_worlds(tmp_path):
 
 
 def test_two_worlds_with_identical_data_are_refused(surrogates):
-    from sac_minimal.experiments import check_design
+    from sac_minimal.lab.experiments import check_design
 
     root = surrogates(3, 1.0)
     with pytest.raises(ValueError, match="identical data"):
@@ -256,8 +256,8 @@ def test_two_worlds_with_identical_data_are_refused(surrogates):
 
 
 def test_differences_without_spread_are_not_testable_never_p_zero():
-    from sac_minimal.hypotheses import judge
-    from sac_minimal.significance import format_p, holm, mean_with_interval, significance_word
+    from sac_minimal.lab.hypotheses import judge
+    from sac_minimal.lab.significance import format_p, holm, mean_with_interval, significance_word
 
     same = mean_with_interval([0.0152, 0.0152, 0.0152])
     assert not same["testable"] and np.isnan(same["p"]) and same["mean"] == pytest.approx(0.0152)
@@ -273,9 +273,9 @@ def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_p
     left out by code, with the reason, and the seeds are the replication unit."""
     from conftest import TINY, write_tiny_dataset
 
-    from sac_minimal.config import profile
-    from sac_minimal.experiments import merge_grid, run_experiment
-    from sac_minimal.variants import EXPERIMENTS, Experiment
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.experiments import merge_grid, run_experiment
+    from sac_minimal.lab.variants import EXPERIMENTS, Experiment
 
     small = Experiment(("ssad", "reference", "composed"), (("ssad", "reference"), ("ssad", "composed")),
                        "a small Table I on real data",

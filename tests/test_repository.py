@@ -26,7 +26,7 @@ def test_there_are_notebooks_in_the_toc():
 CODE_COLUMN = 88
 """Characters of code that fit the book's code column without horizontal scrolling."""
 FIGURE_HELPERS = ("world_effects(", "dose_response(", "variant_means(", "epoch_curves(", "seed_dots(")
-"""sac_minimal.plots functions: each sets a title and axis labels."""
+"""sac_minimal.lab.plots functions: each sets a title and axis labels."""
 
 
 def repository() -> tuple[str, str]:
@@ -228,3 +228,21 @@ def test_display_math_never_sits_inside_a_paragraph():
     pages += [(path, path.read_text()) for path in sorted((ROOT / "book").glob("*.md"))]
     found = [(path.name, line) for path, text in pages for line in _display_math_inside_paragraphs(text)]
     assert not found, f"display math inside a paragraph (add blank lines around it): {found}"
+
+
+def test_the_core_never_imports_the_lab():
+    """The paper's code (sac_minimal's top level and data/) stands alone; the lab builds on it."""
+    import ast
+
+    core = [path for path in sorted((ROOT / "sac_minimal").rglob("*.py")) if "lab" not in path.parts
+            and path.name != "__main__.py"]  # the entry point only hands over to the lab's command line
+    assert len(core) > 10
+    found = []
+    for path in core:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.startswith("sac_minimal.lab")]
+    assert not found, found
+    top = sorted(path.stem for path in (ROOT / "sac_minimal").glob("*.py") if not path.stem.startswith("__"))
+    assert len(top) <= 10, top

@@ -272,9 +272,9 @@ def test_every_convolution_starts_with_the_official_init(preset):
     """The official code's model.apply(weight_init): Kaiming-uniform weights (bound sqrt(6 / fan_in), so a standard
     deviation of sqrt(2 / fan_in)) and zero biases on every Conv1d, SAC's Θ and heads included; PyTorch's default
     (bound 1 / sqrt(fan_in), non-zero bias) would fail both checks."""
-    from sac_minimal.config import profile
+    from sac_minimal.lab.config import profile
     from sac_minimal.initialisation import official_bound
-    from sac_minimal.train import Detector
+    from sac_minimal.lab.train import Detector
 
     torch.manual_seed(0)
     model = "ssad_theta" if preset == "ssad_theta" else "ssad_sac"

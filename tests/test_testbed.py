@@ -13,8 +13,8 @@ from sac_minimal.data.synthetic import (
     write_synthetic_thumos,
 )
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES, load_annotations
-from sac_minimal.hypotheses import acceptance, comparison_key
-from sac_minimal.variants import EXPERIMENTS
+from sac_minimal.lab.hypotheses import acceptance, comparison_key
+from sac_minimal.lab.variants import EXPERIMENTS
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +94,9 @@ def test_the_v4_table_compares_attention_with_the_capacity_matched_baseline_and_
 
 
 def test_attention_models_never_run_on_a_testbed_that_was_not_accepted(tmp_path):
-    from sac_minimal.config import profile
+    from sac_minimal.lab.config import profile
     from sac_minimal.data.locate import REPOSITORY
-    from sac_minimal.experiments import run_experiment
+    from sac_minimal.lab.experiments import run_experiment
 
     recorded = REPOSITORY / "results" / "acceptance_v4_quick" / "acceptance.json"
     if not recorded.exists():

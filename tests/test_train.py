@@ -7,13 +7,13 @@ import pytest
 import torch
 from scipy import stats
 
-import sac_minimal.train as train_module
-from sac_minimal.config import TrainConfig, profile
-from sac_minimal.experiments import format_table, merge_grid, parse_shard, run_experiment, summarize_grid
-from sac_minimal.hypotheses import Hypothesis
-from sac_minimal.significance import minimum_detectable_difference, paired_t_test, student_t_test
-from sac_minimal.train import RunResult, choose_device, fit
-from sac_minimal.variants import EXPERIMENTS, Experiment
+import sac_minimal.lab.train as train_module
+from sac_minimal.lab.config import TrainConfig, profile
+from sac_minimal.lab.experiments import format_table, merge_grid, parse_shard, run_experiment, summarize_grid
+from sac_minimal.lab.hypotheses import Hypothesis
+from sac_minimal.lab.significance import minimum_detectable_difference, paired_t_test, student_t_test
+from sac_minimal.lab.train import RunResult, choose_device, fit
+from sac_minimal.lab.variants import EXPERIMENTS, Experiment
 
 SMALL_TABLE = Experiment(("ssad", "reference", "sac"), (("ssad", "reference"), ("ssad", "sac")), "a small Table I",
                          (Hypothesis("S1", "SAC beats SSAD", "ssad", "sac", "greater"),), primary=(("ssad", "sac"),),
@@ -98,7 +98,7 @@ def test_non_finite_loss_stops_with_the_step_and_term(quick, tmp_path, monkeypat
 
 
 def test_reading_losses_every_few_steps_changes_nothing_but_when_nan_is_seen(quick, tmp_path, monkeypatch):
-    from sac_minimal.train import fit_runs
+    from sac_minimal.lab.train import fit_runs
 
     config = quick(model="ssad", epochs=1)
     every_step = fit_runs([config], [tmp_path / "every"], sync_every=1)[0]
@@ -124,7 +124,7 @@ def test_compiled_step_trains_like_the_eager_step(quick, tmp_path):
     eager = fit(config, tmp_path / "eager")
     compiled = fit(config, tmp_path / "compiled", compiled=True)
     assert compiled.extra["compiled"] is True and "compiled" not in eager.extra
-    from sac_minimal.records import LOSS_TOLERANCE, TERM_TOLERANCE
+    from sac_minimal.lab.records import LOSS_TOLERANCE, TERM_TOLERANCE
 
     for key in ("classification", "overlap", "localisation", "total"):
         # another kernel order, amplified over an epoch: within the spread measured across summation orders

@@ -234,7 +234,7 @@ class WindowDataset(torch.utils.data.Dataset):
     def apply_step_gates(self, gates: Sequence[np.ndarray]) -> None:
         """Multiply every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
         motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. The reference gate
-        sees its features this way (:func:`sac_minimal.train.load_windows`)."""
+        sees its features this way (:func:`sac_minimal.lab.train.load_windows`)."""
         if not self.in_memory:
             raise ValueError("apply_step_gates needs a WindowDataset built with in_memory=True")
         if len(gates) != len(self.feature_steps):

@@ -27,7 +27,7 @@ class ModelGroup:
     """R models of one architecture trained together.
 
     ``group(appearance [R, B, Da, T], motion [R, B, Dm, T]) -> (raw [R, B, A, V], sac_losses {name: [R]})`` for
-    :class:`~sac_minimal.train.Detector`-like modules returning ``(tensor, dict of scalars)``.
+    :class:`~sac_minimal.lab.train.Detector`-like modules returning ``(tensor, dict of scalars)``.
     """
 
     def __init__(self, models: Sequence[nn.Module]):

@@ -1,7 +1,7 @@
 """The paper's ablations (Tables V-VIII, Fig. 6): running them, their tables, and the cost table.
 
 The experiments themselves (which variants, which comparisons, which hypotheses) are defined in
-:mod:`sac_minimal.variants` and run by :mod:`sac_minimal.experiments` (a row shared by several tables, such as the
+:mod:`sac_minimal.lab.variants` and run by :mod:`sac_minimal.lab.experiments` (a row shared by several tables, such as the
 composed attention, is trained once: its checkpoint is found by config and dataset). This module counts parameters
 and FLOPs for Table VIII (:func:`cost_table`, no training). The paper's THUMOS14 numbers for these
 tables are here too, always shown as the paper's.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from sac_minimal.config import profile
+from sac_minimal.lab.config import profile
 
 PAPER_MAP_AT_05 = {
     "ssad": 45.5, "joint": 48.1, "modality": 47.5, "frame": 47.8, "composed": 48.8, "ot": 50.0, "ot_pooling": 50.9,
@@ -34,7 +34,7 @@ def cost_table(channels: int = 1024, length: int = 128) -> list[dict]:
     Each row also gives its increments over SSAD, the quantities the paper's Table VIII lets one check."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sac_minimal.train import Detector
+    from sac_minimal.lab.train import Detector
 
     rows = []
     appearance, motion = torch.randn(1, channels, length), torch.randn(1, channels, length)

@@ -2,7 +2,7 @@
 
 Long grids (every Table I row over worlds, h and seeds; the ablations) take too long for a book build on two cores,
 so they are run once from the command line and recorded in ``results/<name>/`` with their provenance
-(:mod:`sac_minimal.provenance`). A record is only worth reading if it still holds, so the book build checks it:
+(:mod:`sac_minimal.lab.provenance`). A record is only worth reading if it still holds, so the book build checks it:
 
 * :func:`record_status` says when, where and from which code the record was made, whether the package's code
   differs from that commit now, and whether the datasets it names are the ones this machine would use;
@@ -39,7 +39,7 @@ import torch
 from scipy import stats
 
 from sac_minimal.data.locate import REPOSITORY
-from sac_minimal.experiments import (
+from sac_minimal.lab.experiments import (
     ACCEPTANCE_FILE,
     RUN_NAME,
     acceptance_of,
@@ -49,9 +49,9 @@ from sac_minimal.experiments import (
     run_name,
     table_csv,
 )
-from sac_minimal.hypotheses import METRIC
+from sac_minimal.lab.hypotheses import METRIC
 from sac_minimal.files import read_json
-from sac_minimal.provenance import (
+from sac_minimal.lab.provenance import (
     check_provenance,
     code_changed_since,
     code_fingerprint,
@@ -59,7 +59,7 @@ from sac_minimal.provenance import (
     machine,
     same_machine_type,
 )
-from sac_minimal.train import METRIC_COLUMNS, RunResult, fit_runs, read_metrics
+from sac_minimal.lab.train import METRIC_COLUMNS, RunResult, fit_runs, read_metrics
 
 RESULTS_DIR = REPOSITORY / "results"
 """The repository's recorded results (``results/``)."""
@@ -245,11 +245,11 @@ def _group(results_dir: Path, recorded: RunResult) -> list[RunResult]:
 def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | None = None) -> CheckResult:
     """Re-run one check of a record and compare it with the recorded run (see the module docstring). The re-run goes
     to a temporary folder, or to ``run_dir`` when given (to use the re-trained model afterwards, e.g.
-    :func:`~sac_minimal.train.load_trained_model`). A run trained together with other seeds is re-made with them
+    :func:`~sac_minimal.lab.train.load_trained_model`). A run trained together with other seeds is re-made with them
     (into a temporary folder), a compiled run compiled.
 
     Whether every value must be equal is decided by comparing this machine with the machine the run names
-    (:func:`~sac_minimal.provenance.same_machine_type`); a run whose provenance is missing or malformed is an error.
+    (:func:`~sac_minimal.lab.provenance.same_machine_type`); a run whose provenance is missing or malformed is an error.
     """
     results_dir = Path(results_dir)
     path = results_dir / "runs" / f"{check.run}.json"
@@ -304,7 +304,7 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
 TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
                 "tests", "hypotheses", "primary", "configs", "datasets", "labels", "title", "provenance",
                 "wall_seconds", "left_out", "shares")
-"""The parts of ``table.json`` that :func:`~sac_minimal.experiments.build_table` computes from the run files (all of
+"""The parts of ``table.json`` that :func:`~sac_minimal.lab.experiments.build_table` computes from the run files (all of
 it)."""
 
 
@@ -420,7 +420,7 @@ def _span(values: Sequence[int]) -> str:
 def dataset_state(config, recorded: dict) -> str:
     """``same``, ``different`` or ``absent``: whether this machine has the dataset a run was trained on."""
     from sac_minimal.data.synthetic import METADATA_FILE
-    from sac_minimal.train import resolve_data_root
+    from sac_minimal.lab.train import resolve_data_root
 
     try:
         root = resolve_data_root(config, create=False)[0]
@@ -436,7 +436,7 @@ def dataset_state(config, recorded: dict) -> str:
 def record_status(results_dir: str | Path) -> RecordStatus:
     """The :class:`RecordStatus` of a merged record (``table.json``, checked against its grid and run files by
     :func:`check_table`); a table whose provenance is missing or malformed is an error."""
-    from sac_minimal.config import TrainConfig
+    from sac_minimal.lab.config import TrainConfig
 
     results_dir = Path(results_dir)
     table = check_table(results_dir)

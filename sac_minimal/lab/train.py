@@ -15,7 +15,7 @@ Because every random draw of an epoch comes from generators seeded by (seed, epo
 epoch and resumed from its checkpoint ends with exactly the metrics of an uninterrupted run (on the same machine).
 A non-finite loss stops the run, names the step and the term, and saves the state it happened in.
 
-:func:`fit_runs` is the same loop for R seeds of one recipe at once (:class:`~sac_minimal.group.ModelGroup`: one
+:func:`fit_runs` is the same loop for R seeds of one recipe at once (:class:`~sac_minimal.lab.group.ModelGroup`: one
 batched forward and backward per step, each run with its own generators, checkpoint and result); :func:`fit` is
 ``fit_runs`` with R = 1.
 """
@@ -37,18 +37,18 @@ import numpy as np
 import torch
 
 from sac_minimal.anchors import default_anchors
-from sac_minimal.config import TrainConfig
+from sac_minimal.lab.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
 from sac_minimal.data.synthetic import METADATA_FILE, privileged_gates, read_synthetic_metadata, reference_gates
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
-from sac_minimal.diagnostics import appearance_share_drift, attention_diagnostics, window_attention, window_truth
+from sac_minimal.lab.diagnostics import appearance_share_drift, attention_diagnostics, window_attention, window_truth
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.files import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
-from sac_minimal.group import ModelGroup, load_optimizer_states, optimizer_state_of
+from sac_minimal.lab.group import ModelGroup, load_optimizer_states, optimizer_state_of
 from sac_minimal.initialisation import official_conv_init
-from sac_minimal.provenance import dataset_fingerprint, file_sha256, provenance
+from sac_minimal.lab.provenance import dataset_fingerprint, file_sha256, provenance
 from sac_minimal.sac import SAC, WithSAC
 from sac_minimal.ssad import SSAD
 
@@ -462,7 +462,7 @@ def save_epoch(setup: TrainingSetup, epoch: int, sums: torch.Tensor, steps: int,
 
 def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: dict) -> list[RunResult]:
     """Evaluate every run on the test split (and, for SAC on the surrogate, measure its attention:
-    :mod:`sac_minimal.diagnostics`), write each ``result.json`` and return the results."""
+    :mod:`sac_minimal.lab.diagnostics`), write each ``result.json`` and return the results."""
     results = []
     device_name = _device_name(setup.device)
     for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
@@ -490,7 +490,7 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
 def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
              verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
              sync_every: int | None = None, compiled: bool = False) -> list[RunResult] | None:
-    """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.group.ModelGroup`): one
+    """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.lab.group.ModelGroup`): one
     batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
     random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
     :func:`fit` (which is this function with R = 1); only floating-point summation order differs.

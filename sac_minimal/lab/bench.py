@@ -228,12 +228,12 @@ its attention can only learn through that gradient."""
 def bench_train(batch: int = 4, channels: int = 1024, repeats: int = 10, device: str = "auto", runs: int = 1) -> dict:
     """Training steps per second (forward, SSAD loss, backward, Adam) of SSAD, SSAD+Θ, SSAD+SAC and SSAD+SAC with the
     light Θ (:meth:`~sac_minimal.sac.SACConfig.light`) at the official widths on random windows, and each one's
-    cost ratio over a SSAD step. With ``runs`` > 1, that many runs train at once (:mod:`sac_minimal.group`) and the
+    cost ratio over a SSAD step. With ``runs`` > 1, that many runs train at once (:mod:`sac_minimal.lab.group`) and the
     rates are run-steps per second (``runs`` / seconds per grouped step), comparable with ``runs`` = 1."""
     from sac_minimal.anchors import default_anchors
-    from sac_minimal.config import profile
-    from sac_minimal.group import ModelGroup
-    from sac_minimal.train import Detector, choose_device, training_losses
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.group import ModelGroup
+    from sac_minimal.lab.train import Detector, choose_device, training_losses
 
     target = choose_device(device)
     generator = torch.Generator().manual_seed(0)
@@ -322,10 +322,10 @@ def bench_step_phases(batch: int = 4, channels: int = 1024, repeats: int = 10, d
     pass, and Adam. On CUDA the device is synchronised between phases, so the phases add up to a slower step than
     an unsynchronised one."""
     from sac_minimal.anchors import default_anchors
-    from sac_minimal.config import profile
+    from sac_minimal.lab.config import profile
     from sac_minimal.detection import ssad_loss_runs
     from sac_minimal.sac import WithSAC, ot_loss, transport_masses
-    from sac_minimal.train import Detector, choose_device
+    from sac_minimal.lab.train import Detector, choose_device
 
     target = choose_device(device)
     generator = torch.Generator().manual_seed(0)
@@ -382,7 +382,7 @@ def format_step_phases(result: dict) -> str:
 
 
 def format_train_table(result: dict) -> str:
-    from sac_minimal.ablations import PAPER_COST
+    from sac_minimal.lab.ablations import PAPER_COST
 
     together = f", {result['runs']} runs at once (run-steps/s)" if result["runs"] > 1 else ""
     return (f"training steps/s on {result['device']}, batch {result['batch']}, 2 x {result['channels']} channels"

@@ -53,14 +53,14 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
 
 
 def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
-    from sac_minimal.bench import bench_step_phases, bench_train
-    from sac_minimal.config import profile
+    from sac_minimal.lab.bench import bench_step_phases, bench_train
+    from sac_minimal.lab.config import profile
     from sac_minimal.data.locate import synthetic_root
     from sac_minimal.data.synthetic import GENERATOR_VERSION
-    from sac_minimal.experiments import merge_grid, run_experiment
-    from sac_minimal.hypotheses import CONFIRMATORY_WORLDS
-    from sac_minimal.provenance import provenance
-    from sac_minimal.variants import EXPERIMENTS
+    from sac_minimal.lab.experiments import merge_grid, run_experiment
+    from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS
+    from sac_minimal.lab.provenance import provenance
+    from sac_minimal.lab.variants import EXPERIMENTS
 
     started = time.perf_counter()
     budget = 60 * max_minutes

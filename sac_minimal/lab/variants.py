@@ -28,8 +28,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sac_minimal.config import TrainConfig
-from sac_minimal.hypotheses import (
+from sac_minimal.lab.config import TrainConfig
+from sac_minimal.lab.hypotheses import (
     CONFIRMATORY_WORLDS,
     CONFIRMATORY_WORLDS_V4,
     DEVELOPMENT_WORLDS,
@@ -126,14 +126,14 @@ class Experiment:
         variants: variant names in table order.
         comparisons: (baseline, candidate) pairs, each tested at every h of ``heterogeneities``.
         title: the table's title.
-        hypotheses: the :class:`~sac_minimal.hypotheses.Hypothesis` es the table tests (written to the record
+        hypotheses: the :class:`~sac_minimal.lab.hypotheses.Hypothesis` es the table tests (written to the record
             before its first run).
         primary: the comparison(s) the table exists for, as (baseline, candidate) pairs.
         heterogeneities: the surrogate's h values (:mod:`sac_minimal.data.synthetic`).
         trends: comparisons whose trend over h is tested too.
         config_changes: ``((field, value), ...)`` applied to the profile (the learning-rate arm).
         seeds: seeds per world by default.
-        worlds: the worlds by default (:data:`~sac_minimal.hypotheses.CONFIRMATORY_WORLDS`).
+        worlds: the worlds by default (:data:`~sac_minimal.lab.hypotheses.CONFIRMATORY_WORLDS`).
         development_worlds: the worlds its generator was designed on (never evidence; recorded in the grid).
         requires: the record (``results/<name>``) whose acceptance test must have passed before this grid may run:
             attention models are not run on a testbed whose positive control has not won.

@@ -9,12 +9,12 @@ and noise. Two sets of worlds are fixed here, in code, before any confirmatory g
   learning-rate arm's epochs were measured. They never count as evidence.
 * :data:`CONFIRMATORY_WORLDS` are where the hypotheses are tested. The world is the unit of replication: the seeds
   of a model in one world are averaged, and the per-world differences are tested across worlds
-  (:mod:`sac_minimal.significance`).
+  (:mod:`sac_minimal.lab.significance`).
 
-Each experiment (:mod:`sac_minimal.variants`) declares its hypotheses: a :class:`Hypothesis` names a comparison
+Each experiment (:mod:`sac_minimal.lab.variants`) declares its hypotheses: a :class:`Hypothesis` names a comparison
 (candidate minus baseline on :data:`METRIC`), the heterogeneity h it is tested at (or the trend over h), and the
 direction expected. The grid writes them to its ``grid.json`` before its first run, and a record without them
-refuses to summarise (:func:`sac_minimal.experiments.merge_grid`). :func:`judge` turns a test into a verdict with
+refuses to summarise (:func:`sac_minimal.lab.experiments.merge_grid`). :func:`judge` turns a test into a verdict with
 the Holm-adjusted p-value of the table, so the words the book prints come from the numbers.
 """
 
@@ -92,7 +92,7 @@ def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05)
       the effect has the expected sign, ``contradicted`` when it is below with the other sign, else ``not shown``;
     * ``zero``: ``contradicted`` when the Holm-adjusted p is below ``significance``, else ``consistent``;
     * ``not testable`` when the differences have no spread (the same data counted several times, or identical
-      models: :func:`~sac_minimal.significance.mean_with_interval`).
+      models: :func:`~sac_minimal.lab.significance.mean_with_interval`).
     """
     direction = hypothesis["direction"] if isinstance(hypothesis, dict) else hypothesis.direction
     if math.isnan(test["p_holm"]):

@@ -1,6 +1,6 @@
 """The statistics of the book's tables: t-tests, intervals, Holm's adjustment, Spearman's rank correlation.
 
-Conclusions are tested across *worlds* (independent surrogate datasets, :mod:`sac_minimal.hypotheses`): the seeds of
+Conclusions are tested across *worlds* (independent surrogate datasets, :mod:`sac_minimal.lab.hypotheses`): the seeds of
 a model in one world are averaged, and the per-world differences d_w = candidate_w - baseline_w are tested with a
 one-sample t-test, t = mean(d) / (sd(d) / sqrt(n)) with n - 1 degrees of freedom, which is the paired t-test across
 worlds. Its 95 % interval is mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n).

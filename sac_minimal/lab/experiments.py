@@ -1,20 +1,20 @@
 """Many runs: experiment grids (variants x worlds x h x seeds), world-level tests, recorded results, sharding.
 
-An experiment (:mod:`sac_minimal.variants`) is a list of variants, the (baseline, candidate) pairs it tests, the
-hypotheses it declares (:mod:`sac_minimal.hypotheses`) and its design: the surrogate worlds, the heterogeneity
+An experiment (:mod:`sac_minimal.lab.variants`) is a list of variants, the (baseline, candidate) pairs it tests, the
+hypotheses it declares (:mod:`sac_minimal.lab.hypotheses`) and its design: the surrogate worlds, the heterogeneity
 values h and the seeds. Every variant is trained on every (world, h, seed) cell; at the same seed two variants share
 their data order, random negatives and the starting weights of every layer they share, so differences are paired.
 
 The world is the unit of replication. For each comparison and h, the seeds of each variant in a world are averaged
-and the per-world differences are tested across worlds (:func:`sac_minimal.significance.mean_with_interval`: mean,
+and the per-world differences are tested across worlds (:func:`sac_minimal.lab.significance.mean_with_interval`: mean,
 95 % interval, t, p); a trend over h is the per-world least-squares slope of the difference, tested the same way.
-All p-values of a table are Holm-adjusted together (:func:`sac_minimal.significance.holm`), and every declared
-hypothesis is judged from its adjusted test (:func:`sac_minimal.hypotheses.judge`).
+All p-values of a table are Holm-adjusted together (:func:`sac_minimal.lab.significance.holm`), and every declared
+hypothesis is judged from its adjusted test (:func:`sac_minimal.lab.hypotheses.judge`).
 
 Files (``results/<name>/``, small and committed): ``grid.json`` (the experiment: variants, comparisons, hypotheses,
 primary comparisons, worlds, h values, seeds, base config; written before the first run, and a grid of another
 design refuses to write into the same folder), ``runs/<variant>_w<world>_h<h>_s<seed>.json`` (one
-:class:`~sac_minimal.train.RunResult` each, with provenance), ``table.json`` and ``table.csv`` (written by
+:class:`~sac_minimal.lab.train.RunResult` each, with provenance), ``table.json`` and ``table.csv`` (written by
 :func:`merge_grid`). A run file is keyed by its full config and its dataset's fingerprint: running a grid again skips
 the runs recorded with the same config and data, and stops with the differing fields named if a recorded run has
 another config or dataset (a record is never silently reused for another experiment nor overwritten). Checkpoints
@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sac_minimal.config import TrainConfig
+from sac_minimal.lab.config import TrainConfig
 from sac_minimal.files import read_json, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from sac_minimal.hypotheses import METRIC, comparison_key, judge
-from sac_minimal.provenance import dataset_fingerprint
-from sac_minimal.significance import holm, mean_with_interval, significance_word, slope
-from sac_minimal.train import RESULT, RunResult, fit_runs, resolve_data_root
-from sac_minimal.variants import VARIANTS, Experiment, Variant
+from sac_minimal.lab.hypotheses import METRIC, comparison_key, judge
+from sac_minimal.lab.provenance import dataset_fingerprint
+from sac_minimal.lab.significance import holm, mean_with_interval, significance_word, slope
+from sac_minimal.lab.train import RESULT, RunResult, fit_runs, resolve_data_root
+from sac_minimal.lab.variants import VARIANTS, Experiment, Variant
 
 REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
                     "Avg 0.3:0.7")
@@ -200,16 +200,16 @@ def read_grid(results_dir: Path) -> dict:
 
 
 def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") -> None:
-    """``grid.json`` must be the experiment defined in code (:data:`~sac_minimal.variants.EXPERIMENTS`, found by its
+    """``grid.json`` must be the experiment defined in code (:data:`~sac_minimal.lab.variants.EXPERIMENTS`, found by its
     title) at the recorded design (worlds, h, seeds), and every run must be the run that experiment defines for its
     cell on the recorded base config: a flipped hypothesis, a changed primary comparison, a dropped variant or a
     forged base config is an error naming the fields that differ."""
-    from sac_minimal.variants import EXPERIMENTS
+    from sac_minimal.lab.variants import EXPERIMENTS
 
     named = [experiment for experiment in EXPERIMENTS.values() if experiment.title == grid["title"]]
     if not named:
         raise ValueError(f"{where} names the experiment {grid['title']!r}, which is not defined in "
-                         "sac_minimal.variants.EXPERIMENTS; add your experiment there (under any key) so that its "
+                         "sac_minimal.lab.variants.EXPERIMENTS; add your experiment there (under any key) so that its "
                          "record can be checked against its definition")
     try:
         base = TrainConfig.from_dict(grid["base"])
@@ -326,7 +326,7 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     are left out). ``grid.json`` is claimed first (:func:`claim_grid`). Cells recorded with the same config and dataset are skipped, so an interrupted experiment is
     resumed by running the same command again; a cell finished in ``checkpoints_dir`` for another experiment is
     copied, not retrained. With ``seeds_together`` the unfinished seeds of a (variant, world, h) train in one loop
-    (:func:`~sac_minimal.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
+    (:func:`~sac_minimal.lab.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
     ``time_budget_s`` the grid stops at an epoch boundary when the budget would be exceeded (checkpoints kept; the
     same call later resumes). ``compiled`` compiles each training step. Returns this shard's run files; those not
     yet written are unfinished cells."""
@@ -484,7 +484,7 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
     A grid that declares no hypotheses is refused: they must be stated before the results are seen."""
     if not grid.get("hypotheses"):
         raise ValueError("this grid declares no hypotheses; a record states what it tests before it runs "
-                         "(sac_minimal.variants.EXPERIMENTS), so it cannot be summarised")
+                         "(sac_minimal.lab.variants.EXPERIMENTS), so it cannot be summarised")
     if len(grid["worlds"]) < 2 and len(grid["seeds"]) < 2:
         raise ValueError(f"tests need at least two worlds or, in one world, two seeds; got worlds {grid['worlds']} "
                          f"and seeds {grid['seeds']}")
@@ -522,8 +522,8 @@ CONTROLS = ("ssad", "ssad_theta", "headroom", "privileged", "reference")
 def shares_recovered(cells: dict, grid: dict, metric: str = METRIC) -> dict:
     """``{variant: {h: {"share", "low", "high", "n"}}}``: the share of the privileged control's gain over SSAD that
     each attention model's gain over SSAD recovers, per h where the control gains
-    (:func:`~sac_minimal.significance.share_recovered`, worlds as the unit)."""
-    from sac_minimal.significance import share_recovered
+    (:func:`~sac_minimal.lab.significance.share_recovered`, worlds as the unit)."""
+    from sac_minimal.lab.significance import share_recovered
 
     worlds = [str(world) for world in grid["worlds"]]
 
@@ -553,7 +553,7 @@ def variant_configs(runs: Sequence[RunResult]) -> dict:
 
 def run_datasets(runs: Sequence[RunResult]) -> dict:
     """The dataset of every (world, h of the data), ``{"w<world>_h<h>": dataset}``, checking that all runs on it
-    agree (the headroom control's data is its world at h = 0: :meth:`~sac_minimal.config.TrainConfig.data_heterogeneity`)."""
+    agree (the headroom control's data is its world at h = 0: :meth:`~sac_minimal.lab.config.TrainConfig.data_heterogeneity`)."""
     datasets: dict = {}
     for run in runs:
         key = f"w{run.config.world}_h{run.config.data_heterogeneity:g}"
@@ -629,7 +629,7 @@ def format_table(table: dict, metric: str = METRIC) -> str:
     """A record's table as text (the command line's summary; the book draws it as HTML): each variant's mean and
     spread over worlds at every h, then every test (effect in points, 95 % interval, raw and Holm-adjusted p),
     then the verdict on every hypothesis."""
-    from sac_minimal.significance import format_p
+    from sac_minimal.lab.significance import format_p
 
     labels = table.get("labels", {})
     lines = [(f"{table.get('title', '')}: {metric} mAP (%), mean over {len(table['worlds'])} worlds "
@@ -674,7 +674,7 @@ def measure_plateau(base: TrainConfig, models: Sequence[str], checkpoints_dir: s
     """Train each model (seed 0, ``base``'s world, learning rate and epochs, no decay) and find where its training
     loss reaches a plateau (:func:`plateau_epoch`): how many epochs a learning rate needs. Returns ``{"config",
     "models": {model: {"losses", "plateau_epoch", "Avg 0.1:0.7"}}, "provenance"}``."""
-    from sac_minimal.provenance import provenance
+    from sac_minimal.lab.provenance import provenance
 
     base = base.replace(lr_decay_epochs=())
     result = {"config": base.to_dict(), "horizon": PLATEAU_HORIZON, "tolerance": PLATEAU_TOLERANCE, "models": {},
@@ -700,7 +700,7 @@ def describe_test(test: dict) -> str:
 
 
 def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: float, measure: str) -> list[float]:
-    """One attention diagnostic (:mod:`sac_minimal.diagnostics`, e.g. ``share_spearman``) of a variant's runs at
+    """One attention diagnostic (:mod:`sac_minimal.lab.diagnostics`, e.g. ``share_spearman``) of a variant's runs at
     one h, averaged over each world's seeds: one value per world (worlds where the measure is undefined are left
     out)."""
     values: dict = {}
@@ -717,10 +717,10 @@ ACCEPTANCE_FILE = "acceptance.json"
 
 
 def acceptance_of(results_dir: str | Path) -> dict:
-    """The acceptance test (:func:`~sac_minimal.hypotheses.acceptance`) of a control grid: its table, and the
+    """The acceptance test (:func:`~sac_minimal.lab.hypotheses.acceptance`) of a control grid: its table, and the
     reliability probe (:func:`~sac_minimal.data.probe.reliability_probe`) of each of its worlds at h = 1."""
     from sac_minimal.data.probe import reliability_probe
-    from sac_minimal.hypotheses import acceptance
+    from sac_minimal.lab.hypotheses import acceptance
 
     results_dir = Path(results_dir)
     grid, table = read_grid(results_dir), build_table(results_dir)
@@ -733,7 +733,7 @@ def acceptance_of(results_dir: str | Path) -> dict:
 
 def record_acceptance(results_dir: str | Path) -> dict:
     """Compute the acceptance test of a merged control grid and write it to ``acceptance.json`` with provenance."""
-    from sac_minimal.provenance import provenance
+    from sac_minimal.lab.provenance import provenance
 
     result = acceptance_of(results_dir)
     write_json_atomic(Path(results_dir) / ACCEPTANCE_FILE, {**result, "provenance": provenance()})

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
+"""The package (core and lab): what the code fingerprint covers."""
 FULL_HASH_LIMIT = 1 << 30
 """Datasets up to this many bytes of features are hashed in full (1 GiB)."""
 EDGE_BYTES = 1 << 20
