@@ -27,7 +27,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -95,82 +97,31 @@ class SACConfig:
     lambda_fnorm: float = 0.01
 
     def __post_init__(self):
-        choices = {
-            "attention": ATTENTION_MODES,
-            "modulate": ("raw", "projected"),
-            "pooling": ("action_aware", "average"),
-            "structure_activation": ("none", "sigmoid", "softmax"),
-            "solver": ("sinkhorn", "entropic"),
-            "smoothness_reduce": ("max", "sum"),
-            "smoothness_difference": ("signed", "absolute"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"SACConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
-        if self.appearance_channels < 1 or self.motion_channels < 1:
-            raise ValueError("SACConfig channel counts must be positive.")
-        if not 0 < self.topk_ratio <= 1:
-            raise ValueError(f"SACConfig.topk_ratio must be in (0, 1], got {self.topk_ratio}.")
-        if not 0 < self.eta <= 1:
-            raise ValueError(f"SACConfig.eta must be in (0, 1], got {self.eta}.")
-        if not (self.eps > 0 and self.n_iter >= 1):
-            raise ValueError(f"SACConfig needs eps > 0 and n_iter >= 1, got eps={self.eps}, n_iter={self.n_iter}.")
-        if self.theta_layers < 1 or self.theta_reduction < 1:
-            raise ValueError(f"SACConfig needs theta_layers >= 1 and theta_reduction >= 1, got "
-                             f"{self.theta_layers} and {self.theta_reduction}.")
-        if self.projection and self.theta_reduction > min(self.appearance_channels, self.motion_channels):
-            raise ValueError(f"SACConfig.theta_reduction={self.theta_reduction} leaves no channels of "
-                             f"{min(self.appearance_channels, self.motion_channels)}; use a smaller reduction.")
-        if self.modulate == "projected" and not self.projection:
-            raise ValueError("SACConfig.modulate='projected' needs projection=True.")
-        if self.use_ot and self.attention not in MODES_WITH_COMPOSED_ATTENTION:
-            raise ValueError(
-                f"SACConfig.use_ot needs modality and frame attention (attention in {MODES_WITH_COMPOSED_ATTENTION}); "
-                f"with attention={self.attention!r} set use_ot=False."
-            )
+        check_sac_config(self)
+
+    @classmethod
+    def preset(cls, name: str, **changes) -> SACConfig:
+        """The preset ``name`` of :data:`PRESETS` (``paper``, ``official``, ``light``, ``stabilised``) with
+        ``changes``."""
+        if name not in PRESETS:
+            raise ValueError(f"SAC preset must be one of {sorted(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **changes})
 
     @classmethod
     def paper(cls, **changes) -> SACConfig:
-        """The paper's description: mass-T masses, eps 1e-3, lambda_s 0.1, lambda_F 0.01, raw features modulated."""
-        return dataclasses.replace(cls(), **changes)
+        return cls.preset("paper", **changes)
 
     @classmethod
     def official(cls, **changes) -> SACConfig:
-        """The official code: eps 0.1, N 50, raw masses, sigmoid S, sum/abs smoothness weight 1, no F-norm."""
-        official = cls(
-            modulate="projected",
-            structure_activation="sigmoid",
-            mass_normalisation=False,
-            eps=0.1,
-            n_iter=50,
-            smoothness_reduce="sum",
-            smoothness_difference="absolute",
-            lambda_smooth=1.0,
-            lambda_fnorm=0.0,
-        )
-        return dataclasses.replace(official, **changes)
+        return cls.preset("official", **changes)
 
     @classmethod
     def light(cls, **changes) -> SACConfig:
-        """The official preset with a light Theta (one Conv1d(D, D/8, k3) per modality) that only feeds the attention
-        heads, while the attention modulates the raw features as in the paper's Fig. 2. At D = 1024, T = 128 it adds
-        0.79 M parameters and 0.20 GFLOPs to SSAD, the paper's Table VIII increments (the official Theta adds 12.6 M
-        and 3.2 GFLOPs); the paper does not describe its Theta, so this is our reading of its cost, not its code."""
-        return cls.official(**{"theta_layers": 1, "theta_reduction": 8, "modulate": "raw", **changes})
+        return cls.preset("light", **changes)
 
     @classmethod
     def stabilised(cls, **changes) -> SACConfig:
-        """Ours, not the paper's: the official preset with the OT collapse removed (notebook 05).
-
-        In the official code S is a free output minimised jointly with the attention: lowering S where the plan has
-        mass makes that modality cheaper, which draws more mass to it, until a_m sits at one modality and S near 0.
-        Two changes break that loop: a_m is detached inside the transport problem (L_OT shapes S and the frame
-        attention, never the modality shares), and S is a softmax over the two modalities of each frame (serving a
-        frame costs S_a,t or 1 - S_a,t, so the costs cannot both shrink to zero). With a softmax the official
-        smoothness (the sum over modalities) would be constant, so the paper's max of signed differences is used.
-        """
-        return cls.official(**{"ot_modality_gradient": False, "structure_activation": "softmax",
-                               "smoothness_reduce": "max", "smoothness_difference": "signed", **changes})
+        return cls.preset("stabilised", **changes)
 
     @property
     def channels(self) -> int:
@@ -201,6 +152,75 @@ class SACConfig:
         if unknown:
             raise ValueError(f"unknown SACConfig fields in JSON: {sorted(unknown)}")
         return cls(**values)
+
+
+SAC_CHOICES = {
+    "attention": ATTENTION_MODES,
+    "modulate": ("raw", "projected"),
+    "pooling": ("action_aware", "average"),
+    "structure_activation": ("none", "sigmoid", "softmax"),
+    "solver": ("sinkhorn", "entropic"),
+    "smoothness_reduce": ("max", "sum"),
+    "smoothness_difference": ("signed", "absolute"),
+}
+"""The allowed values of :class:`SACConfig`'s text fields."""
+
+
+def check_sac_config(config: SACConfig) -> None:
+    """Every :class:`SACConfig` is checked on creation: a ``ValueError`` names the field and what it must be."""
+    for name, allowed in SAC_CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"SACConfig.{name} must be one of {allowed}, got {getattr(config, name)!r}.")
+    if config.appearance_channels < 1 or config.motion_channels < 1:
+        raise ValueError("SACConfig channel counts must be positive.")
+    if not 0 < config.topk_ratio <= 1:
+        raise ValueError(f"SACConfig.topk_ratio must be in (0, 1], got {config.topk_ratio}.")
+    if not 0 < config.eta <= 1:
+        raise ValueError(f"SACConfig.eta must be in (0, 1], got {config.eta}.")
+    if not (config.eps > 0 and config.n_iter >= 1):
+        raise ValueError(f"SACConfig needs eps > 0 and n_iter >= 1, got eps={config.eps}, n_iter={config.n_iter}.")
+    if config.theta_layers < 1 or config.theta_reduction < 1:
+        raise ValueError(f"SACConfig needs theta_layers >= 1 and theta_reduction >= 1, got "
+                         f"{config.theta_layers} and {config.theta_reduction}.")
+    if config.projection and config.theta_reduction > min(config.appearance_channels, config.motion_channels):
+        raise ValueError(f"SACConfig.theta_reduction={config.theta_reduction} leaves no channels of "
+                         f"{min(config.appearance_channels, config.motion_channels)}; use a smaller reduction.")
+    if config.modulate == "projected" and not config.projection:
+        raise ValueError("SACConfig.modulate='projected' needs projection=True.")
+    if config.use_ot and config.attention not in MODES_WITH_COMPOSED_ATTENTION:
+        raise ValueError(
+            f"SACConfig.use_ot needs modality and frame attention (attention in {MODES_WITH_COMPOSED_ATTENTION}); "
+            f"with attention={config.attention!r} set use_ot=False."
+        )
+
+
+_OFFICIAL = dict(modulate="projected", structure_activation="sigmoid", mass_normalisation=False, eps=0.1, n_iter=50,
+                 smoothness_reduce="sum", smoothness_difference="absolute", lambda_smooth=1.0, lambda_fnorm=0.0)
+PRESETS = {
+    "paper": {},
+    "official": _OFFICIAL,
+    "light": {**_OFFICIAL, "theta_layers": 1, "theta_reduction": 8, "modulate": "raw"},
+    "stabilised": {**_OFFICIAL, "ot_modality_gradient": False, "structure_activation": "softmax",
+                   "smoothness_reduce": "max", "smoothness_difference": "signed"},
+}
+"""Each preset as its changes to :class:`SACConfig`'s defaults:
+
+* ``paper``: the paper's description: mass-T masses, eps 1e-3, lambda_s 0.1, lambda_F 0.01, raw features modulated
+  (the defaults).
+* ``official``: the official code: eps 0.1, N 50, raw masses, sigmoid S, sum/abs smoothness of weight 1, no F-norm,
+  the projected features modulated.
+* ``light``: the official preset with a light Theta (one Conv1d(D, D/8, k3) per modality) that only feeds the
+  attention heads, while the attention modulates the raw features as in the paper's Fig. 2. At D = 1024, T = 128 it
+  adds 0.79 M parameters and 0.20 GFLOPs to SSAD, the paper's Table VIII increments (the official Theta adds 12.6 M
+  and 3.2 GFLOPs); the paper does not describe its Theta, so this is our reading of its cost, not its code.
+* ``stabilised`` (ours, not the paper's): the official preset with the OT collapse removed (notebook 05). In the
+  official code S is a free output minimised jointly with the attention: lowering S where the plan has mass makes
+  that modality cheaper, which draws more mass to it, until a_m sits at one modality and S near 0. Two changes break
+  that loop: a_m is detached inside the transport problem (L_OT shapes S and the frame attention, never the modality
+  shares), and S is a softmax over the two modalities of each frame (serving a frame costs S_a,t or 1 - S_a,t, so
+  the costs cannot both shrink to zero). With a softmax the official smoothness (the sum over modalities) would be
+  constant, so the paper's max of signed differences is used.
+"""
 
 
 class ThetaProjection(nn.Module):
@@ -476,57 +496,41 @@ class SAC(nn.Module):
             raise ValueError("the input features contain NaN or Inf; check the feature files (data check).")
 
     def forward(self, appearance: torch.Tensor, motion: torch.Tensor) -> SACOutput:
+        """Fig. 2: project (Θ), attend (the config's :data:`ATTENTIONS` variant; the paper's is ``composed``),
+        modulate each modality by its row of the 2 x T attention, and in training add Eq. (6)'s SAC terms."""
         self._check_inputs(appearance, motion)
         config = self.config
-        batch, length = appearance.shape[0], appearance.shape[-1]
         if config.projection:
             projected_appearance, projected_motion = self.theta_appearance(appearance), self.theta_motion(motion)
         else:
             projected_appearance, projected_motion = appearance, motion
         projected = torch.cat([projected_appearance, projected_motion], dim=1)  # [B, C, T]
-        if config.modulate == "projected":
-            modulated_appearance, modulated_motion = projected_appearance, projected_motion
-        else:
-            modulated_appearance, modulated_motion = appearance, motion
-
-        frame_attention = modality_attention = None
-        mode = config.attention
-        if mode in ("modality", "composed", "sequential"):
-            modality_attention = self.modality_attention(self._pool(projected))
-        if mode in ("frame", "composed"):
-            frame_attention = self.frame_attention(projected)
-        if mode == "sequential":
-            weighted = torch.cat([projected_appearance * modality_attention[:, :1, None],
-                                  projected_motion * modality_attention[:, 1:, None]], dim=1)
-            frame_attention = self.frame_attention(weighted)
-        if mode == "joint":
-            attention = torch.sigmoid(self.joint_attention(projected))
-        elif mode in ("none", "nonlocal"):
-            attention = projected.new_ones(batch, 2, length)
-        else:
-            if modality_attention is None:  # frame only: both modalities share the frame attention equally
-                modality_attention = projected.new_full((batch, 2), 0.5)
-            if frame_attention is None:  # modality only: every frame counts fully
-                frame_attention = projected.new_ones(batch, length)
-            attention = compose_attention(modality_attention, frame_attention)
-
-        features = torch.cat([modulated_appearance * attention[:, :1], modulated_motion * attention[:, 1:]], dim=1)
-        if mode == "nonlocal":
-            features = self.nonlocal_block(features)
-
+        variant = ATTENTIONS[config.attention]
+        attended = variant.attend(self, projected_appearance, projected_motion, projected)
+        first, second = ((projected_appearance, projected_motion) if config.modulate == "projected"
+                         else (appearance, motion))
+        features = variant.after(self, torch.cat([first * attended.attention[:, :1],
+                                                  second * attended.attention[:, 1:]], dim=1))
         structure, losses = None, {}
         if config.use_ot and self.training:
-            structure = self.structure_matrix(projected)
-            shares = modality_attention if config.ot_modality_gradient else modality_attention.detach()
-            supplier, receiver = transport_masses(shares, frame_attention, config.mass_normalisation)
-            losses["ot"] = ot_loss(structure, supplier, receiver, config, stop_early=self.allow_host_sync)
-            losses["smooth"] = smoothness_loss(structure, config.eta, config.smoothness_reduce,
-                                               config.smoothness_difference)
-            losses["fnorm"] = fnorm_loss(structure)
-            losses["total"] = (losses["ot"] + config.lambda_smooth * losses["smooth"]
-                               + config.lambda_fnorm * losses["fnorm"])  # Eq. (6), SAC's part
-        monitors = self._monitors(modality_attention, structure) if self.training else {}
-        return SACOutput(features, attention, frame_attention, modality_attention, structure, losses, monitors)
+            structure, losses = self._transport_terms(projected, attended)
+        monitors = self._monitors(attended.modality_attention, structure) if self.training else {}
+        return SACOutput(features, attended.attention, attended.frame_attention, attended.modality_attention,
+                         structure, losses, monitors)
+
+    def _transport_terms(self, projected: torch.Tensor, attended: Attended) -> tuple[torch.Tensor, dict]:
+        """The structure matrix S and Eq. (6)'s SAC terms: L_OT (Eq. 2), the smoothness (Eqs. 3-4) and the
+        F-norm (Eq. 5) regularisers, and their weighted sum."""
+        config = self.config
+        structure = self.structure_matrix(projected)
+        shares = attended.modality_attention if config.ot_modality_gradient else attended.modality_attention.detach()
+        supplier, receiver = transport_masses(shares, attended.frame_attention, config.mass_normalisation)
+        losses = {"ot": ot_loss(structure, supplier, receiver, config, stop_early=self.allow_host_sync),
+                  "smooth": smoothness_loss(structure, config.eta, config.smoothness_reduce,
+                                            config.smoothness_difference),
+                  "fnorm": fnorm_loss(structure)}
+        losses["total"] = losses["ot"] + config.lambda_smooth * losses["smooth"] + config.lambda_fnorm * losses["fnorm"]
+        return structure, losses
 
     @staticmethod
     def _monitors(modality_attention: torch.Tensor | None, structure: torch.Tensor | None) -> dict:
@@ -540,10 +544,82 @@ class SAC(nn.Module):
             monitors["structure_mean"] = structure.mean().detach()
         return monitors
 
-    def _pool(self, features: torch.Tensor) -> torch.Tensor:
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """The modality attention's input: Eq. (1)'s action-aware pooling, or the mean over time."""
         if self.config.pooling == "average":
             return features.mean(-1)
         return action_aware_pool(features, self.config.topk_ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attended:
+    """What an attention variant gives: the frame-modality attention ``[B, 2, T]`` and, where the variant has them,
+    a_m ``[B, 2]`` and a_f ``[B, T]`` (the OT branch needs both)."""
+
+    attention: torch.Tensor
+    modality_attention: torch.Tensor | None = None
+    frame_attention: torch.Tensor | None = None
+
+
+def composed_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """The paper's attention (Fig. 2): a_m from the pooled projected features, a_f per step, A = a_m a_f^T."""
+    modality_attention = sac.modality_attention(sac.pool(projected))
+    frame_attention = sac.frame_attention(projected)
+    return Attended(compose_attention(modality_attention, frame_attention), modality_attention, frame_attention)
+
+
+def modality_only_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """Table V's modality attention alone: a_m, with every frame counting fully (a_f = 1)."""
+    modality_attention = sac.modality_attention(sac.pool(projected))
+    frame_attention = projected.new_ones(projected.shape[0], projected.shape[-1])
+    return Attended(compose_attention(modality_attention, frame_attention), modality_attention, frame_attention)
+
+
+def frame_only_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """Table V's frame attention alone: a_f, shared equally by the two modalities (a_m = 1/2, 1/2)."""
+    modality_attention = projected.new_full((projected.shape[0], 2), 0.5)
+    frame_attention = sac.frame_attention(projected)
+    return Attended(compose_attention(modality_attention, frame_attention), modality_attention, frame_attention)
+
+
+def sequential_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """Table VII's CBAM-style order: a_m first, then a_f on the modality-weighted features."""
+    modality_attention = sac.modality_attention(sac.pool(projected))
+    weighted = torch.cat([appearance * modality_attention[:, :1, None], motion * modality_attention[:, 1:, None]],
+                         dim=1)
+    frame_attention = sac.frame_attention(weighted)
+    return Attended(compose_attention(modality_attention, frame_attention), modality_attention, frame_attention)
+
+
+def joint_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """Table V's predicted attention: one convolution gives the whole 2 x T map (no a_m, no a_f)."""
+    return Attended(torch.sigmoid(sac.joint_attention(projected)))
+
+
+def no_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """No attention: every modality and frame counts fully (SSAD+Θ; the non-local block's input)."""
+    return Attended(projected.new_ones(projected.shape[0], 2, projected.shape[-1]))
+
+
+class AttentionVariant(NamedTuple):
+    """One attention of the paper's Tables V and VII: ``attend(sac, appearance, motion, projected) -> Attended`` on
+    the projected features, and ``after(sac, features)``, what is applied to the modulated features (the non-local
+    block; else nothing)."""
+
+    attend: Callable[..., Attended]
+    after: Callable[[SAC, torch.Tensor], torch.Tensor] = lambda sac, features: features
+
+
+ATTENTIONS = {
+    "composed": AttentionVariant(composed_attention),
+    "modality": AttentionVariant(modality_only_attention),
+    "frame": AttentionVariant(frame_only_attention),
+    "sequential": AttentionVariant(sequential_attention),
+    "joint": AttentionVariant(joint_attention),
+    "none": AttentionVariant(no_attention),
+    "nonlocal": AttentionVariant(no_attention, lambda sac, features: sac.nonlocal_block(features)),
+}
+"""Every attention by its :attr:`SACConfig.attention` name; the paper's is ``composed``."""
 
 
 class WithSAC(nn.Module):

@@ -64,3 +64,11 @@ def test_no_chapter_reports_a_run_time_of_zero_seconds():
              for output in cell.get("outputs", []) if "text/plain" in output.get("data", {})]
     assert glued, "no chapter glued its run time"
     assert all(text != "0 s" for _, text in glued), f"run times of 0 s: {glued}"
+
+
+def test_every_table_shown_is_numbered():
+    captions = [(path.name, caption) for path in executed_notebooks()
+                for _, text, _ in shown_outputs(path) for caption in re.findall(r"<caption>(.*?)</caption>", text)]
+    assert captions, "no table captions found"
+    unnumbered = [(name, caption[:60]) for name, caption in captions if not re.match(r"Table \d+\.\d+: ", caption)]
+    assert not unnumbered, unnumbered

@@ -246,3 +246,18 @@ def test_the_core_never_imports_the_lab():
     assert not found, found
     top = sorted(path.stem for path in (ROOT / "sac_minimal").glob("*.py") if not path.stem.startswith("__"))
     assert len(top) <= 10, top
+
+
+def test_every_table_has_a_caption_and_every_chapter_numbers_its_tables():
+    """``sac_minimal.lab.book.table`` numbers captions ``Table <chapter>.<n>`` once a chapter's clock knows its
+    number; every call gives a caption (the keyword is required, so a call without one fails the build)."""
+    import ast
+
+    for path in (*NOTEBOOKS, ROOT / "book" / "intro.ipynb"):
+        sources = code_cells(path)
+        calls = [node for source in sources for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "table"]
+        assert all(any(keyword.arg == "caption" for keyword in call.keywords) for call in calls), path.name
+        if path.parent.name == "notebooks":
+            number = int(path.name[:2])
+            assert any(f"chapter_clock({number})" in source for source in sources), path.name

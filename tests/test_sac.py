@@ -300,3 +300,66 @@ def test_training_reports_the_collapse_monitors_and_evaluation_does_not():
     assert SAC(SACConfig.official(**SMALL)).eval()(*window()).monitors == {}
     frame_only = SAC(SACConfig.official(attention="frame", use_ot=False, **SMALL)).train()(*window())
     assert "structure_mean" not in frame_only.monitors and frame_only.monitors["appearance_share"] == 0.5
+
+
+def _attended(name, **changes):
+    from sac_minimal.sac import SAC, SACConfig
+
+    torch.manual_seed(0)
+    config = SACConfig.official(appearance_channels=8, motion_channels=8, attention=name,
+                                use_ot=name in ("composed", "sequential"), **changes)
+    sac = SAC(config).train()
+    appearance, motion = torch.randn(3, 8, 16), torch.randn(3, 8, 16)
+    return sac, appearance, motion, sac(appearance, motion)
+
+
+def test_the_composed_attention_is_the_outer_product_of_its_two_attentions():
+    sac, appearance, motion, out = _attended("composed")
+    projected = torch.cat([sac.theta_appearance(appearance), sac.theta_motion(motion)], dim=1)
+    assert torch.allclose(out.modality_attention, sac.modality_attention(sac.pool(projected)))
+    assert torch.allclose(out.frame_attention, sac.frame_attention(projected))
+    assert torch.allclose(out.attention, out.modality_attention[:, :, None] * out.frame_attention[:, None, :])
+    assert set(out.losses) == {"ot", "smooth", "fnorm", "total"}
+
+
+def test_modality_only_and_frame_only_attention_fix_the_other_factor():
+    _, _, _, modality = _attended("modality")
+    assert torch.equal(modality.frame_attention, torch.ones(3, 16))
+    assert torch.allclose(modality.attention, modality.modality_attention[:, :, None].expand(-1, -1, 16))
+    _, _, _, frame = _attended("frame")
+    assert torch.equal(frame.modality_attention, torch.full((3, 2), 0.5))
+    assert torch.allclose(frame.attention[:, 0], frame.attention[:, 1])
+    assert torch.allclose(frame.attention[:, 0], 0.5 * frame.frame_attention)
+
+
+def test_sequential_attention_reads_the_frames_after_the_modality_weights():
+    sac, appearance, motion, out = _attended("sequential")
+    first, second = sac.theta_appearance(appearance), sac.theta_motion(motion)
+    weights = out.modality_attention
+    expected = sac.frame_attention(torch.cat([first * weights[:, :1, None], second * weights[:, 1:, None]], dim=1))
+    assert torch.allclose(out.frame_attention, expected)
+    assert not torch.allclose(out.frame_attention, sac.frame_attention(torch.cat([first, second], dim=1)))
+
+
+def test_joint_none_and_nonlocal_attention_have_no_factors():
+    sac, appearance, motion, joint = _attended("joint")
+    assert joint.modality_attention is None and joint.frame_attention is None
+    assert ((joint.attention > 0) & (joint.attention < 1)).all()
+    for name in ("none", "nonlocal"):
+        sac, appearance, motion, out = _attended(name)
+        assert torch.equal(out.attention, torch.ones(3, 2, 16)) and out.modality_attention is None
+        projected = torch.cat([sac.theta_appearance(appearance), sac.theta_motion(motion)], dim=1)
+        assert torch.allclose(out.features, projected, atol=1e-6)  # the non-local block starts as the identity
+
+
+def test_sac_forward_has_no_branch_on_the_attention_mode():
+    import ast
+    import inspect
+    import textwrap
+
+    from sac_minimal.sac import ATTENTIONS, ATTENTION_MODES, SAC
+
+    assert set(ATTENTIONS) == set(ATTENTION_MODES)
+    source = textwrap.dedent(inspect.getsource(SAC.forward))
+    assert "attention ==" not in source and "mode" not in source and len(source.splitlines()) <= 30
+    assert ast.parse(source)

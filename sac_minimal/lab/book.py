@@ -13,8 +13,14 @@ import time
 from collections.abc import Mapping, Sequence
 
 
-def chapter_clock() -> float:
-    """The start of a chapter's run, for :func:`glue_run_time`."""
+TABLES = {"chapter": None, "count": 0}
+"""The chapter being run and how many tables it has shown (for :func:`table`'s numbers)."""
+
+
+def chapter_clock(chapter: int | None = None) -> float:
+    """The start of a chapter's run, for :func:`glue_run_time`; with ``chapter``, its tables are numbered
+    ``Table <chapter>.<n>`` from here on."""
+    TABLES.update(chapter=chapter, count=0)
     return time.perf_counter()
 
 
@@ -42,15 +48,34 @@ def glue_run_time(started: float, name: str = "run_time") -> Seconds:
     return elapsed
 
 
-def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
-          index: str | None = None, caption: str | None = None):
-    """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
-    ``formats`` (e.g. ``{"mAP": "{:.1f}"}``) formatted, ``index`` as the row labels, and an optional ``caption``.
+def readable_number(value: float) -> str:
+    """A float for a reader: four significant digits (0.1, 0.001, 45.52), thousands with separators (47,720), tiny
+    values in powers of ten (3.1e-08).
 
-    >>> styled = table([{"model": "SSAD", "mAP": 45.52}], {"mAP": "{:.1f}"}, index="model")
-    >>> "45.5" in styled.to_html()
+    >>> [readable_number(value) for value in (0.1, 0.001, 45.523, 47720.0, 3.1e-08, 0.0)]
+    ['0.1', '0.001', '45.52', '47,720', '3.1e-08', '0']
+    """
+    size = abs(value)
+    if size >= 1e4:
+        return f"{value:,.0f}"
+    if size and size < 1e-3:
+        return f"{value:.2g}"
+    return f"{value:.4g}"
+
+
+def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
+          index: str | None = None, *, caption: str):
+    """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
+    ``formats`` (e.g. ``{"mAP": "{:.1f}"}``) formatted, ``index`` as the row labels, and a ``caption``, numbered
+    ``Table <chapter>.<n>: caption`` inside a chapter (:func:`chapter_clock`). Floats without a format are shown with
+    at most four significant digits (0.1, not 0.100000).
+
+    >>> styled = table([{"model": "SSAD", "mAP": 45.52}], {"mAP": "{:.1f}"}, index="model", caption="a model")
+    >>> "45.5" in styled.to_html() and "a model" in styled.to_html()
     True
-    >>> "&lt;script&gt;" in table([{"title": "<script>x</script>"}]).to_html()
+    >>> "&lt;script&gt;" in table([{"title": "<script>x</script>"}], caption="text").to_html()
+    True
+    >>> "0.001</td>" in table([{"eps": 0.001}], caption="a float").to_html()
     True
     """
     import pandas as pd
@@ -58,12 +83,16 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     frame = pd.DataFrame(rows)
     if index is not None:
         frame = frame.set_index(index)
+    readable = {column: readable_number for column in frame.columns if frame[column].dtype.kind == "f"}
     # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
-    styled = frame.style.format(formats or {}, na_rep="", escape="html").format_index(
+    styled = frame.style.format({**readable, **(formats or {})}, na_rep="", escape="html").format_index(
         escape="html", axis=1).set_table_styles(
         [{"selector": "th, td", "props": [("padding", "0.25em 0.9em"), ("text-align", "left")]}])
     if index is None:
         styled = styled.hide(axis="index")
     else:
         styled = styled.format_index(escape="html", axis=0)
-    return styled.set_caption(html.escape(caption)) if caption else styled
+    if TABLES["chapter"] is not None:
+        TABLES["count"] += 1
+        caption = f"Table {TABLES['chapter']}.{TABLES['count']}: {caption}"
+    return styled.set_caption(html.escape(caption))

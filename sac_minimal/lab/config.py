@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass
 
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
-from sac_minimal.sac import SACConfig
+from sac_minimal.sac import PRESETS, SACConfig
 
 MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference", "privileged", "headroom")
 """``reference``, ``privileged`` and ``headroom`` are SSAD given the surrogate's truth (positive controls):
@@ -40,7 +40,7 @@ HOST_ONLY = ("ssad", "reference", "privileged", "headroom")
 MAX_SCALED_LEARNING_RATE = 0.01
 """Above this, a learning rate scaled by the linear scaling rule is refused unless asked for
 (:meth:`TrainConfig.with_batch_size`): ten times the quick profile's rate, a hundred times the official one."""
-SAC_PRESETS = ("official", "paper", "light", "stabilised")
+SAC_PRESETS = tuple(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,11 @@ class TrainConfig:
         attention or OT."""
         if self.model in HOST_ONLY:
             return None
-        preset = {"official": SACConfig.official, "paper": SACConfig.paper, "light": SACConfig.light,
-                  "stabilised": SACConfig.stabilised}[self.sac_preset]
         changes = dict(self.sac_changes)
         if self.model == "ssad_theta":
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
-        return preset(appearance_channels=appearance_channels, motion_channels=motion_channels, **changes)
+        return SACConfig.preset(self.sac_preset, appearance_channels=appearance_channels,
+                                motion_channels=motion_channels, **changes)
 
     def with_batch_size(self, batch_size: int, allow_large_learning_rate: bool = False) -> TrainConfig:
         """The same run with another batch size and the learning rate scaled linearly with it (the linear scaling
