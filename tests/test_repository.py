@@ -261,3 +261,20 @@ def test_every_table_has_a_caption_and_every_chapter_numbers_its_tables():
         if path.parent.name == "notebooks":
             number = int(path.name[:2])
             assert any(f"chapter_clock({number})" in source for source in sources), path.name
+
+
+PAGE_INCHES = 9.5
+"""The widest figure (inches at the inline backend's 100 dpi): shown in the ~780 px column it is scaled by 0.82 or
+more, so that text of :data:`SMALLEST_POINTS` stays at 9 px or more."""
+SMALLEST_POINTS = 8
+
+
+def test_figures_are_drawn_for_the_page_width():
+    sources = [(path.name, source) for path in (*NOTEBOOKS, ROOT / "book" / "intro.ipynb")
+               for source in code_cells(path)]
+    sources.append(("plots.py", (ROOT / "sac_minimal" / "lab" / "plots.py").read_text()))
+    wide = [(name, match.group(0)) for name, source in sources
+            for match in re.finditer(r"figsize=\(([0-9.]+)", source) if float(match.group(1)) > PAGE_INCHES]
+    small = [(name, match.group(0)) for name, source in sources
+             for match in re.finditer(r"fontsize=([0-9.]+)", source) if float(match.group(1)) < SMALLEST_POINTS]
+    assert not wide and not small, (wide, small)

@@ -7,6 +7,20 @@ from collections.abc import Sequence
 import numpy as np
 
 
+MODEL_COLORS = {
+    "ssad": "tab:gray", "ssad_theta": "tab:brown", "reference": "tab:orange", "headroom": "tab:olive",
+    "privileged": "tab:pink", "composed": "tab:blue", "sac": "tab:red", "sac_stabilised": "tab:green",
+    "light_theta": "tab:purple", "joint": "tab:cyan", "modality": "tab:olive", "frame": "tab:pink",
+    "sequential": "tab:cyan", "nonlocal": "tab:brown",
+}
+"""One colour per model in every figure of the book (a model not listed is black)."""
+
+
+def model_color(name: str) -> str:
+    """The colour of a model (variant name) in every figure: :data:`MODEL_COLORS`."""
+    return MODEL_COLORS.get(name, "black")
+
+
 def _label(table: dict, name: str) -> str:
     return table.get("labels", {}).get(name, name)
 
@@ -37,16 +51,19 @@ def world_effects(table: dict, keys: Sequence[str], axis, *, title: str) -> None
 
 def dose_response(table: dict, comparisons: Sequence[tuple[str, str]], axis, *, title: str) -> None:
     """Each (baseline, candidate) comparison's mean difference over worlds at every h of the record (points), with
-    its 95 % interval, and the per-world values as faint dots."""
+    its 95 % interval, and the per-world values as faint dots; in the candidate's colour (dashed when a candidate
+    appears twice)."""
     hs = np.asarray(table["heterogeneities"], dtype=float)
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-    for index, ((baseline, candidate), color) in enumerate(zip(comparisons, colors)):
+    drawn = []
+    for index, (baseline, candidate) in enumerate(comparisons):
+        color, style = model_color(candidate), "o--" if candidate in drawn else "o-"  # the candidate's colour
+        drawn.append(candidate)
         tests = [table["tests"][f"{candidate} vs {baseline}, h={h:g}"] for h in hs]
         offset = 0.012 * (index - (len(comparisons) - 1) / 2)
         means = np.array([100 * test["mean"] for test in tests])
         errors = np.array([[100 * (test["mean"] - test["low"]) for test in tests],
                            [100 * (test["high"] - test["mean"]) for test in tests]])
-        axis.errorbar(hs + offset, means, yerr=errors, fmt="o-", color=color, capsize=3,
+        axis.errorbar(hs + offset, means, yerr=errors, fmt=style, color=color, capsize=3,
                       label=f"{_label(table, candidate)} - {_label(table, baseline)}")
         for h, test in zip(hs, tests):
             values = 100 * np.asarray(test["world_differences"])
@@ -55,7 +72,7 @@ def dose_response(table: dict, comparisons: Sequence[tuple[str, str]], axis, *, 
     axis.set_xticks(hs)
     axis.set_xlabel("heterogeneity h (0: every modality equally reliable)")
     axis.set_ylabel(f"difference in {table['metric']} mAP (points)")
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=8)
     axis.set_title(title, fontsize=9)
 
 
@@ -67,7 +84,7 @@ def variant_means(table: dict, heterogeneity: float, axis, *, title: str, metric
         by_world = table["cells"][name][f"{heterogeneity:g}"]
         values = 100 * np.array([entry["mean"][metric] for entry in by_world.values()])
         axis.plot(np.full(len(values), position) + np.linspace(-0.1, 0.1, len(values)), values, "o", ms=4,
-                  alpha=0.7)
+                  alpha=0.7, color=model_color(name))
         axis.plot([position - 0.25, position + 0.25], [values.mean()] * 2, color="k", lw=2)
     rotate = len(names) > 4
     axis.set_xticks(range(len(names)), [_label(table, name) for name in names], rotation=25 if rotate else 0,
@@ -90,7 +107,7 @@ def epoch_curves(histories: dict, column: str, axis, *, title: str, ylabel: str,
         axis.set_yscale("log")
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=8)
     axis.set_title(title, fontsize=9)
 
 
