@@ -145,7 +145,8 @@ def test_every_chapter_has_goals_prerequisites_run_time_takeaways_and_exercises(
     markdown = [source(cell) for cell in cells if cell["cell_type"] == "markdown"]
     assert any(text.startswith("## Key takeaways") for text in markdown), f"{path.name}: no key takeaways"
     assert any(text.startswith("## Exercises") for text in markdown), f"{path.name}: no exercises"
-    solutions = [cell for cell in cells if cell["cell_type"] == "code"
+    exercises = next(index for index, cell in enumerate(cells) if source(cell).startswith("## Exercises"))
+    solutions = [cell for cell in cells[exercises:] if cell["cell_type"] == "code"
                  and "hide-input" in cell["metadata"].get("tags", [])]
     assert 2 <= len(solutions) <= 4, f"{path.name}: {len(solutions)} exercise solutions, expected 2-4"
     for solution in solutions:  # a solution that cannot fail is no check
@@ -278,3 +279,17 @@ def test_figures_are_drawn_for_the_page_width():
     small = [(name, match.group(0)) for name, source in sources
              for match in re.finditer(r"fontsize=([0-9.]+)", source) if float(match.group(1)) < SMALLEST_POINTS]
     assert not wide and not small, (wide, small)
+
+
+LONG_FIGURE_CELL = 20
+"""Lines of plotting code above which a figure's cell is collapsed behind a toggle (``hide-input``)."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_long_plotting_code_is_collapsed(path):
+    cells = json.loads(path.read_text())["cells"]
+    shown = [cell.get("id") for cell in cells if cell["cell_type"] == "code"
+             and "figure" in cell["metadata"].get("mystnb", {})
+             and len("".join(cell["source"]).split("\n")) > LONG_FIGURE_CELL
+             and not {"hide-input", "remove-input"} & set(cell["metadata"].get("tags", []))]
+    assert not shown, f"{path.name}: figure cells longer than {LONG_FIGURE_CELL} lines shown inline: {shown}"
