@@ -1,6 +1,7 @@
 """Training runs, resume, the NaN guard, the t-tests, results with provenance, sharding."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -119,6 +120,10 @@ def test_time_budget_stops_at_an_epoch_boundary(quick, tmp_path):
     assert [row["epoch"] for row in fit(config, tmp_path / "budget").metrics] == [1, 2]
 
 
+@pytest.mark.skipif(bool(os.environ.get("ATEN_CPU_CAPABILITY")),
+                    reason="ATEN_CPU_CAPABILITY forces other eager kernels, not another CPU: torch.compile's generated "
+                           "code then fails inside its own kernel (an index error, with this package's code before "
+                           "and after the change alike); on a CPU that is really of another type it compiles for it")
 def test_compiled_step_trains_like_the_eager_step(quick, tmp_path):
     config = quick(model="ssad", epochs=1)
     eager = fit(config, tmp_path / "eager")
