@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "jupyter_execute"
-PAGE_WIDTH = 90
+PAGE_WIDTH = 88
 """Characters of monospaced output that fit the page's text column."""
 MACHINE_PATH = re.compile(r"(?<![\\w.])/(home|root|tmp|work|Users|var/folders|mnt)/|[A-Z]:\\\\Users")
 
