@@ -72,3 +72,25 @@ def test_every_table_shown_is_numbered():
     assert captions, "no table captions found"
     unnumbered = [(name, caption[:60]) for name, caption in captions if not re.match(r"Table \d+\.\d+: ", caption)]
     assert not unnumbered, unnumbered
+
+
+COLUMN_PIXELS = 768
+"""Width at which the book's theme shows a figure in the text column (measured in a 1400 px window)."""
+
+
+def test_every_figure_is_shown_at_four_fifths_of_its_size_or_more():
+    """A PNG wider than the column is scaled down; at 0.8 or more, text drawn at 8 pt (the smallest the notebooks
+    use: tests/test_repository.py) stays at about 9 px on the page."""
+    import base64
+    import struct
+
+    too_wide = []
+    for path in executed_notebooks():
+        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+            for output in cell.get("outputs", []):
+                data = output.get("data", {}).get("image/png")
+                if data:
+                    width = struct.unpack(">I", base64.b64decode("".join(data))[16:20])[0]
+                    if width > COLUMN_PIXELS / 0.8:
+                        too_wide.append(f"{path.name} cell {index}: {width} px")
+    assert not too_wide, too_wide
