@@ -2,6 +2,7 @@
 code or of the record (its table, its run files, its provenance), and the records in results/ still reproduce."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -233,7 +234,6 @@ def test_the_books_record_checks_pass_on_another_machine_type(monkeypatch):
 def test_other_kernels_really_differ_and_still_verify(tmp_path):
     """Not a simulation: torch's plain (non-vector) kernels, chosen with ATEN_CPU_CAPABILITY, are another machine
     type; the first epoch of recorded runs still verifies, within the measured tolerance."""
-    import os
     import subprocess
     import sys
 
@@ -343,8 +343,6 @@ def verify_check_only(folder, run):
 
 
 def test_a_run_file_that_is_a_pipe_is_refused_not_read_for_ever(copy):
-    import os
-
     fifo = copy / "pipe"
     os.mkfifo(fifo)
     target = copy / "runs" / "ssad_w3_h1_s0.json"
@@ -361,8 +359,7 @@ def test_a_linked_runs_folder_is_never_swept(copy, tmp_path):
     elsewhere.mkdir()
     keep = elsewhere / ".keep.json.x.tmp"
     keep.write_text("not ours")
-    os_times = (0, 0)
-    __import__("os").utime(keep, os_times)
+    os.utime(keep, (0, 0))  # old enough to be swept, were the sweep to follow the link
     link = tmp_path / "linked_runs"
     link.symlink_to(elsewhere)
     with pytest.raises(ValueError, match="symbolic link"):
@@ -371,8 +368,6 @@ def test_a_linked_runs_folder_is_never_swept(copy, tmp_path):
 
 
 def test_merge_removes_its_own_stale_temporaries(copy):
-    import os
-
     stale = copy / ".table.json.abc.tmp"
     stale.write_text("{")
     os.utime(stale, (0, 0))

@@ -393,13 +393,7 @@ def _features(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, r
         else:
             look_alike = int(rng.choice(_preference_partners(preference, timeline.main_class)))
             appearance += distractors * world.appearance_prototypes[look_alike]
-    count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
-    lengths = rng.uniform(*CORRUPTION_SECONDS, count)
-    starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
-    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
-    corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
-                   for start, length, factor in zip(starts, lengths, factors)]
-    frame_factor = corruption_factor(corruptions, step_seconds)
+    corruptions, frame_factor = _draw_corruptions(rng, timeline, heterogeneity)
     channels = world.appearance_prototypes.shape[1]
     scene, camera, features = _scene_and_noise(rng, len(step_seconds), channels)
     features[:, :channels] /= (reliability[0] * frame_factor)[:, None].astype(np.float32)
@@ -441,13 +435,7 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
     prototypes = (world.appearance_prototypes, world.motion_prototypes)
     confuser = int(rng.choice(_preference_partners(preference, timeline.main_class)))
     bursts = _distractor_envelope(rng, timeline)
-    count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
-    lengths = rng.uniform(*CORRUPTION_SECONDS, count)
-    starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
-    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
-    corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
-                   for start, length, factor in zip(starts, lengths, factors)]
-    frame_factor = corruption_factor(corruptions, step_seconds)
+    corruptions, frame_factor = _draw_corruptions(rng, timeline, heterogeneity)
     scene, camera, noise = _scene_and_noise(rng, len(step_seconds), channels)
     misleading_noise = rng.standard_normal((len(step_seconds), 2 * channels), dtype=np.float32) * np.float32(
         NOISE_SCALE / np.sqrt(channels))
@@ -464,6 +452,19 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
         features[:, columns] = base + share * clean + np.sqrt(1.0 - share ** 2) * wrong
     return features, {"corruptions": corruptions, "confuser_class": THUMOS14_CLASSES[confuser],
                       "look_alike_class": None}
+
+
+def _draw_corruptions(rng: np.random.Generator, timeline: _Timeline, heterogeneity: float) -> tuple[list, np.ndarray]:
+    """A video's corrupted stretches ``[[start, end, factor], ...]`` (about :data:`CORRUPTIONS_PER_MINUTE`, each
+    :data:`CORRUPTION_SECONDS` long, factors :data:`CORRUPTION_FACTOR` raised to the power h) and its per-step frame
+    factor ``[T]`` (:func:`corruption_factor`)."""
+    count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
+    lengths = rng.uniform(*CORRUPTION_SECONDS, count)
+    starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
+    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
+    corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
+                   for start, length, factor in zip(starts, lengths, factors)]
+    return corruptions, corruption_factor(corruptions, timeline.step_seconds)
 
 
 def corruption_factor(corruptions: list, step_seconds: np.ndarray) -> np.ndarray:
