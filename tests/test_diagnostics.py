@@ -102,3 +102,22 @@ def test_a_run_records_where_its_modality_attention_went(quick, tmp_path):
     assert share["start"] == pytest.approx(appearance_share_drift(start, start, windows)["final"])
     assert share["drift"] == pytest.approx(share["final"] - share["start"]) and share["drift"] != 0
     assert "appearance_share" not in fit(quick(model="ssad", epochs=1), tmp_path / "ssad").extra
+
+
+def test_map_by_condition_scores_each_condition_on_its_own_videos():
+    from sac_minimal.data.thumos14 import CLASS_ID, VideoRecord
+    from sac_minimal.detection import Detections
+    from sac_minimal.lab.diagnostics import map_by_condition
+
+    jump = CLASS_ID["HighJump"]
+    truth = [VideoRecord(name, "test", 30.0, 60.0, 1800, np.array([[10.0, 20.0]]), np.array([jump]))
+             for name in ("clean_video", "far_video", "other_video")]
+    metadata = {"videos": {"clean_video": {"condition": "clean"}, "far_video": {"condition": "far_camera"},
+                           "other_video": {"condition": "clean"}}}
+    # clean videos found exactly; the far-camera video's only detection misses its action
+    detections = Detections(videos=("clean_video", "far_video", "other_video"), video_index=np.array([0, 1, 2]),
+                            labels=np.array([jump, jump, jump]),
+                            segments=np.array([[10.0, 20.0], [40.0, 50.0], [10.0, 20.0]]),
+                            scores=np.array([0.5, 0.9, 0.6]))
+    result = map_by_condition(detections, truth, metadata)
+    assert result == {"clean": pytest.approx(1.0), "far_camera": pytest.approx(0.0)}  # no look-alike video

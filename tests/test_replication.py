@@ -17,10 +17,10 @@ from sac_minimal.data.synthetic import (
     step_reliability,
 )
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES, FeatureFormat, load_annotations, load_video_features
-from sac_minimal.lab.experiments import claim_grid, grid_definition, summarize_grid, world_tests
+from sac_minimal.lab.experiments import PAPER_GAIN, claim_grid, grid_definition, summarize_grid, world_tests
 from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS, DEVELOPMENT_WORLDS, Hypothesis, judge
 from sac_minimal.sac import smoothness_loss
-from sac_minimal.lab.significance import holm, mean_with_interval
+from sac_minimal.lab.significance import holm, mean_with_interval, simultaneous_interval
 from sac_minimal.lab.train import Detector
 from sac_minimal.lab.variants import EXPERIMENTS
 
@@ -148,6 +148,23 @@ def test_tests_use_the_world_as_the_unit_and_adjust_within_the_table():
     assert trend["world_differences"] == pytest.approx(
         [differences[i] - (b["0"][w] - a["0"][w]) for i, w in enumerate(("3", "4", "5", "6"))])
     assert [test["p_holm"] for test in tests.values()] == pytest.approx(holm([test["p"] for test in tests.values()]))
+    # the table's simultaneous interval: Bonferroni's over its tests (2 h + 1 trend)
+    family = len(tests)
+    wide = stats.t.interval(1 - 0.05 / family, 3, loc=np.mean(differences), scale=stats.sem(differences))
+    assert (at_one["low_adjusted"], at_one["high_adjusted"]) == pytest.approx(wide)
+    assert at_one["low_adjusted"] < at_one["low"] and at_one["high_adjusted"] > at_one["high"]
+    assert at_one["excludes_paper_gain"] == (wide[1] < PAPER_GAIN)
+
+
+def test_a_simultaneous_interval_that_excludes_zero_implies_a_holm_rejection():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        family = [rng.normal(rng.uniform(-0.02, 0.04), 0.02, 6) for _ in range(5)]
+        adjusted = holm([mean_with_interval(values)["p"] for values in family])
+        for values, p_holm in zip(family, adjusted):
+            low, high = simultaneous_interval(values, len(family))
+            if low > 0 or high < 0:
+                assert p_holm < 0.05
 
 
 def test_a_hypothesis_is_judged_from_its_adjusted_test():
@@ -183,8 +200,28 @@ def test_every_experiment_tests_what_it_declares():
         assert experiment.hypotheses and experiment.primary, name
     table1 = EXPERIMENTS["table1"]
     assert table1.heterogeneities == (0.0, 0.5, 1.0) and table1.seeds >= 4 and len(table1.worlds) >= 5
-    assert set(table1.variants) == {"ssad", "reference", "composed", "sac", "sac_stabilised"}
+    assert set(table1.variants) == {"ssad", "ssad_theta", "reference", "headroom", "privileged", "composed", "sac",
+                                    "light_theta", "sac_stabilised"}
+    # both regimes' Table I hold the same rows, but for the reference gate, which is v3's alone
+    assert set(table1.variants) - set(EXPERIMENTS["table1_v4"].variants) == {"reference"}
     assert SIZES["quick"].train_videos >= 2 * len(THUMOS14_CLASSES)
+
+
+def test_only_the_tests_the_hypotheses_name_are_adjusted_together():
+    grid = {"worlds": [3, 4, 5, 6], "heterogeneities": [0.0, 1.0], "comparisons": [["a", "b"], ["a", "c"]],
+            "trends": [], "hypotheses": [{"baseline": "a", "candidate": "b", "heterogeneity": 1.0},
+                                         {"baseline": "a", "candidate": "c", "heterogeneity": 1.0}]}
+    rng = np.random.default_rng(3)
+    values = {name: {h: dict(zip(("3", "4", "5", "6"), rng.uniform(0.2, 0.4, 4))) for h in ("0", "1")}
+              for name in "abc"}
+    tests = world_tests(_cells(values), grid)
+    family = ["b vs a, h=1", "c vs a, h=1"]
+    assert [tests[key]["p_holm"] for key in family] == pytest.approx(holm([tests[key]["p"] for key in family]))
+    for key in ("b vs a, h=0", "c vs a, h=0"):  # named by no hypothesis: reported, not adjusted, no verdict word
+        assert np.isnan(tests[key]["p_holm"]) and tests[key]["word"] == "exploratory"
+    # adding an exploratory comparison leaves the family's adjusted p-values as they were
+    wider = world_tests(_cells({**values, "d": values["c"]}), {**grid, "comparisons": grid["comparisons"] + [["b", "d"]]})
+    assert [wider[key]["p_holm"] for key in family] == [tests[key]["p_holm"] for key in family]
 
 
 def test_with_one_dataset_the_seeds_are_the_units():

@@ -15,6 +15,8 @@ and, where the data has them, avoid corrupted steps. These functions measure tha
 ==========================  ==========================================================================================
 
 Training writes these into every SAC run's result (``diagnostics``) on the surrogate; notebooks 08 and 10 read them.
+For every model on the surrogate it also writes the test mAP of each video condition (:func:`map_by_condition`):
+where a model gains or loses, which a whole-split mAP hides.
 On any data, real or synthetic, it also writes where the modality attention went (:func:`appearance_share_drift`):
 its mean appearance share on the test windows at the run's start and at its end. Across the seeds of the official
 SAC, that final share is what tracks the harm of the OT term (notebook 08); an earlier measure, the fraction of
@@ -24,11 +26,15 @@ is no longer computed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from scipy import stats
 
 from sac_minimal.data.synthetic import CONDITIONS, corruption_factor
+from sac_minimal.detection import Detections
+from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 
 
@@ -154,3 +160,19 @@ def train_on_sac_losses(sac: torch.nn.Module, appearance: torch.Tensor, motion: 
                         "ot": float(output.losses["ot"].detach()),
                         "structure_mean": float(output.structure.detach().mean())})
     return history
+
+
+def map_by_condition(detections: Detections, ground_truth: Sequence, metadata: dict,
+                     metric: str = "Avg 0.1:0.7") -> dict:
+    """``{condition: mAP}``: the test mAP (``metric``, a fraction) of ``detections`` scored against the test videos of
+    each surrogate condition (clean, far camera, look-alike) alone; the detections of the other videos are left out
+    (:func:`~sac_minimal.evaluation.evaluate_detections` drops detections of videos it has no truth for). Classes
+    without an instance in a condition's videos do not count in its mean. A condition without any test video is
+    left out."""
+    conditions = {name: entry["condition"] for name, entry in metadata.get("videos", {}).items()}
+    result = {}
+    for condition in CONDITIONS:
+        videos = [video for video in ground_truth if conditions.get(video.video) == condition]
+        if any(len(video.labels) for video in videos):
+            result[condition] = float(evaluate_detections(detections, videos).summary()[metric])
+    return result

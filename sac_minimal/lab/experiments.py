@@ -8,8 +8,11 @@ their data order, random negatives and the starting weights of every layer they 
 The world is the unit of replication. For each comparison and h, the seeds of each variant in a world are averaged
 and the per-world differences are tested across worlds (:func:`sac_minimal.lab.significance.mean_with_interval`: mean,
 95 % interval, t, p); a trend over h is the per-world least-squares slope of the difference, tested the same way.
-All p-values of a table are Holm-adjusted together (:func:`sac_minimal.lab.significance.holm`), and every declared
-hypothesis is judged from its adjusted test (:func:`sac_minimal.lab.hypotheses.judge`).
+The tests that the declared hypotheses name are a table's *family*: their p-values are Holm-adjusted together
+(:func:`sac_minimal.lab.significance.holm`), each gets the table's simultaneous (Bonferroni) 95 % interval, and every
+hypothesis is judged from its adjusted test (:func:`sac_minimal.lab.hypotheses.judge`). The table's other tests (a
+comparison at an h no hypothesis names) are *exploratory*: shown with their own 95 % interval and raw p-value, never
+with a significance word, so that adding a row or an h to a table never dilutes the tests declared before it ran.
 
 Files (``results/<name>/``, small and committed): ``grid.json`` (the experiment: variants, comparisons, hypotheses,
 primary comparisons, worlds, h values, seeds, base config; written before the first run, and a grid of another
@@ -30,6 +33,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -44,7 +48,7 @@ from sac_minimal.lab.config import TrainConfig
 from sac_minimal.files import read_json, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from sac_minimal.lab.hypotheses import METRIC, comparison_key, judge
 from sac_minimal.lab.provenance import dataset_fingerprint
-from sac_minimal.lab.significance import holm, mean_with_interval, significance_word, slope
+from sac_minimal.lab.significance import holm, mean_with_interval, significance_word, simultaneous_interval, slope
 from sac_minimal.lab.train import RESULT, RunResult, fit_runs, resolve_data_root
 from sac_minimal.lab.variants import VARIANTS, Experiment, Variant
 
@@ -56,6 +60,10 @@ PAPER_TABLE1 = {
     "SSAD+SAC": (75.5, 73.7, 69.1, 61.1, 51.4, 37.1, 22.8, 55.8),
 }
 """The paper's Table I: THUMOS14 test mAP (%) at tIoU 0.1..0.7 and their mean (Yang et al. 2022)."""
+EXPLORATORY = "exploratory"
+"""The word of a test that no declared hypothesis names: reported, never adjusted nor called significant."""
+PAPER_GAIN = round((PAPER_TABLE1["SSAD+SAC"][-1] - PAPER_TABLE1["SSAD"][-1]) / 100, 6)
+"""SAC's claimed gain over SSAD in Avg mAP 0.1:0.7 on THUMOS14, as a fraction (55.8 - 51.0 points)."""
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -448,8 +456,13 @@ def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
     """Every test of a table: each comparison at each h and each trend over h, from the world means (or, with one
     world, from the matched seeds: :func:`replication_unit`); p-values Holm-adjusted together.
     ``{comparison_key: {"baseline", "candidate", "heterogeneity", "world_differences", "n", "mean", "low", "high",
-    "t", "dof", "p", "mdd", "p_holm", "word"}}`` (differences in mAP fractions; ``world_differences`` holds one per
-    unit)."""
+    "t", "dof", "p", "mdd", "p_holm", "word", "low_adjusted", "high_adjusted", "excludes_paper_gain"}}``
+    (differences in mAP fractions; ``world_differences`` holds one per unit). ``low`` and ``high`` are each test's
+    own 95 % interval; ``low_adjusted`` and ``high_adjusted`` the table's simultaneous (Bonferroni) 95 % intervals,
+    the level of the Holm verdicts (:func:`~sac_minimal.lab.significance.simultaneous_interval`);
+    ``excludes_paper_gain``: whether the simultaneous interval lies wholly below the paper's claimed gain
+    (:data:`PAPER_GAIN`), i.e. a gain of the paper's size is ruled out here. Only the tests the grid's hypotheses
+    name are adjusted (module docstring); the others are :data:`EXPLORATORY`, with NaN adjusted values."""
     worlds = [str(world) for world in grid["worlds"]]
 
     def differences(baseline, candidate, h):
@@ -472,9 +485,19 @@ def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
         tests[comparison_key(baseline, candidate, None)] = {"baseline": baseline, "candidate": candidate,
                                                       "heterogeneity": None, "world_differences": slopes,
                                                       **mean_with_interval(slopes)}
-    for test, adjusted in zip(tests.values(), holm([test["p"] for test in tests.values()])):
-        test["p_holm"] = adjusted
-        test["word"] = significance_word(adjusted)
+    named = {comparison_key(entry["baseline"], entry["candidate"], entry["heterogeneity"])
+             for entry in grid.get("hypotheses", [])} or set(tests)  # no hypotheses: every test is in the family
+    family = [key for key in tests if key in named]
+    size = sum(tests[key]["testable"] for key in family)
+    for key, adjusted in zip(family, holm([tests[key]["p"] for key in family])):
+        test = tests[key]
+        test["p_holm"], test["word"] = adjusted, significance_word(adjusted)
+        test["low_adjusted"], test["high_adjusted"] = (
+            simultaneous_interval(test["world_differences"], size) if test["testable"] else (math.nan, math.nan))
+        test["excludes_paper_gain"] = bool(test["high_adjusted"] < PAPER_GAIN)
+    for key in tests.keys() - set(family):
+        tests[key].update(p_holm=math.nan, word=EXPLORATORY, low_adjusted=math.nan, high_adjusted=math.nan,
+                          excludes_paper_gain=None)
     return tests
 
 
@@ -534,6 +557,32 @@ def shares_recovered(cells: dict, grid: dict, metric: str = METRIC) -> dict:
     return {name: {_h_key(h): share_recovered(gains(name, h), gains("privileged", h))
                    for h in grid["heterogeneities"] if h > 0}
             for name in cells if name not in CONTROLS}
+
+
+def condition_differences(runs: Sequence[RunResult], baseline: str, candidate: str, heterogeneity: float) -> dict:
+    """``{condition: mean_with_interval(...)}``: where ``candidate`` gains or loses against ``baseline`` at one h,
+    per video condition of the surrogate. Each run's ``map_by_condition``
+    (:func:`~sac_minimal.lab.diagnostics.map_by_condition`) is averaged over a world's seeds, and the per-world
+    differences are summarised with their 95 % interval (worlds as the unit; not adjusted: a reading of where the
+    table's effect comes from, not one of its tests). Raises ``ValueError`` when a run has no per-condition mAP (a
+    record made before it was written, or real data)."""
+    by_world: dict = {}
+    for run in runs:
+        name, config = run.extra.get("variant", run.config.model), run.config
+        if name not in (baseline, candidate) or config.heterogeneity != heterogeneity:
+            continue
+        if "map_by_condition" not in run.extra:
+            raise ValueError(f"run {run_name(name, config.world, config.heterogeneity, config.seed)} records no "
+                             "mAP per condition (made before it was written, or on real data)")
+        for condition, value in run.extra["map_by_condition"].items():
+            by_world.setdefault(condition, {}).setdefault(config.world, {}).setdefault(name, []).append(value)
+    result = {}
+    for condition, worlds in by_world.items():
+        paired = [np.mean(entry[candidate]) - np.mean(entry[baseline]) for entry in worlds.values()
+                  if baseline in entry and candidate in entry]
+        if len(paired) >= 2:
+            result[condition] = mean_with_interval(paired)
+    return result
 
 
 def variant_configs(runs: Sequence[RunResult]) -> dict:
@@ -638,8 +687,9 @@ def format_table(table: dict, metric: str = METRIC) -> str:
         cells = [f"{labels.get(name, name)} {100 * entry[f'{h:g}']['mean'][metric]:.1f}+-"
                  f"{100 * entry[f'{h:g}']['std_worlds'][metric]:.1f}" for name, entry in table["variants"].items()]
         lines.append(f"  h={h:g}: " + "; ".join(cells))
-    lines.append("tests across worlds (candidate - baseline, points; Holm over the table's "
-                 f"{len(table['tests'])} tests):")
+    family = sum(test["word"] != EXPLORATORY for test in table["tests"].values())
+    lines.append("tests across worlds (candidate - baseline, points; Holm over the "
+                 f"{family} tests its hypotheses name, the other {len(table['tests']) - family} exploratory):")
     for key, test in table["tests"].items():
         marker = " (primary)" if key in table.get("primary", []) else ""
         lines.append(f"  {key}{marker}: {100 * test['mean']:+.2f} [{100 * test['low']:+.2f}, {100 * test['high']:+.2f}]"
@@ -690,13 +740,18 @@ def measure_plateau(base: TrainConfig, models: Sequence[str], checkpoints_dir: s
 
 
 def describe_test(test: dict) -> str:
-    """One test of a record in words, from its numbers: ``"+1.23 points (95 % interval -0.40 to +2.86; not
-    significant after Holm's adjustment)"`` (a trend: points per unit of h)."""
+    """One test of a record in words, from its numbers, with the interval at the level of its verdict: a test of the
+    table's family, ``"+1.23 points (simultaneous 95 % interval -0.90 to +3.36; not significant after Holm's
+    adjustment)"``; an exploratory one, ``"+1.23 points (95 % interval -0.40 to +2.86; exploratory, not adjusted)"``
+    (a trend: points per unit of h)."""
     unit = "points per unit of h" if test["heterogeneity"] is None else "points"
     if not test.get("testable", True):
         return f"{100 * test['mean']:+.2f} {unit} in every world alike (no spread: not testable)"
-    return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to {100 * test['high']:+.2f}; "
-            f"{test['word']} after Holm's adjustment)")
+    if test["word"] == EXPLORATORY or "low_adjusted" not in test:
+        return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to "
+                f"{100 * test['high']:+.2f}; exploratory, not adjusted)")
+    return (f"{100 * test['mean']:+.2f} {unit} (simultaneous 95 % interval {100 * test['low_adjusted']:+.2f} to "
+            f"{100 * test['high_adjusted']:+.2f}; {test['word']} after Holm's adjustment)")
 
 
 def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: float, measure: str) -> list[float]:

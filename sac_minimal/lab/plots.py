@@ -25,17 +25,22 @@ def _label(table: dict, name: str) -> str:
     return table.get("labels", {}).get(name, name)
 
 
-def world_effects(table: dict, keys: Sequence[str], axis, *, title: str) -> None:
+def world_effects(table: dict, keys: Sequence[str], axis, *, title: str, adjusted: bool = False) -> None:
     """For each test of a record (``table["tests"][key]``): one dot per world (its mean over seeds of candidate minus
     baseline, in points), the mean over worlds and its 95 % interval (bar), against a zero line; what the test across
-    worlds tests. A trend's dots are per-world slopes (points per unit of h)."""
+    worlds tests. A trend's dots are per-world slopes (points per unit of h). With ``adjusted`` the bars are the
+    table's simultaneous intervals (the level of its Holm verdicts; every key must be a test of its family)."""
+    low, high = ("low_adjusted", "high_adjusted") if adjusted else ("low", "high")
     for row, key in enumerate(keys):
         test = table["tests"][key]
+        if not np.isfinite(test[low]):
+            raise ValueError(f"{key} has no {'simultaneous ' if adjusted else ''}interval (exploratory or not "
+                             "testable)")
         values = 100 * np.asarray(test["world_differences"])
         axis.plot(values, np.full(len(values), row) + np.linspace(-0.12, 0.12, len(values)), "o", ms=3, alpha=0.5,
                   color="tab:gray")
-        axis.errorbar(100 * test["mean"], row, xerr=[[100 * (test["mean"] - test["low"])],
-                                                    [100 * (test["high"] - test["mean"])]],
+        axis.errorbar(100 * test["mean"], row, xerr=[[100 * (test["mean"] - test[low])],
+                                                    [100 * (test[high] - test["mean"])]],
                       fmt="D", color="tab:blue", capsize=3)
     axis.axvline(0, color="k", lw=0.8)
     axis.set_yticks(range(len(keys)), [
@@ -45,7 +50,8 @@ def world_effects(table: dict, keys: Sequence[str], axis, *, title: str) -> None
            else ", trend") for key in keys], fontsize=8)
     axis.invert_yaxis()
     unit = table.get("unit", "world")
-    axis.set_xlabel(f"difference (points), one dot per {unit}; mean and 95 % interval")
+    interval = "simultaneous 95 % interval" if adjusted else "95 % interval"
+    axis.set_xlabel(f"difference (points), one dot per {unit}; mean and {interval}")
     axis.set_title(title, fontsize=9)
 
 

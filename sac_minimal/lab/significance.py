@@ -119,6 +119,28 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(value) for value in result]
 
 
+def simultaneous_interval(values: Sequence[float], family: int, level: float = LEVEL) -> tuple[float, float]:
+    """The Bonferroni interval of the mean of ``values`` for a table of ``family`` tests: the t interval at level
+    ``1 - (1 - level) / family``, so that all ``family`` intervals of a table cover their true differences together
+    with probability ``level`` or more. An interval that excludes 0 implies that Holm's adjusted p-value is below
+    ``1 - level`` (Holm rejects whatever Bonferroni rejects); Holm can reject where this interval still touches 0.
+    ``(nan, nan)`` for differences without spread (:func:`mean_with_interval`).
+
+    >>> low, high = simultaneous_interval([1.0, 2.0, 3.0], family=1)
+    >>> round(low, 3), round(high, 3)
+    (-0.484, 4.484)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if family < 1 or len(values) < 2:
+        raise ValueError(f"a simultaneous interval needs a family of at least one test and two values, got "
+                         f"family {family} and {len(values)} values")
+    standard_error = float(values.std(ddof=1) / math.sqrt(len(values)))
+    if standard_error == 0:
+        return math.nan, math.nan
+    half_width = float(stats.t.ppf(1 - (1 - level) / (2 * family), len(values) - 1) * standard_error)
+    return float(values.mean() - half_width), float(values.mean() + half_width)
+
+
 def slope(x: Sequence[float], y: Sequence[float]) -> float:
     """The least-squares slope of ``y`` on ``x``."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

@@ -43,7 +43,13 @@ from sac_minimal.data.synthetic import METADATA_FILE, privileged_gates, read_syn
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
-from sac_minimal.lab.diagnostics import appearance_share_drift, attention_diagnostics, window_attention, window_truth
+from sac_minimal.lab.diagnostics import (
+    appearance_share_drift,
+    attention_diagnostics,
+    map_by_condition,
+    window_attention,
+    window_truth,
+)
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.files import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.lab.group import ModelGroup, load_optimizer_states, optimizer_state_of
@@ -467,8 +473,12 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
     device_name = _device_name(setup.device)
     for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
         model = setup.group.model(run)
-        evaluation = evaluate_model(model, setup.test, setup.ground_truth, setup.device)
+        detections = postprocess_windows(predict_windows(model, setup.test, setup.device), setup.test)
+        evaluation = evaluate_detections(detections, setup.ground_truth)
         run_extra = {**extra, "provenance": provenance(device_name)}
+        if setup.dataset["kind"] == "synthetic":
+            metadata = read_synthetic_metadata(setup.dataset["path"])
+            run_extra["map_by_condition"] = map_by_condition(detections, setup.ground_truth, metadata)
         if model.sac is not None and model.sac.config.attention in ("modality", "composed", "sequential"):
             channels = setup.test.feature_format.channels_per_modality
             start = Detector(run_config, channels, channels).sac.to(setup.device)  # this run's start (matched init)

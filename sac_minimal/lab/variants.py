@@ -224,8 +224,8 @@ _CAPACITY_HYPOTHESES = (
 
 _TABLE1 = ("ssad", "ssad_theta", "reference", *_CONTROL_ROWS[2:], *_ATTENTION_ROWS)
 _TABLE1_TESTS = (("ssad", "reference"), ("ssad", "composed"), ("ssad", "sac"), ("composed", "sac"),
-                 ("composed", "sac_stabilised"), ("ssad", "privileged"), ("ssad", "headroom"), *_ATTENTION_VS_THETA,
-                 ("composed", "light_theta"))
+                 ("composed", "sac_stabilised"), ("ssad", "privileged"), ("ssad", "headroom"), ("ssad", "ssad_theta"),
+                 *_ATTENTION_VS_THETA, ("composed", "light_theta"))
 _TABLE1_HYPOTHESES = (
     Hypothesis("H1", "weighting each modality by its true inverse noise variance (the reference gate) helps SSAD "
                "where reliability varies", "ssad", "reference", "greater", 1.0),
