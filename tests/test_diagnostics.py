@@ -121,3 +121,13 @@ def test_map_by_condition_scores_each_condition_on_its_own_videos():
                             scores=np.array([0.5, 0.9, 0.6]))
     result = map_by_condition(detections, truth, metadata)
     assert result == {"clean": pytest.approx(1.0), "far_camera": pytest.approx(0.0)}  # no look-alike video
+
+
+def test_the_privileged_share_of_a_window_follows_its_videos_clean_shares():
+    from sac_minimal.data.synthetic import CLEAN_RELIABILITY
+    from sac_minimal.lab.diagnostics import privileged_appearance_share
+
+    reliability = np.array([[1.0, 1.0], [1.0, CLEAN_RELIABILITY / 2], [CLEAN_RELIABILITY / 4, 2.0]])
+    share = privileged_appearance_share({"reliability": reliability})
+    # clean video: equal weights; far camera (motion at half the clean level): 1 / (1 + 1/4); look-alike: 1/16
+    assert share == pytest.approx([0.5, 0.8, (1 / 16) / (1 + 1 / 16)])

@@ -327,3 +327,12 @@ def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_p
     assert set(table["variants"]) == {"ssad", "composed"} and "synthetic.json" in table["left_out"]["reference"]
     assert table["unit"] == "seed" and list(table["tests"]) == ["composed vs ssad, h=1"]
     assert [entry["name"] for entry in table["hypotheses"]] == ["R2"]
+
+
+def test_a_primary_comparison_is_primary_where_its_hypothesis_tests_it():
+    from sac_minimal.lab.experiments import primary_tests
+
+    grid = {"heterogeneities": [0.0, 1.0], "primary": [["a", "b"], ["a", "c"]]}
+    tests = {"b vs a, h=0": {"word": "exploratory"}, "b vs a, h=1": {"word": "significant"},
+             "c vs a, h=0": {"word": "exploratory"}, "c vs a, h=1": {"word": "exploratory"}}
+    assert primary_tests(grid, tests) == ["b vs a, h=1", "c vs a, h=0", "c vs a, h=1"]

@@ -211,3 +211,23 @@ def test_shard_and_merge_equal_the_unsharded_run(data_home, tmp_path, monkeypatc
     assert together["seeds"] == [0, 1] and set(together["variants"]) == set(whole["variants"])
     runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "together" / "runs").glob("*.json"))]
     assert len(runs) == 12 and all(run["trained_together"] == 2 for run in runs)
+
+
+def test_a_run_is_dirty_only_when_the_package_differs_from_its_commit(tmp_path):
+    import subprocess
+
+    from sac_minimal.lab.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / "code.py").write_text("x = 1\n")
+    (tmp_path / "table.json").write_text("{}\n")
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "start")
+    (tmp_path / "table.json").write_text('{"merged": true}\n')  # a record merged while runs train
+    assert git_state(tmp_path / "package")["dirty"] is False
+    (tmp_path / "package" / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path / "package")["dirty"] is True

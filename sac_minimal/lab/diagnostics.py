@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from sac_minimal.data.synthetic import CONDITIONS, corruption_factor
+from sac_minimal.data.synthetic import CONDITIONS, clean_share, corruption_factor
 from sac_minimal.detection import Detections
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
@@ -66,25 +66,37 @@ def window_step_seconds(windows: WindowDataset) -> np.ndarray:
 
 
 def window_truth(windows: WindowDataset, metadata: dict) -> dict:
-    """What the surrogate knows about every window: ``log_ratio`` ``[W]`` = log(r_a / r_m) of its video,
-    ``condition`` ``[W]``, ``action`` ``[W, T]`` (the step lies inside a ground-truth segment) and
-    ``reliability_factor`` ``[W, T]`` (the corrupted stretches' factor, 1 elsewhere and in generator v1)."""
+    """What the surrogate knows about every window: ``reliability`` ``[W, 2]`` = (r_a, r_m) of its video,
+    ``log_ratio`` ``[W]`` = log(r_a / r_m), ``condition`` ``[W]``, ``action`` ``[W, T]`` (the step lies inside a
+    ground-truth segment) and ``reliability_factor`` ``[W, T]`` (the corrupted stretches' factor, 1 elsewhere and in
+    generator v1)."""
     table = windows.table
     seconds = window_step_seconds(windows)
-    log_ratio = np.empty(len(table))
+    reliability = np.empty((len(table), 2))
     condition = np.empty(len(table), dtype=object)
     action = np.zeros(seconds.shape, dtype=bool)
     factor = np.ones(seconds.shape)
     for video_index, video in enumerate(table.videos):
         rows = np.flatnonzero(table.video_index == video_index)
         entry = metadata["videos"][video.video]
-        log_ratio[rows] = np.log(entry["reliability"][0] / entry["reliability"][1])
+        reliability[rows] = entry["reliability"]
         condition[rows] = entry["condition"]
         for start, end in video.segments:
             action[rows] |= (seconds[rows] >= start) & (seconds[rows] <= end)
         factor[rows] = corruption_factor(entry.get("corruptions", []), seconds[rows].ravel()).reshape(-1,
                                                                                                       seconds.shape[1])
-    return {"log_ratio": log_ratio, "condition": condition, "action": action, "reliability_factor": factor}
+    return {"reliability": reliability, "log_ratio": np.log(reliability[:, 0] / reliability[:, 1]),
+            "condition": condition, "action": action, "reliability_factor": factor}
+
+
+def privileged_appearance_share(truth: dict) -> np.ndarray:
+    """``[W]`` the appearance share that the privileged control's weights give each window's video,
+    w_a / (w_a + w_m) with w = :func:`~sac_minimal.data.synthetic.clean_share` (r)^2 of the video's reliabilities
+    (:func:`~sac_minimal.data.synthetic.privileged_gates` without the corrupted stretches, which lower both
+    modalities alike): the level a modality attention that follows the truth as the privileged control does would
+    sit at. At h = 0 it is 1/2 everywhere."""
+    weights = clean_share(truth["reliability"]) ** 2
+    return weights[:, 0] / weights.sum(axis=1)
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -501,6 +501,17 @@ def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
     return tests
 
 
+def primary_tests(grid: dict, tests: dict) -> list[str]:
+    """The keys of a table's primary tests: each primary comparison at every h where a hypothesis names it (a
+    comparison at an h no hypothesis names is exploratory, whatever its pair), or at every h when none does."""
+    keys = []
+    for baseline, candidate in grid["primary"]:
+        at_h = [comparison_key(baseline, candidate, h) for h in grid["heterogeneities"]]
+        named = [key for key in at_h if tests[key]["word"] != EXPLORATORY]
+        keys += named or at_h
+    return keys
+
+
 def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
     """The table of a grid (see the module docstring): world means, each variant's mean and spread over worlds at
     every h, every test with raw and Holm-adjusted p-values, the primary comparisons and the judged hypotheses.
@@ -531,8 +542,7 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
             "heterogeneities": grid["heterogeneities"],
             "seeds": grid["seeds"], "development_worlds": grid["development_worlds"], "cells": cells,
             "variants": variants, "tests": tests, "hypotheses": hypotheses,
-            "primary": [comparison_key(baseline, candidate, h) for baseline, candidate in grid["primary"]
-                        for h in grid["heterogeneities"]]}
+            "primary": primary_tests(grid, tests)}
     if {"ssad", "privileged"} <= set(cells) and len(grid["worlds"]) > 1:
         summary["shares"] = shares_recovered(cells, grid)
     return summary

@@ -37,13 +37,15 @@ def file_sha256(path: str | Path) -> str:
 
 
 def git_state(path: Path | None = None) -> dict:
-    """``{"commit", "dirty"}`` of the repository holding this package (``unknown`` outside a git checkout)."""
+    """``{"commit", "dirty"}`` of the repository holding this package (``unknown`` outside a git checkout); ``dirty``:
+    a tracked file under ``path`` (default: the package folder) differs from the commit."""
     folder = path or PACKAGE
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        # the package's own files: a changed notebook or record does not change what a run ran
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                    cwd=folder, capture_output=True, text=True, check=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": None}
     return {"commit": commit, "dirty": dirty}
