@@ -470,7 +470,8 @@ def book_checks(record: str, variants: Sequence[str], world: int = 3, heterogene
 
 
 BOOK_RECORDS = {
-    "table1_quick_v3": book_checks("table1_quick_v3", ("ssad", "reference", "composed", "sac", "sac_stabilised"))
+    "table1_quick_v3": book_checks("table1_quick_v3", ("ssad", "ssad_theta", "reference", "headroom", "privileged",
+                                                       "composed", "sac", "light_theta", "sac_stabilised"))
     + book_checks("table1_quick_v3", ("ssad", "sac"), heterogeneity=0.0),
     "ablation_learning_rate_quick_v3": book_checks("ablation_learning_rate_quick_v3", ("composed", "sac")),
     "ablation_attention_quick_v3": book_checks("ablation_attention_quick_v3", ("joint", "frame")),
