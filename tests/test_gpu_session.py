@@ -4,6 +4,7 @@ import json
 
 from sac_minimal.lab.cli import main as cli
 from sac_minimal.lab.gpu_session import read_session
+from sac_minimal.lab.variants import EXPERIMENTS
 
 
 def test_gpu_session_dry_run_records_table1_and_table6(tmp_path, capsys):
@@ -14,7 +15,7 @@ def test_gpu_session_dry_run_records_table1_and_table6(tmp_path, capsys):
     assert {"write the surrogate", "benchmarks", "table1", "components"} <= set(summary["phases"])
     assert summary["bench_train"]["runs"] == 2 and summary["bench_phases"]["milliseconds"]["step"] > 0
     table = json.loads((tmp_path / "results" / "table1_quick_v3" / "table.json").read_text())
-    assert set(table["variants"]) == {"ssad", "reference", "composed", "sac", "sac_stabilised"}
+    assert list(table["variants"]) == list(EXPERIMENTS["table1"].variants)  # every row of Table I, controls too
     assert table["worlds"] == [3, 4] and table["heterogeneities"] == [1.0]
     provenance = table["provenance"][0]
     assert {"device", "torch", "cuda", "commit", "code_sha256"} <= set(provenance)
