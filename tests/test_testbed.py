@@ -58,6 +58,43 @@ def test_the_privileged_control_weights_a_hand_made_video_by_its_clean_energy_sh
     np.testing.assert_allclose(gates[inside], [[(0.5 / 0.8) ** 2, (0.1 / 0.8) ** 2]] * inside.sum(), rtol=1e-6)
 
 
+def test_in_v4_the_privileged_control_removes_the_misleading_stretches():
+    metadata = {"videos": {"v": {"reliability": [1.0, 0.2], "corruptions": [[0.0, 1.0, 0.5]],
+                                 "misleading": [[], [[1.5, 2.0]]]}}}
+    seconds = (4 * np.arange(20) + 8) / 30.0
+    gates = privileged_gates(metadata, "v", steps=20, fps=30.0)
+    corrupted, misleading = seconds <= 1.0, (seconds >= 1.5) & (seconds <= 2.0)
+    np.testing.assert_allclose(gates[misleading, 1], 0.0)  # misleading motion: removed whatever the frame factor
+    np.testing.assert_allclose(gates[corrupted, 0], (0.5 / 0.8) ** 2, rtol=1e-6)
+    np.testing.assert_allclose(gates[~corrupted & ~misleading], 1.0)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.8])
+def test_misleading_stretches_cover_the_share_their_reliability_asks_for(share):
+    from sac_minimal.data.synthetic import _draw_stretches, misleading_mask
+
+    seconds = np.linspace(0.0, 60.0, 6001)
+    covered = misleading_mask(_draw_stretches(np.random.default_rng(0), 60.0, share), seconds).mean()
+    assert share <= covered + 1e-3 and covered <= share + 4.0 / 60.0  # one stretch past the target at most
+
+
+def test_a_weight_around_the_mean_leaves_the_videos_mean_in_place_of_a_removed_step(v4):
+    from sac_minimal.data.windows import WindowDataset
+
+    windows = WindowDataset(v4, "test")
+    before = windows._bank.copy()
+    gates = [np.stack([np.ones(steps), np.where(np.arange(steps) % 2 == 0, 0.0, 1.0)], axis=1)
+             for steps in windows.feature_steps]
+    windows.apply_step_gates(gates, around_mean=True)
+    begin, end = 0, int(windows.feature_steps[0])
+    channels = windows.feature_format.channels_per_modality
+    motion_before, motion_after = before[begin:end, channels:], windows._bank[begin:end, channels:]
+    np.testing.assert_allclose(motion_after[0::2], np.broadcast_to(motion_before.mean(0), motion_after[0::2].shape),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(motion_after[1::2], motion_before[1::2], atol=1e-6)  # mu + (x - mu), rounded
+    np.testing.assert_allclose(windows._bank[:, :channels], before[:, :channels], atol=1e-6)
+
+
 def _table(gains, p_holm):
     tests = {comparison_key("ssad", "privileged", h): {"mean": gain, "p_holm": p} for h, gain, p in
              zip((0.0, 0.5, 1.0), gains, p_holm)}

@@ -67,15 +67,17 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
   away, and its reliability shows in its feature norm, so SSAD already adapts and no reweighting with the truth
   helps (notebook 08). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
 
-  - *misleading content at constant energy*: a step of a modality is ``base + m c(t) + sqrt(1 - m^2) |c(t)| u(t) /
-    |u(t)|``, with c the clean content (class signal and noise), u misleading content and m =
-    :func:`clean_share` of the step's reliability (clean videos' steps are clean: m = 1). A far camera's flow
-    does not only get noisier, it shows another motion (camera shake that looks like a different action); a
-    look-alike scene shows another class. So u holds a *confuser* class of the same preference group in that
-    modality, inside the video's actions and in background bursts, plus the world's *corruption signature*
-    (:func:`corruption_signatures`: shake in the flow, the look-alike or overlay look in the RGB) and noise; the
-    step's energy does not depend on m, so reliability is not in the feature norm, but the signature makes it
-    learnable (:func:`~sac_minimal.data.probe.reliability_probe`);
+  - *misleading stretches*: a modality of reliability r in a video is wholly replaced by misleading content on
+    stretches of 1-4 s covering 1 - :func:`clean_share` (r) of the video (:func:`misleading_mask`; recorded as
+    ``misleading`` in ``synthetic.json``) and clean elsewhere: a far camera's flow is useless while the camera
+    shakes or zooms and fine in between, a look-alike scene fills some shots and not others. A step is ``base + m
+    c(t) + sqrt(1 - m^2) e u(t) / |u(t)|``, with c the clean content (class signal and noise), m = 0 on a misleading
+    stretch (else :func:`clean_share` of the corrupted stretches' factor), and u the misleading content: a
+    *confuser* class of the same preference group in that modality, in bursts at random times (not aligned with
+    the video's actions, so it carries no timing), plus the world's *corruption signature*
+    (:func:`corruption_signatures`, at a subtle weight :data:`SIGNATURE_WEIGHT_V4`) and noise, scaled to the
+    video's RMS energy e of c, so reliability is not in the feature norm, but the signature makes it learnable
+    (:func:`~sac_minimal.data.probe.reliability_probe`);
   - *partly redundant evidence*: in the modality that does not identify a group, its classes share
     :data:`SHARED_DIRECTION_WEIGHT_V4` of one direction (v3: :data:`SHARED_DIRECTION_WEIGHT`), so the reliable
     modality can stand in for the misleading one;
@@ -178,9 +180,10 @@ SHARED_DIRECTION_WEIGHT = 0.9
 SHARED_DIRECTION_WEIGHT_V4 = 0.3
 """v4: a class's prototype in the modality that does not identify it keeps more of its own direction, so that the
 reliable modality can stand in for the other (partly redundant evidence)."""
-SIGNATURE_WEIGHT = 0.8
-"""v4: weight of the world's corruption signature in the misleading content (before it is scaled to the energy of
-the content it replaces)."""
+SIGNATURE_WEIGHT_V4 = 0.3
+"""v4: weight of the world's corruption signature in the misleading content (before it is scaled to the video's
+energy): subtle, so that a probe learns it (:func:`~sac_minimal.data.probe.reliability_probe`) but nothing flags it
+loudly."""
 AMPLITUDE = {"preferred": 1.0, "other": 0.7, "both": 0.8}
 DISTRACTOR_AMPLITUDE = 0.9
 DISTRACTORS_PER_MINUTE = 4.0
@@ -345,13 +348,16 @@ def _signal_envelopes(rng: np.random.Generator, timeline: _Timeline) -> tuple[np
     return appearance, _envelope(timeline.step_seconds, timeline.segments)
 
 
-def _distractor_envelope(rng: np.random.Generator, timeline: _Timeline) -> np.ndarray:
-    """``[T, 1]`` action-shaped bursts (1-4 s) in the background, at least 1 s away from every action."""
+def _distractor_envelope(rng: np.random.Generator, timeline: _Timeline, avoid_actions: bool = True) -> np.ndarray:
+    """``[T, 1]`` action-shaped bursts (1-4 s) in the background, at least 1 s away from every action (or, with
+    ``avoid_actions`` False, anywhere, across actions as well)."""
     duration, segments = timeline.duration, timeline.segments
     count = rng.poisson(DISTRACTORS_PER_MINUTE * duration / 60.0)
     lengths = rng.uniform(1.0, 4.0, count)
     starts = rng.uniform(0.0, duration, count)
     bursts = np.stack([starts, starts + lengths], axis=1)
+    if not avoid_actions:
+        return _envelope(timeline.step_seconds, bursts).sum(axis=1, keepdims=True)
     overlaps_action = ((bursts[:, None, 0] < segments[None, :, 1] + 1.0)
                        & (bursts[:, None, 1] > segments[None, :, 0] - 1.0)).any(axis=1)
     return _envelope(timeline.step_seconds, bursts[~overlaps_action]).sum(axis=1, keepdims=True)
@@ -424,34 +430,58 @@ def clean_share(reliability: np.ndarray) -> np.ndarray:
 
 def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
                  envelopes: tuple, signatures: np.ndarray, heterogeneity: float) -> tuple[np.ndarray, dict]:
-    """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) |c(t)| u(t)/|u(t)|`` with c the
+    """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) e u(t)/|u(t)|`` with c the
     clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
-    same modality, inside the actions and in background bursts, plus the world's corruption signature and noise) and
-    m = :func:`clean_share` of the step's reliability; the step's energy does not depend on m."""
+    same modality in bursts at random times, the world's corruption signature and noise), e the video's RMS energy of
+    c, and m the step's clean share: 0 on the modality's *misleading stretches* (:func:`misleading_mask`, covering
+    1 - :func:`clean_share` (r) of the video), else :func:`clean_share` of the corrupted stretches' factor."""
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
     channels = world.appearance_prototypes.shape[1]
     prototypes = (world.appearance_prototypes, world.motion_prototypes)
     confuser = int(rng.choice(_preference_partners(preference, timeline.main_class)))
-    bursts = _distractor_envelope(rng, timeline)
+    bursts = _distractor_envelope(rng, timeline, avoid_actions=False)
     corruptions, frame_factor = _draw_corruptions(rng, timeline, heterogeneity)
     scene, camera, noise = _scene_and_noise(rng, len(step_seconds), channels)
     misleading_noise = rng.standard_normal((len(step_seconds), 2 * channels), dtype=np.float32) * np.float32(
         NOISE_SCALE / np.sqrt(channels))
     features = np.empty((len(step_seconds), 2 * channels), dtype=np.float32)
-    inside = envelopes[1].max(axis=1, keepdims=True) if len(labels) else np.zeros((len(step_seconds), 1))
+    misleading = []
     for modality, base in enumerate((scene, camera)):
         columns = slice(modality * channels, (modality + 1) * channels)
         clean = (envelopes[modality] * amplitudes[:, modality]) @ prototypes[modality][labels] + noise[:, columns]
-        wrong = ((inside + bursts) * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
-        wrong = wrong + SIGNATURE_WEIGHT * signatures[modality] + misleading_noise[:, columns]
-        energy = np.linalg.norm(clean, axis=1, keepdims=True)
+        wrong = (bursts * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
+        wrong = wrong + SIGNATURE_WEIGHT_V4 * signatures[modality] + misleading_noise[:, columns]
+        energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
         wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
-        share = clean_share(reliability[modality] * frame_factor)[:, None]
+        stretches = _draw_stretches(rng, timeline.duration, 1.0 - float(clean_share(reliability[modality])))
+        misleading.append(stretches)
+        share = np.where(misleading_mask(stretches, step_seconds), 0.0, clean_share(frame_factor))[:, None]
         features[:, columns] = base + share * clean + np.sqrt(1.0 - share ** 2) * wrong
     return features, {"corruptions": corruptions, "confuser_class": THUMOS14_CLASSES[confuser],
-                      "look_alike_class": None}
+                      "look_alike_class": None, "misleading": misleading}
+
+
+def _draw_stretches(rng: np.random.Generator, duration: float, share: float) -> list:
+    """``[[start, end], ...]``: stretches of :data:`CORRUPTION_SECONDS` at random places until they cover ``share``
+    of the video (their union; none for a share of 0)."""
+    stretches, covered = [], 0.0
+    while covered < share * duration and len(stretches) < 1000:
+        length = rng.uniform(*CORRUPTION_SECONDS)
+        begin = rng.uniform(-length, duration)
+        stretches.append([round(float(begin), 3), round(float(begin + length), 3)])
+        grid = np.linspace(0.0, duration, 2001)
+        covered = misleading_mask(stretches, grid).mean() * duration
+    return stretches
+
+
+def misleading_mask(stretches: list, step_seconds: np.ndarray) -> np.ndarray:
+    """``[T]`` bool: the steps inside any of a modality's misleading stretches (v4)."""
+    mask = np.zeros(len(step_seconds), dtype=bool)
+    for begin, end in stretches:
+        mask |= (step_seconds >= begin) & (step_seconds <= end)
+    return mask
 
 
 def _draw_corruptions(rng: np.random.Generator, timeline: _Timeline, heterogeneity: float) -> tuple[list, np.ndarray]:
@@ -700,10 +730,18 @@ def reference_gates(metadata: dict, video: str, steps: int, fps: float) -> np.nd
 
 def privileged_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
     """``[T, 2]`` the privileged control's weight on (appearance, motion) at every step: the true share of the step's
-    energy that is clean content, m^2 (m = :func:`clean_share` of the step's reliability; in v4 the rest is
-    misleading content). Not normalised across modalities: a modality whose content is mostly misleading is turned
-    down whatever the other does, and a clean step keeps its scale (m = 1), so where the other modality carries the
-    class too it can stand in."""
+    energy that is clean content, m^2. In v4, m is 0 on a modality's misleading stretches (``misleading`` in
+    ``synthetic.json``) and :func:`clean_share` of the corrupted stretches' factor elsewhere; in v3, m =
+    :func:`clean_share` of the step's reliability. Not normalised across modalities: a misleading modality is turned
+    down whatever the other does, and a clean step keeps its weight (1), so where the other modality carries the
+    class too it can stand in. Training applies the weights around each video's mean feature
+    (:data:`sac_minimal.lab.train.AROUND_MEAN`)."""
+    entry = metadata.get("videos", {}).get(video)
+    if entry is not None and "misleading" in entry:  # v4: 0 on a modality's misleading stretches
+        seconds = step_seconds_of(steps, fps)
+        frame = clean_share(corruption_factor(entry.get("corruptions", []), seconds))
+        return np.stack([np.where(misleading_mask(stretches, seconds), 0.0, frame) ** 2
+                         for stretches in entry["misleading"]], axis=1).astype(np.float32)
     return (clean_share(step_reliability(metadata, video, steps, fps)) ** 2).astype(np.float32)
 
 

@@ -231,10 +231,12 @@ class WindowDataset(torch.utils.data.Dataset):
                     "frames_per_step (python -m sac_minimal data check), or accept it explicitly with "
                     "accept_length_mismatch=True (CLI: --accept-length-mismatch)")
 
-    def apply_step_gates(self, gates: Sequence[np.ndarray]) -> None:
-        """Multiply every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
-        motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. The reference gate
-        sees its features this way (:func:`sac_minimal.lab.train.load_windows`)."""
+    def apply_step_gates(self, gates: Sequence[np.ndarray], around_mean: bool = False) -> None:
+        """Weight every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
+        motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. By default the step
+        is multiplied by its gate (the reference gate); with ``around_mean`` it is moved towards its video's mean
+        feature of that modality, ``x' = mu + g (x - mu)`` (the privileged control: a gate of 0 leaves the video's
+        mean, no evidence, in place of the step; :func:`sac_minimal.lab.train.load_windows`)."""
         if not self.in_memory:
             raise ValueError("apply_step_gates needs a WindowDataset built with in_memory=True")
         if len(gates) != len(self.feature_steps):
@@ -245,8 +247,14 @@ class WindowDataset(torch.utils.data.Dataset):
                                  f"({steps}, 2)")
         bank_gates = np.concatenate(gates).astype(np.float32)
         appearance, motion = self.feature_format.split(self._bank)  # views into the bank
-        appearance *= bank_gates[:, :1]
-        motion *= bank_gates[:, 1:]
+        bounds = np.concatenate([[0], np.cumsum(self.feature_steps)])
+        for part, gate in ((appearance, bank_gates[:, :1]), (motion, bank_gates[:, 1:])):
+            if not around_mean:
+                part *= gate
+                continue
+            for begin, end in zip(bounds[:-1], bounds[1:]):
+                mean = part[begin:end].mean(axis=0, keepdims=True)
+                part[begin:end] = mean + gate[begin:end] * (part[begin:end] - mean)
 
     def _gather(self, indices: np.ndarray) -> np.ndarray:
         """``[B, steps, width]`` features of the windows ``indices``."""

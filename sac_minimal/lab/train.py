@@ -174,7 +174,12 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
 
 
 GATES = {"reference": reference_gates, "privileged": privileged_gates}
-"""Controls that gate every feature step with weights computed from the surrogate's truth."""
+"""Controls that gate every feature step with weights computed from the surrogate's truth: the reference gate
+multiplies each step, the privileged control moves it towards its video's mean (:data:`AROUND_MEAN`)."""
+AROUND_MEAN = ("privileged",)
+"""Controls whose weights act around the video's mean (``WindowDataset.apply_step_gates(around_mean=True)``): a
+weight of 0 removes a step's content without putting a jump into the features that could look like an action's
+boundary."""
 
 
 def load_windows(config: TrainConfig, root: Path, split: str, annotations: AnnotationSet,
@@ -189,7 +194,8 @@ def load_windows(config: TrainConfig, root: Path, split: str, annotations: Annot
                              f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
         metadata = read_synthetic_metadata(root)
         windows.apply_step_gates([GATES[config.model](metadata, video.video, steps, video.fps)
-                                  for video, steps in zip(windows.table.videos, windows.feature_steps)])
+                                  for video, steps in zip(windows.table.videos, windows.feature_steps)],
+                                 around_mean=config.model in AROUND_MEAN)
     return windows
 
 
