@@ -254,7 +254,8 @@ class WindowDataset(torch.utils.data.Dataset):
                 continue
             for begin, end in zip(bounds[:-1], bounds[1:]):
                 mean = part[begin:end].mean(axis=0, keepdims=True)
-                part[begin:end] = mean + gate[begin:end] * (part[begin:end] - mean)
+                moved = mean + gate[begin:end] * (part[begin:end] - mean)
+                part[begin:end] = np.where(gate[begin:end] == 1, part[begin:end], moved)  # a weight of 1: as it was
 
     def _gather(self, indices: np.ndarray) -> np.ndarray:
         """``[B, steps, width]`` features of the windows ``indices``."""
