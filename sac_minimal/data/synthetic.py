@@ -466,22 +466,19 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
 def _draw_stretches(rng: np.random.Generator, duration: float, share: float) -> list:
     """``[[start, end], ...]``: stretches of :data:`CORRUPTION_SECONDS` at random places until they cover ``share``
     of the video (their union; none for a share of 0)."""
-    stretches, covered = [], 0.0
+    stretches, covered, grid = [], 0.0, np.linspace(0.0, duration, 2001)
     while covered < share * duration and len(stretches) < 1000:
         length = rng.uniform(*CORRUPTION_SECONDS)
         begin = rng.uniform(-length, duration)
         stretches.append([round(float(begin), 3), round(float(begin + length), 3)])
-        grid = np.linspace(0.0, duration, 2001)
         covered = misleading_mask(stretches, grid).mean() * duration
     return stretches
 
 
 def misleading_mask(stretches: list, step_seconds: np.ndarray) -> np.ndarray:
-    """``[T]`` bool: the steps inside any of a modality's misleading stretches (v4)."""
-    mask = np.zeros(len(step_seconds), dtype=bool)
-    for begin, end in stretches:
-        mask |= (step_seconds >= begin) & (step_seconds <= end)
-    return mask
+    """``[T]`` bool: the steps inside any of a modality's misleading stretches (v4): where they would set the frame
+    factor of :func:`corruption_factor` to 0."""
+    return corruption_factor([[begin, end, 0.0] for begin, end in stretches], step_seconds) == 0
 
 
 def _draw_corruptions(rng: np.random.Generator, timeline: _Timeline, heterogeneity: float) -> tuple[list, np.ndarray]:
