@@ -131,6 +131,18 @@ def test_the_v4_table_compares_attention_with_the_capacity_matched_baseline_and_
     assert not table.trends  # a trend over h = 0, 0.5, 1 with an exact zero at h = 0 repeats the h = 1 test
 
 
+@pytest.mark.parametrize("name", ["attention", "components", "alternatives"])
+def test_the_papers_ablations_on_v4_are_their_tables_with_table1_v4s_design(name):
+    """Same rows, tests and hypotheses as on v3; Table I v4's worlds, seeds, data and acceptance guard, so that the
+    rows the tables share are the same runs and none of them runs on a testbed that was not accepted."""
+    paper, misleading, table1 = EXPERIMENTS[name], EXPERIMENTS[f"{name}_v4"], EXPERIMENTS["table1_v4"]
+    for field in ("variants", "comparisons", "hypotheses", "primary", "heterogeneities"):
+        assert getattr(misleading, field) == getattr(paper, field), field
+    for field in ("config_changes", "seeds", "worlds", "development_worlds", "requires"):
+        assert getattr(misleading, field) == getattr(table1, field), field
+    assert misleading.requires == "acceptance_v4_quick" and misleading.heterogeneities == (1.0,)
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_no_trend_repeats_a_test_of_the_same_table(name):
     """The truth-using rows equal SSAD at h = 0 by construction (every gate 1, no corruption to remove), so the
