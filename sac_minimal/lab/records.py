@@ -480,8 +480,12 @@ BOOK_RECORDS = {
     "ablation_variants_quick_v3": book_checks("ablation_variants_quick_v3", ("exact_solver", "mass_t")),
     "acceptance_v4_quick": book_checks("acceptance_v4_quick", ("ssad", "headroom", "privileged"), world=100),
     "table1_v4_quick": book_checks("table1_v4_quick", ("ssad", "privileged", "composed", "sac"), world=110),
+    "ablation_attention_quick_v4": book_checks("ablation_attention_quick_v4", ("joint", "frame"), world=110),
+    "ablation_components_quick_v4": book_checks("ablation_components_quick_v4", ("ot_pooling", "ot_smooth"), world=110),
+    "ablation_alternatives_quick_v4": book_checks("ablation_alternatives_quick_v4", ("nonlocal", "sequential"),
+                                                  world=110),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
-runs in world 3 (world 100 for generator v4's control record, 110 for its Table I; notebooks 08 and 09); notebook 10 re-runs two whole
-runs, evaluation included.
+runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations; notebooks 08 and
+09); notebook 10 re-runs two whole runs, evaluation included.
 ``tests/test_records.py`` re-runs the first three of each."""
