@@ -87,7 +87,7 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
     styled = frame.style.format({**readable, **(formats or {})}, na_rep="", escape="html").format_index(
         escape="html", axis=1).set_table_styles(
-        [{"selector": "th, td", "props": [("padding", "0.25em 0.9em"), ("text-align", "left")]}])
+        [{"selector": "th, td", "props": [("padding", "0.25em 0.6em"), ("text-align", "left")]}])
     if index is None:
         styled = styled.hide(axis="index")
     else:
