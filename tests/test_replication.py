@@ -220,7 +220,8 @@ def test_only_the_tests_the_hypotheses_name_are_adjusted_together():
     for key in ("b vs a, h=0", "c vs a, h=0"):  # named by no hypothesis: reported, not adjusted, no verdict word
         assert np.isnan(tests[key]["p_holm"]) and tests[key]["word"] == "exploratory"
     # adding an exploratory comparison leaves the family's adjusted p-values as they were
-    wider = world_tests(_cells({**values, "d": values["c"]}), {**grid, "comparisons": grid["comparisons"] + [["b", "d"]]})
+    wider = world_tests(_cells({**values, "d": values["c"]}),
+                        {**grid, "comparisons": grid["comparisons"] + [["b", "d"]]})
     assert [wider[key]["p_holm"] for key in family] == [tests[key]["p_holm"] for key in family]
 
 

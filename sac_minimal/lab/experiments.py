@@ -749,6 +749,21 @@ def measure_plateau(base: TrainConfig, models: Sequence[str], checkpoints_dir: s
     return result
 
 
+def interval_text(test: dict, adjusted: bool = False) -> str:
+    """A test's 95 % interval in points, as a table shows it: its own, or with ``adjusted`` the table's simultaneous
+    one (the level of a Holm verdict); ``"n/a"`` where there is none (differences without spread, or the
+    simultaneous interval of an exploratory test).
+
+    >>> test = {"low": -0.004, "high": 0.0286, "low_adjusted": float("nan"), "high_adjusted": float("nan")}
+    >>> interval_text(test), interval_text(test, adjusted=True)
+    ('[-0.40, +2.86]', 'n/a')
+    """
+    low, high = (test["low_adjusted"], test["high_adjusted"]) if adjusted else (test["low"], test["high"])
+    if not test.get("testable", True) or not (math.isfinite(low) and math.isfinite(high)):
+        return "n/a"
+    return f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
 def describe_test(test: dict) -> str:
     """One test of a record in words, from its numbers, with the interval at the level of its verdict: a test of the
     table's family, ``"+1.23 points (simultaneous 95 % interval -0.90 to +3.36; not significant after Holm's

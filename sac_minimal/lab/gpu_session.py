@@ -8,8 +8,8 @@ on the device from the package itself, in this order, inside one time budget:
 2. ``bench train --runs R`` (R seeds at once) and ``bench train --phases``: what a step costs on this device and
    where it goes (a minute);
 3. Table I (every row of ``EXPERIMENTS["table1"]``: SSAD, SSAD+Θ, the truth-using controls, composed without OT,
-   SAC official, with the light Θ and stabilised) at the official recipe and h = 1 in those two worlds, R seeds trained together with bf16 autocast for SSAD, into
-   ``DIR/results/table1_full_v3``;
+   SAC official, with the light Θ and stabilised) at the official recipe and h = 1 in those two worlds, R seeds
+   trained together with bf16 autocast for SSAD, into ``DIR/results/table1_full_v3``;
 4. Table VI (SAC's components) the same way, into ``DIR/results/ablation_components_full_v3``, with what is left.
 
 Every training step stops cleanly at an epoch boundary before the budget ends; what finished is recorded (each

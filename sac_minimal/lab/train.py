@@ -479,8 +479,7 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
     device_name = _device_name(setup.device)
     for run, (run_config, run_dir) in enumerate(zip(setup.configs, setup.run_dirs)):
         model = setup.group.model(run)
-        detections = postprocess_windows(predict_windows(model, setup.test, setup.device), setup.test)
-        evaluation = evaluate_detections(detections, setup.ground_truth)
+        detections, evaluation = evaluate_model(model, setup.test, setup.ground_truth, setup.device)
         run_extra = {**extra, "provenance": provenance(device_name)}
         if setup.dataset["kind"] == "synthetic":
             metadata = read_synthetic_metadata(setup.dataset["path"])
@@ -618,7 +617,8 @@ def predict_windows(model: Detector, windows: WindowDataset, device: torch.devic
 
 def evaluate_model(model: Detector, test_windows: WindowDataset, ground_truth: Sequence[VideoRecord],
                    device: torch.device):
-    """Test-split mAP of a model: predict every test window, post-process, evaluate against ``ground_truth`` (the
-    test videos read with ``clip_to_video=False``: segments as annotated)."""
+    """A model's test-split detections and their evaluation: predict every test window, post-process, evaluate
+    against ``ground_truth`` (the test videos read with ``clip_to_video=False``: segments as annotated). The
+    detections are returned too, so that they can be scored per video condition without predicting again."""
     detections = postprocess_windows(predict_windows(model, test_windows, device), test_windows)
-    return evaluate_detections(detections, ground_truth)
+    return detections, evaluate_detections(detections, ground_truth)
