@@ -373,3 +373,131 @@ def test_writing_the_surrogate_never_touches_other_files(tmp_path):
     (mine / "synthetic.json").write_text(json.dumps(metadata))
     write_synthetic_thumos(mine, "quick", seed=1, heterogeneity=0.5)  # its own earlier output may be replaced
     assert (read_synthetic_metadata(mine)["seed"], read_synthetic_metadata(mine)["heterogeneity"]) == (1, 0.5)
+
+
+# ------------------------------------------------------------------ one world, one dataset, on every machine
+
+PINNED_WORLDS = {
+    (3, 3, 1.0): "b53eed97d7a44143994e65d5d830f21f87339c9728b98b5a6a1278e6a59d9d65",
+    (3, 0, 0.5): "edd75ee0007751bcc635b139342b7d2a7df2c1e8ecd1a065063af214cc3afef3",
+    (4, 110, 1.0): "53bb01ab6c1860079e6935900382d3d0f045c50582236c3a0641f829156c9d7e",
+    (4, 100, 0.5): "1d5cd1c0b4244f39ff85c2860587225c1cb6dab4e55dd7185c4beedd74f7909c",
+}
+"""(generator version, world, h) -> the dataset fingerprint of the quick surrogate: the bytes every machine writes."""
+
+_FINGERPRINTS = """
+import json, sys, tempfile
+from sac_minimal.data.synthetic import write_synthetic_thumos
+from sac_minimal.data.fingerprint import dataset_fingerprint
+found = {}
+for version, world, h in json.loads(sys.argv[1]):
+    with tempfile.TemporaryDirectory() as folder:
+        write_synthetic_thumos(folder, size="quick", seed=world, version=version, heterogeneity=h)
+        found[f"{version} {world} {h}"] = dataset_fingerprint(folder)
+print(json.dumps(found))
+"""
+
+
+def _numeric_environments() -> dict:
+    """Environments that change numpy's numerics on this machine: OpenBLAS kernels, one BLAS thread, and numpy's
+    vector code switched off (the dispatched instruction sets this CPU has)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    environments = {f"OPENBLAS_CORETYPE={kernel}": {"OPENBLAS_CORETYPE": kernel}
+                    for kernel in ("Haswell", "SkylakeX", "Sandybridge", "Prescott")}
+    environments["one BLAS thread"] = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    vector = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    if vector:
+        environments["numpy without " + ", ".join(vector)] = {"NPY_DISABLE_CPU_FEATURES": " ".join(vector)}
+    return environments
+
+
+@pytest.mark.parametrize("name, variables", sorted(_numeric_environments().items()))
+def test_a_world_is_the_same_bytes_under_every_numeric_environment(name, variables):
+    """The surrogate does not depend on a BLAS summation order or on numpy's vector code: each pinned world is
+    regenerated in a fresh process under another OpenBLAS kernel, thread count or instruction set, and is the
+    same bytes (the records name these fingerprints)."""
+    import os
+    import subprocess
+    import sys
+
+    inherited = {key: value for key, value in os.environ.items()
+                 if key not in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                "NPY_DISABLE_CPU_FEATURES")}
+    done = subprocess.run([sys.executable, "-c", _FINGERPRINTS, json.dumps([list(key) for key in PINNED_WORLDS])],
+                          capture_output=True, text=True, timeout=300, env={**inherited, **variables})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert {key: found[" ".join(map(str, key))] for key in PINNED_WORLDS} == PINNED_WORLDS, name
+
+
+def test_the_pinned_worlds_are_written_here(tmp_path):
+    """In this process too (the environment the tests run in)."""
+    from sac_minimal.data.fingerprint import dataset_fingerprint
+
+    for (version, world, h), expected in PINNED_WORLDS.items():
+        write_synthetic_thumos(tmp_path / f"{version}_{world}_{h}", size="quick", seed=world, version=version,
+                               heterogeneity=h)
+        assert dataset_fingerprint(tmp_path / f"{version}_{world}_{h}") == expected
+
+
+def test_a_stale_cached_surrogate_is_detected_and_written_again(tmp_path):
+    """A cache written by an older revision of the generator, or whose files changed after they were written, is
+    not used as if it were the dataset: ensure_synthetic_thumos writes it again."""
+    from sac_minimal.data.fingerprint import dataset_fingerprint
+    from sac_minimal.data.synthetic import BYTES_REVISION, ensure_synthetic_thumos, is_current
+
+    root = tmp_path / "cache"
+    metadata = ensure_synthetic_thumos(root, size="tiny", seed=2)
+    fresh = dataset_fingerprint(root)
+    assert metadata["bytes_revision"] == BYTES_REVISION and metadata["fingerprint"] == fresh
+    feature = sorted((root / "i3d_features").glob("*.npy"))[0]
+    values = np.load(feature)
+    values[0, 0] += 1e-3  # one value, as another BLAS kernel would leave it
+    np.save(feature, values)
+    assert not is_current(root, read_synthetic_metadata(root), 3, "tiny", 2, 1.0)
+    ensure_synthetic_thumos(root, size="tiny", seed=2)
+    assert dataset_fingerprint(root) == fresh
+    old = {**read_synthetic_metadata(root), "bytes_revision": BYTES_REVISION - 1}
+    (root / "synthetic.json").write_text(json.dumps(old))
+    assert not is_current(root, old, 3, "tiny", 2, 1.0)
+    assert ensure_synthetic_thumos(root, size="tiny", seed=2)["bytes_revision"] == BYTES_REVISION
+
+
+def test_portable_numerics_are_accurate():
+    """The machine-independent exp, log, power and weighted sum agree with numpy's to a few units in the last place."""
+    from sac_minimal.data.portable import exp, log, power, weighted_sum
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-30, 30, 10_000)
+    assert np.max(np.abs(exp(x) - np.exp(x)) / np.spacing(np.exp(x))) <= 2
+    y = rng.uniform(1e-3, 50, 10_000)
+    assert np.max(np.abs(log(y) - np.log(y)) / np.spacing(np.abs(np.log(y)))) <= 4
+    assert np.max(np.abs(power(y, 0.7) - y ** 0.7) / np.spacing(y ** 0.7)) <= 16
+    assert np.array_equal(power(y, 1.0), y) and np.array_equal(power(y, 0.0), np.ones_like(y))
+    weights = (rng.random((50, 6)) * (rng.random((50, 6)) < 0.4)).astype(np.float32)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    exact = weights.astype(np.float64) @ vectors.astype(np.float64)
+    assert np.allclose(weighted_sum(weights, vectors), exact, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="> 0"):
+        log(np.array([1.0, 0.0]))
+
+
+def test_a_writer_killed_mid_write_does_not_block_the_next_run(tmp_path):
+    """A kill during the automatic surrogate writing leaves ``.<name>.<random>.tmp`` files; the next run writes the
+    surrogate again and removes them instead of refusing the folder as foreign."""
+    from sac_minimal.data.synthetic import ensure_synthetic_thumos
+
+    root = tmp_path / "cache"
+    ensure_synthetic_thumos(root, size="tiny", seed=1)
+    (root / "synthetic.json").unlink()  # killed before the metadata, written last, was in place
+    leftovers = [root / "i3d_features" / ".synthetic_test_0000001.npy.k3j2.tmp", root / ".synthetic.json.x1.tmp",
+                 root / "annotations" / ".thumos14.json.q9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    assert ensure_synthetic_thumos(root, size="tiny", seed=1)["seed"] == 1
+    assert not any(path.exists() for path in leftovers)
+    (root / "i3d_features" / "notes.txt").write_text("mine")
+    (root / "synthetic.json").unlink()
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        ensure_synthetic_thumos(root, size="tiny", seed=1)

@@ -293,3 +293,25 @@ def test_long_plotting_code_is_collapsed(path):
              and len("".join(cell["source"]).split("\n")) > LONG_FIGURE_CELL
              and not {"hide-input", "remove-input"} & set(cell["metadata"].get("tags", []))]
     assert not shown, f"{path.name}: figure cells longer than {LONG_FIGURE_CELL} lines shown inline: {shown}"
+
+
+def test_book_execute_runs_notebooks_strictly(tmp_path, capsys):
+    """``book --execute`` (what CI uses for chapters 08-10 in a second numeric environment) fails on a failing cell
+    and on output to stderr, as the book build does, and passes a clean notebook."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from sac_minimal.lab.cli import main as cli
+
+    def notebook(name: str, source: str) -> str:
+        path = tmp_path / name
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), path)
+        return str(path)
+
+    assert cli(["book", "--execute", notebook("clean.ipynb", "print(1 + 1)")]) == 0
+    assert cli(["book", "--execute", notebook("stderr.ipynb", "import sys; print('x', file=sys.stderr)")]) == 1
+    assert "wrote to stderr" in capsys.readouterr().err
+    assert cli(["book", "--execute", notebook("fails.ipynb", "1 / 0")]) == 1
+    assert "ZeroDivisionError" in capsys.readouterr().err
+    assert cli(["book", "--execute", str(tmp_path / "missing.ipynb")]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -4,6 +4,8 @@ Modules:
     thumos14   annotation files (ActionFormer and official SAC layouts), per-video features, SAC window files.
     windows    the official window recipe, targets, and :class:`WindowDataset`.
     synthetic  the deterministic surrogate written in the ActionFormer layout (the book's default data).
+    portable   sums and exponentials that give the same bits on every machine (what the surrogate uses).
+    fingerprint  a dataset folder's SHA-256 (what a run records of its data).
     probe      linear probes on ground-truth segments: which modality identifies which class.
     check      ``python -m sac_minimal data check``.
     convert    two-stream releases (CoLA's layout) -> one feature file per video.

@@ -33,7 +33,9 @@ Features. Each modality (appearance = "RGB" columns, motion = "flow" columns) at
    motion for ``far_camera`` videos, a look-alike class's appearance prototype for ``look_alike`` videos), not
    white noise.
 6. Deterministic: every video draws from its own generator seeded by (seed, split, index), so the files are
-   byte-identical for a seed, whatever the order they are written in.
+   byte-identical for a seed, whatever the order they are written in; and every sum and exponential is computed
+   with :mod:`sac_minimal.data.portable`, so they are the same bytes on every machine, whatever its BLAS kernel,
+   thread count or instruction set (:data:`BYTES_REVISION`).
 
 How unreliable a modality is. A modality of reliability r has noise of standard deviation ``NOISE_SCALE / r``
 while its signal keeps its amplitude, so an unreliable modality has a low signal-to-noise ratio in that video, as a
@@ -108,12 +110,19 @@ from sac_minimal.data.thumos14 import (
     THUMOS14_CLASSES,
     FeatureFormat,
 )
-from sac_minimal.files import save_npy_atomic, write_text_atomic
+from sac_minimal.data.fingerprint import dataset_fingerprint
+from sac_minimal.data.portable import exp, power, weighted_sum
+from sac_minimal.files import TEMPORARY_SUFFIX, save_npy_atomic, write_text_atomic
 
 GENERATOR_VERSION = 3
 GENERATOR_VERSIONS = (3, 4)
 """v3: the regime where unreliability is visible noise that any read-out averages away; v4: the regime where it
 misleads (module docstring). Both are written; v3 stays the default."""
+BYTES_REVISION = 2
+"""Which way of computing a world's bytes wrote a surrogate, for one generative model. 2: every sum and exponential
+is computed with :mod:`sac_minimal.data.portable`, so a world is the same bytes on every machine. 1 (surrogates and
+records made before it): numpy's BLAS product and vector ``exp``, whose last bits depend on the CPU, on
+``OPENBLAS_CORETYPE`` and on the thread count. A cached surrogate of another revision is written again."""
 METADATA_FILE = "synthetic.json"
 VERSION_PREFIX = "synthetic-thumos14-surrogate"
 
@@ -243,7 +252,7 @@ def make_world(seed: int, channels: int, shared_weight: float = SHARED_DIRECTION
     look_alike = np.array([rng.choice(_preference_partners(preference, index))
                            for index in range(len(THUMOS14_CLASSES))], dtype=np.int64)
     counts = np.array([THUMOS14_TEST_CLASS_COUNTS[name] for name in THUMOS14_CLASSES], dtype=np.float64)
-    duration_factor = np.exp(0.3 * rng.standard_normal(len(THUMOS14_CLASSES)))
+    duration_factor = exp(0.3 * rng.standard_normal(len(THUMOS14_CLASSES)))
     coverage = {split: rng.permutation(len(THUMOS14_CLASSES)) for split in ("train", "test")}
     return SurrogateWorld(
         appearance_prototypes=prototypes["appearance"].astype(np.float32),
@@ -302,12 +311,12 @@ def _draw_timeline(rng: np.random.Generator, world: SurrogateWorld, size: Synthe
     """A video's duration, fps, classes and segments. A *coverage* video (``coverage_class`` given) has that main
     class, at least :data:`COVERAGE_INSTANCES` instances of it and no second class; its actions are shortened
     where needed so that all of them fit in :data:`ACTION_SHARE` of the video."""
-    duration = float(np.clip(size.median_duration * np.exp(size.duration_sigma * rng.standard_normal()),
+    duration = float(np.clip(size.median_duration * exp(size.duration_sigma * rng.standard_normal()),
                              size.min_duration, size.max_duration))
     fps = float(rng.choice(FPS_VALUES, p=FPS_PROBABILITIES))
     steps = round(duration * fps) // FRAMES_PER_STEP
     main_class = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
-    count = max(1, round(duration / SECONDS_PER_INSTANCE * float(np.exp(0.6 * rng.standard_normal()))))
+    count = max(1, round(duration / SECONDS_PER_INSTANCE * float(exp(0.6 * rng.standard_normal()))))
     second_class = rng.random() < SECOND_CLASS_PROBABILITY
     if coverage_class is not None:
         main_class, count, second_class = coverage_class, max(count, COVERAGE_INSTANCES), False
@@ -315,7 +324,7 @@ def _draw_timeline(rng: np.random.Generator, world: SurrogateWorld, size: Synthe
     if second_class:
         labels[rng.random(count) < 0.3] = int(rng.choice(len(THUMOS14_CLASSES), p=world.class_probabilities))
     action_seconds = np.clip(MEDIAN_ACTION_SECONDS * world.duration_factor[labels]
-                             * np.exp(0.75 * rng.standard_normal(count)), 0.3, size.max_action_duration)
+                             * exp(0.75 * rng.standard_normal(count)), 0.3, size.max_action_duration)
     if coverage_class is not None:  # keep every instance: shorten them all until they fit
         action_seconds *= min(1.0, ACTION_SHARE * duration / action_seconds.sum())
     else:
@@ -334,7 +343,7 @@ def _draw_reliability(rng: np.random.Generator, heterogeneity: float) -> tuple[s
         motion = rng.uniform(0.15, 0.3)
     elif condition == "look_alike":
         appearance = rng.uniform(0.3, 0.5)
-    return condition, float(appearance ** heterogeneity), float(motion ** heterogeneity)
+    return condition, float(power(appearance, heterogeneity)), float(power(motion, heterogeneity))
 
 
 def _signal_envelopes(rng: np.random.Generator, timeline: _Timeline) -> tuple[np.ndarray, np.ndarray]:
@@ -389,8 +398,8 @@ def _features(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, r
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
-    appearance = (envelopes[0] * amplitudes[:, 0]) @ world.appearance_prototypes[labels]
-    motion = (envelopes[1] * amplitudes[:, 1]) @ world.motion_prototypes[labels]
+    appearance = weighted_sum(envelopes[0] * amplitudes[:, 0], world.appearance_prototypes[labels])
+    motion = weighted_sum(envelopes[1] * amplitudes[:, 1], world.motion_prototypes[labels])
     look_alike = None
     if condition != "clean":
         distractors = heterogeneity * DISTRACTOR_AMPLITUDE * _distractor_envelope(rng, timeline)
@@ -450,7 +459,8 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
     misleading = []
     for modality, base in enumerate((scene, camera)):
         columns = slice(modality * channels, (modality + 1) * channels)
-        clean = (envelopes[modality] * amplitudes[:, modality]) @ prototypes[modality][labels] + noise[:, columns]
+        clean = weighted_sum(envelopes[modality] * amplitudes[:, modality], prototypes[modality][labels]) \
+            + noise[:, columns]
         wrong = (bursts * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
         wrong = wrong + SIGNATURE_WEIGHT_V4 * signatures[modality] + misleading_noise[:, columns]
         energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
@@ -488,7 +498,7 @@ def _draw_corruptions(rng: np.random.Generator, timeline: _Timeline, heterogenei
     count = rng.poisson(CORRUPTIONS_PER_MINUTE * timeline.duration / 60.0)
     lengths = rng.uniform(*CORRUPTION_SECONDS, count)
     starts = rng.uniform(0.0, timeline.duration - lengths.clip(max=timeline.duration), count)
-    factors = rng.uniform(*CORRUPTION_FACTOR, count) ** heterogeneity
+    factors = power(rng.uniform(*CORRUPTION_FACTOR, count), heterogeneity)
     corruptions = [[round(float(start), 3), round(float(start + length), 3), round(float(factor), 4)]
                    for start, length, factor in zip(starts, lengths, factors)]
     return corruptions, corruption_factor(corruptions, timeline.step_seconds)
@@ -566,6 +576,11 @@ def parse_video_name(name: str) -> tuple[str, int]:
     return ("train" if subset == "validation" else "test"), int(number) - 1
 
 
+def _is_leftover(path: Path) -> bool:
+    """A temporary file that an atomic write of this generator left when it was killed (``.<name>.<random>.tmp``)."""
+    return path.name.startswith(".") and path.name.endswith(TEMPORARY_SUFFIX) and path.is_file()
+
+
 def _check_writable(root: Path, version: int) -> None:
     """Refuse to write into a folder that holds anything but a surrogate of the same generator version."""
     annotation_path = root / ANNOTATION_FILE
@@ -588,12 +603,14 @@ def _check_writable(root: Path, version: int) -> None:
                                   f"({annotation_path}); it may be a real dataset. Choose an empty folder.")
     ours = {ANNOTATION_FILE.parts[0], FEATURE_FOLDER, FEATURE_FORMAT_FILE, METADATA_FILE}
     for path in sorted(root.iterdir()) if root.is_dir() else ():
-        foreign = path.name not in ours
+        foreign = path.name not in ours and not _is_leftover(path)
         if path.name == FEATURE_FOLDER and path.is_dir():
-            foreign = next((item for item in sorted(path.iterdir()) if not item.name.startswith("synthetic_")), None)
+            foreign = next((item for item in sorted(path.iterdir())
+                            if not item.name.startswith("synthetic_") and not _is_leftover(item)), None)
             path = foreign if foreign else path
         elif path.name == ANNOTATION_FILE.parts[0] and path.is_dir():
-            foreign = next((item for item in sorted(path.iterdir()) if item.name != ANNOTATION_FILE.name), None)
+            foreign = next((item for item in sorted(path.iterdir())
+                            if item.name != ANNOTATION_FILE.name and not _is_leftover(item)), None)
             path = foreign if foreign else path
         if foreign:
             raise FileExistsError(f"{root} is not empty and holds {path}, which the surrogate generator did not "
@@ -623,6 +640,9 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
     scale = SIZES[size]
     root = Path(root)
     _check_writable(root, version)
+    for folder in (root, root / FEATURE_FOLDER, root / ANNOTATION_FILE.parent):  # a killed writer's leftovers
+        for leftover in [path for path in folder.glob(f".*{TEMPORARY_SUFFIX}") if _is_leftover(path)]:
+            leftover.unlink(missing_ok=True)
     (root / METADATA_FILE).unlink(missing_ok=True)  # until it is written again, the folder is incomplete
     (root / FEATURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (root / ANNOTATION_FILE).parent.mkdir(parents=True, exist_ok=True)
@@ -644,7 +664,8 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
                                    frames_per_step=FRAMES_PER_STEP)
     write_text_atomic(root / FEATURE_FORMAT_FILE, feature_format.to_json())
     metadata = {
-        "generator_version": version, "size": size, "seed": seed, "heterogeneity": heterogeneity,
+        "generator_version": version, "bytes_revision": BYTES_REVISION, "fingerprint": dataset_fingerprint(root),
+        "size": size, "seed": seed, "heterogeneity": heterogeneity,
         "scale": dataclasses.asdict(scale), "modality_preference": MODALITY_PREFERENCE,
         "conditions": {name: entry["condition"] for name, entry in videos.items()},
         "videos": videos,
@@ -665,20 +686,32 @@ def read_synthetic_metadata(root: str | Path) -> dict:
 
 def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
                             version: int = GENERATOR_VERSION, heterogeneity: float = 1.0) -> dict:
-    """Return the metadata of the surrogate at ``root``, writing it first unless the same version, size, world and
-    heterogeneity exist there. Processes that ask for the same surrogate at once (the shards of a grid) take turns
-    on a lock file beside it, so one writes it and the others read it."""
+    """Return the metadata of the surrogate at ``root``, writing it first unless it is there as this package writes
+    it: the same version, size, world and heterogeneity, the current :data:`BYTES_REVISION`, and files whose
+    fingerprint is still the one recorded when they were written (:func:`is_current`). A stale cache (written by an
+    older revision, or edited since) is written again, never used as if it were the dataset a record names.
+    Processes that ask for the same surrogate at once (the shards of a grid) take turns on a lock file beside it, so
+    one writes it and the others read it."""
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(root.parent / f".{root.name}.lock"):
         try:
             metadata = read_synthetic_metadata(root)
-            if (metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"]) == (
-                    version, size, seed, float(heterogeneity)):
+            if is_current(root, metadata, version, size, seed, heterogeneity):
                 return metadata
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
             pass
         return write_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
+
+
+def is_current(root: str | Path, metadata: dict, version: int, size: str, seed: int, heterogeneity: float) -> bool:
+    """Whether the surrogate at ``root`` (its ``synthetic.json`` read as ``metadata``) is the one this package
+    would write for these arguments: same arguments, current :data:`BYTES_REVISION`, and the files' fingerprint
+    equal to the one stored when they were written (so an edited or half-overwritten cache is not current)."""
+    return ((metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"])
+            == (version, size, seed, float(heterogeneity))
+            and metadata.get("bytes_revision") == BYTES_REVISION
+            and metadata.get("fingerprint") == dataset_fingerprint(root))
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ Modules (one concept each):
     significance  t-tests, intervals, Holm's adjustment, Spearman's rho, shares of a control's gain.
     experiments   grids of variants x worlds x h x seeds, tests across worlds, recorded results, sharding.
     provenance    code, machine and dataset fingerprints of a result.
-    records       recorded results re-verified by re-running part of them, on any machine type.
+    records       recorded results re-verified by re-running part of them, in any numeric environment.
     diagnostics   what a trained attention follows, against the surrogate's known reliabilities.
     ablations     Table VIII's parameter and FLOP counts.
     bench         benchmarks (``python -m sac_minimal bench ...``).

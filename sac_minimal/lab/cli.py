@@ -266,6 +266,8 @@ def handle_book(args: argparse.Namespace) -> int:
 
     from sac_minimal.data.locate import REPOSITORY
 
+    if args.execute:
+        return execute_notebooks(args.execute)
     if shutil.which("jupyter-book") is None:
         raise FileNotFoundError('jupyter-book is not installed; pip install -e ".[book]"')
     command = ["jupyter-book", "build", str(REPOSITORY), "-W", "-n", "--keep-going"]
@@ -282,6 +284,37 @@ def handle_book(args: argparse.Namespace) -> int:
         command += ["--config", str(layered)]
     print(" ".join(command))
     return subprocess.run(command, check=False).returncode
+
+
+def execute_notebooks(paths: list[str]) -> int:
+    """Execute notebooks as the book build does (from their folder, no cell may fail, nothing written to stderr),
+    without building pages: how CI runs chapters 08-10 a second time in another numeric environment."""
+    import time
+
+    try:
+        import nbclient
+        import nbformat
+    except ImportError:
+        raise FileNotFoundError('executing notebooks needs nbclient; pip install -e ".[book]"') from None
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: name the notebooks to execute, e.g. notebooks/08_*.ipynb")
+        started = time.perf_counter()
+        notebook = nbformat.read(path, as_version=4)
+        try:
+            nbclient.NotebookClient(notebook, timeout=1800, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+        except nbclient.exceptions.CellExecutionError as error:
+            print(f"error: {path} failed:\n{error}", file=sys.stderr)
+            return 1
+        written = [output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+                   if output.get("name") == "stderr"]
+        if written:
+            print(f"error: {path} wrote to stderr (the book build treats that as a failure):\n"
+                  + "".join(written)[:2000], file=sys.stderr)
+            return 1
+        print(f"{path}: executed in {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def print_cost_table() -> int:
@@ -476,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     book = commands.add_parser("book", help="build the book (as CI does, or --cache for quick local rebuilds)")
     book.add_argument("--cache", action="store_true",
                       help="re-execute only notebooks whose code changed (a change to sac_minimal is not seen)")
+    book.add_argument("--execute", nargs="+", metavar="NOTEBOOK",
+                      help="only execute these notebooks, as the build would (no pages are written)")
     book.set_defaults(handler=handle_book)
     gpu = commands.add_parser("gpu-run", help="the prepared full-profile session for a lent GPU")
     gpu.add_argument("--out", required=True, help="folder for the data, checkpoints, records and session.json")

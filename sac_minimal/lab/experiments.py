@@ -207,6 +207,29 @@ def read_grid(results_dir: Path) -> dict:
     return grid
 
 
+def check_evaluation(run: RunResult, label: str) -> None:
+    """A run's mAP figures must be what its per-class average precisions give (the same summary the evaluation
+    computes, :meth:`~sac_minimal.evaluation.EvaluationResult.summary`), so that an edited mAP does not pass."""
+    from sac_minimal.evaluation import EvaluationResult
+
+    thresholds = [name for name in run.evaluation if name.startswith("mAP@")]
+    try:
+        precision = np.array([[np.nan if value is None else value for value in row]
+                              for row in run.average_precision], dtype=np.float64)
+        summary = EvaluationResult(np.array([float(name[4:]) for name in thresholds]), precision,
+                                   np.zeros(precision.shape[1]), 0).summary()
+    except (TypeError, ValueError, IndexError):
+        summary = None
+    if summary is None or precision.shape[0] != len(thresholds):
+        raise ValueError(f"run {label} does not record an average precision per class for each of its "
+                         f"{len(thresholds)} thresholds; its mAP cannot be checked")
+    differing = [name for name, value in summary.items()
+                 if not np.isclose(run.evaluation.get(name, np.nan), value, rtol=0, atol=1e-12)]
+    if differing:
+        raise ValueError(f"run {label}: {', '.join(differing)} is not what its per-class average precisions give; "
+                         "the run file was edited")
+
+
 def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") -> None:
     """``grid.json`` must be the experiment defined in code (:data:`~sac_minimal.lab.variants.EXPERIMENTS`, found by its
     title) at the recorded design (worlds, h, seeds), and every run must be the run that experiment defines for its
@@ -236,8 +259,19 @@ def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") 
         raise ValueError(f"{where} is not the experiment the code defines (differs in: {', '.join(differing)}); it "
                          "was edited after the grid ran, or the definition changed since: restore it, or record the "
                          "grid again")
+    cells = {"variant": [variant["name"] for variant in grid["variants"]], "world": grid["worlds"], "h": grid["heterogeneities"],
+             "seed": grid["seeds"]}
     for run in runs:
         name = run.extra.get("variant", run.config.model)
+        label = run_name(name, run.config.world, run.config.heterogeneity, run.config.seed)
+        outside = [f"{key} {value:g} is not among {where}'s {cells[key]}" if key != "variant" else
+                   f"variant {value!r} is not one of {where}'s rows" for key, value in
+                   (("variant", name), ("world", run.config.world), ("h", run.config.heterogeneity),
+                    ("seed", run.config.seed)) if value not in cells[key]]
+        if outside:
+            raise ValueError(f"run {label} is not a cell of the grid ({'; '.join(outside)}): a run file that the "
+                             "grid does not define was added to the record; remove it")
+        check_evaluation(run, label)
         config = VARIANTS[name].config(base, run.config.seed, run.config.world, run.config.heterogeneity)
         if config != run.config:
             raise ValueError(f"run {run_name(name, run.config.world, run.config.heterogeneity, run.config.seed)} "

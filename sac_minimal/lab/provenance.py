@@ -4,9 +4,11 @@ A recorded result is only worth reading if one can tell whether it still holds. 
 
 * the code: the git commit (and whether the tree was dirty) plus a SHA-256 of the package's own source files, so
   that a change to ``sac_minimal`` is visible even without git;
-* the machine: torch version, device, CPU model and instruction set, and torch's CPU thread count. PyTorch on a
-  CPU gives bit-identical training for a seed on the same machine type and thread count; another thread count can
-  change the summation order of a reduction, and another instruction set the kernels;
+* the machine: torch version, device, CPU model and instruction set, torch's CPU thread count, and a *numerics
+  fingerprint* (:func:`numerics_fingerprint`): hashes of a small fixed workload run through numpy's BLAS and
+  torch's CPU kernels. Names do not say which kernels run (``OPENBLAS_CORETYPE``, ``ATEN_CPU_CAPABILITY``, the
+  thread count and the CPU all choose), so whether two machines compute alike is measured, not named
+  (:func:`environment_differences`);
 * the dataset: a SHA-256 of the annotation file, the feature format and the feature files (every byte of them
   when they are small, as the surrogate's are; names, sizes and the first and last MiB of each file beyond 1 GiB).
 """
@@ -24,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sac_minimal.data.fingerprint import dataset_fingerprint  # noqa: F401  (re-exported: provenance names it)
+
 PACKAGE = Path(__file__).resolve().parents[1]
 """The package (core and lab): what the code fingerprint covers."""
-FULL_HASH_LIMIT = 1 << 30
-"""Datasets up to this many bytes of features are hashed in full (1 GiB)."""
-EDGE_BYTES = 1 << 20
 
 
 def file_sha256(path: str | Path) -> str:
@@ -87,8 +88,44 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _workload(rows: int, columns: int, salt: int) -> np.ndarray:
+    """``[rows, columns]`` float32 values in [-0.5, 0.5) from integer arithmetic alone (the same on every machine)."""
+    index = np.arange(rows * columns, dtype=np.int64) + salt
+    return ((index * 7919 % 997) / 997.0 - 0.5).astype(np.float32).reshape(rows, columns)
+
+
+@functools.lru_cache(maxsize=8)
+def _numerics(threads: int) -> tuple[str, str]:
+    first, second = _workload(64, 96, 1), _workload(96, 80, 2)
+    blas = hashlib.sha256()
+    for product in (first @ second, first.astype(np.float64) @ second.astype(np.float64)):
+        blas.update(np.ascontiguousarray(product).tobytes())
+    with torch.no_grad():
+        left, right = torch.from_numpy(first), torch.from_numpy(second)
+        signal = torch.from_numpy(_workload(2 * 96, 128, 3)).reshape(2, 96, 128)
+        long = torch.from_numpy(_workload(1024, 1024, 4))
+        outputs = (left @ right,
+                   torch.nn.functional.conv1d(signal, right.T.reshape(80, 96, 1).repeat(1, 1, 3), padding=1),
+                   torch.softmax(4 * left, dim=1), torch.exp(left).log1p(), torch.tanh(3 * left),
+                   long.sum(dim=0), long.sum().reshape(1), long.mean(dim=1))
+    kernels = hashlib.sha256()
+    for output in outputs:
+        kernels.update(output.contiguous().numpy().tobytes())
+    return blas.hexdigest()[:16], kernels.hexdigest()[:16]
+
+
+def numerics_fingerprint() -> dict:
+    """``{"blas", "torch"}``: short hashes of a fixed workload through numpy's BLAS (a float32 and a float64 matrix
+    product) and through torch's CPU kernels (matmul, conv1d, softmax, exp, tanh, long sums) at torch's current thread
+    count. Two environments with equal fingerprints computed this workload bit for bit alike; the BLAS kernel
+    (``OPENBLAS_CORETYPE``), torch's kernel set (``ATEN_CPU_CAPABILITY``) and the thread count each change it."""
+    blas, kernels = _numerics(torch.get_num_threads())
+    return {"blas": blas, "torch": kernels}
+
+
 def machine(device: str = "") -> dict:
-    """The machine type a result depends on: device, torch, CPU model, CPU instruction set, torch's threads."""
+    """The machine a result depends on: device, torch, CPU model, CPU instruction set, torch's threads, and the
+    numerics fingerprint measured now (:func:`numerics_fingerprint`)."""
     return {
         "device": device or ("cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"),
         "torch": torch.__version__,
@@ -96,6 +133,7 @@ def machine(device: str = "") -> dict:
         "cpu": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
+        "numerics": numerics_fingerprint(),
     }
 
 
@@ -127,10 +165,24 @@ def check_provenance(entry, where: str = "provenance") -> dict:
     return entry
 
 
-def same_machine_type(recorded: dict, current: dict) -> bool:
-    """Whether bit-identical results can be expected: the same device, torch, CPU and thread count."""
-    keys = ("device", "torch", "cpu", "cpu_capability", "threads")
-    return all(recorded.get(key) == current.get(key) for key in keys)
+def environment_differences(recorded: dict, current: dict, same_data: bool = True) -> list[str]:
+    """What differs between the environment a run was made in (its provenance ``recorded``) and this one
+    (:func:`machine`, measured at the thread count the re-run uses), in words; empty when every value of a re-run must
+    be equal to the record's. Compared: the data (``same_data``: the dataset written here has the record's
+    fingerprint), the device, torch's version, the thread count and the numerics fingerprint (BLAS kernel, torch
+    kernels). A run recorded without a numerics fingerprint cannot be shown to share the kernels, so it is never
+    held to bit equality."""
+    differences = [] if same_data else ["data (the dataset here is not the bytes the run trained on)"]
+    for key, label in (("device", "device"), ("torch", "torch version"), ("threads", "threads")):
+        if recorded.get(key) != current.get(key):
+            differences.append(f"{label} ({recorded.get(key)} in the record, {current.get(key)} here)")
+    numerics = recorded.get("numerics")
+    if not isinstance(numerics, dict):
+        differences.append("numerics (the run records no numerics fingerprint)")
+    else:
+        differences += [label for key, label in (("blas", "BLAS kernel"), ("torch", "torch kernels"))
+                        if numerics.get(key) != current["numerics"][key]]
+    return differences
 
 
 def provenance(device: str = "") -> dict:
@@ -143,35 +195,3 @@ def provenance(device: str = "") -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-
-
-@functools.lru_cache(maxsize=64)
-def _dataset_fingerprint(root: str, stamp: tuple) -> str:
-    root_path = Path(root)
-    digest = hashlib.sha256()
-    for name in ("annotations/thumos14.json", "feature_format.json"):
-        path = root_path / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
-    features = sorted((root_path / "i3d_features").glob("*.npy"))
-    in_full = sum(path.stat().st_size for path in features) <= FULL_HASH_LIMIT
-    for path in features:
-        digest.update(path.name.encode() + b"\0" + str(path.stat().st_size).encode())
-        with open(path, "rb") as handle:
-            if in_full:
-                digest.update(handle.read())
-            else:
-                digest.update(handle.read(EDGE_BYTES))
-                handle.seek(max(0, path.stat().st_size - EDGE_BYTES))
-                digest.update(handle.read())
-    return digest.hexdigest()
-
-
-def dataset_fingerprint(root: str | Path) -> str:
-    """SHA-256 of a dataset folder's annotation file, feature format and feature files (see the module docstring);
-    cached per folder while every one of those files keeps its size and modification time."""
-    root = Path(root).resolve()
-    paths = [root / "annotations" / "thumos14.json", root / "feature_format.json",
-             *sorted((root / "i3d_features").glob("*.npy"))]
-    stamp = tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else (str(path),)
-                  for path in paths)
-    return _dataset_fingerprint(str(root), stamp)
