@@ -94,3 +94,12 @@ def test_every_figure_is_shown_at_four_fifths_of_its_size_or_more():
                     if width > COLUMN_PIXELS / 0.8:
                         too_wide.append(f"{path.name} cell {index}: {width} px")
     assert not too_wide, too_wide
+
+
+def test_no_page_embeds_widget_state_it_cannot_show():
+    """A widget needs a kernel, which the online book does not have: no executed chapter stores widget state (so no
+    page loads a widget manager for nothing); the live explorers are skipped in the build."""
+    stored = [path.name for path in executed_notebooks()
+              if "widgets" in json.loads(path.read_text()).get("metadata", {})
+              or "application/vnd.jupyter.widget-view+json" in path.read_text()]
+    assert not stored, f"chapters that store widget state: {stored}"

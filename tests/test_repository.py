@@ -147,8 +147,11 @@ def test_every_chapter_has_goals_prerequisites_run_time_takeaways_and_exercises(
     assert any(text.startswith("## Exercises") for text in markdown), f"{path.name}: no exercises"
     exercises = next(index for index, cell in enumerate(cells) if source(cell).startswith("## Exercises"))
     solutions = [cell for cell in cells[exercises:] if cell["cell_type"] == "code"
-                 and "hide-input" in cell["metadata"].get("tags", [])]
+                 and "hide-cell" in cell["metadata"].get("tags", [])]
     assert 2 <= len(solutions) <= 4, f"{path.name}: {len(solutions)} exercise solutions, expected 2-4"
+    shown = [source(cell)[:60] for cell in cells[exercises:] if cell["cell_type"] == "code"
+             and not {"hide-cell", "remove-cell"} & set(cell["metadata"].get("tags", []))]
+    assert not shown, f"{path.name}: a solution's code or output (its answer) is shown uncollapsed: {shown}"
     for solution in solutions:  # a solution that cannot fail is no check
         assert "assert " in source(solution), f"{path.name}: a solution without an assertion"
 
@@ -159,7 +162,7 @@ def test_every_figure_is_numbered_captioned_referenced_and_its_heatmaps_have_col
     prose = "\n".join(source(cell) for cell in cells if cell["cell_type"] == "markdown")
     for cell in cells:
         text = source(cell)
-        if cell["cell_type"] != "code" or "hide-input" in cell["metadata"].get("tags", []):
+        if cell["cell_type"] != "code" or {"hide-input", "hide-cell"} & set(cell["metadata"].get("tags", [])):
             continue
         draws = any(word in text for word in ("plt.subplots(", "plt.figure(", "plt.show()"))
         if not draws or "remove-output" in cell["metadata"].get("tags", []):
@@ -315,3 +318,59 @@ def test_book_execute_runs_notebooks_strictly(tmp_path, capsys):
     assert "ZeroDivisionError" in capsys.readouterr().err
     assert cli(["book", "--execute", str(tmp_path / "missing.ipynb")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+DIAGRAMS = {"sac_module": "04_sac_components", "ssad_detector": "07_ssad_and_evaluation",
+            "experiment_design": "08_training_table1"}
+"""The book's block diagrams (SVG kept in the repository) and the chapter that shows each."""
+
+
+@pytest.mark.parametrize("name, chapter", sorted(DIAGRAMS.items()))
+def test_the_diagrams_exist_and_are_shown_and_referenced(name, chapter):
+    """Each diagram is a well-formed SVG with a title (what a screen reader says), shown as a numbered figure in its
+    chapter and referenced from the text."""
+    import xml.etree.ElementTree as ElementTree
+
+    path = ROOT / "book" / "figures" / f"{name}.svg"
+    tree = ElementTree.parse(path)
+    assert tree.getroot().find("{http://www.w3.org/2000/svg}title") is not None
+    prose = "\n".join(source(cell) for cell in cells_of(ROOT / "notebooks" / f"{chapter}.ipynb")
+                      if cell["cell_type"] == "markdown")
+    figure = re.search(r"```\{figure\} \.\./book/figures/" + name + r"\.svg\n:name: (fig-[a-z-]+)", prose)
+    assert figure and f"{{numref}}`{figure.group(1)}`" in prose
+
+
+GLOSSARY_TERMS = ("world", "development world", "confirmatory world", "heterogeneity", "regime v3", "regime v4",
+                  "SSAD+Θ", "capacity-matched baseline", "composed attention", "official SAC", "light Θ",
+                  "stabilised", "reference gate", "privileged control", "headroom control", "acceptance test",
+                  "Holm's adjustment", "simultaneous interval", "detectable difference", "supported",
+                  "contradicted", "not shown", "consistent", "exploratory", "share of the control's gain")
+
+
+def test_the_notation_page_defines_the_words_of_the_experiments():
+    text = (ROOT / "book" / "notation.md").read_text()
+    glossary = text[text.index("```{glossary}"):]
+    glossary = glossary[:glossary.index("\n```\n")]
+    defined = {line for line in glossary.splitlines() if line and not line.startswith((" ", "```"))}
+    assert set(GLOSSARY_TERMS) <= defined, set(GLOSSARY_TERMS) - defined
+
+
+def test_a_chapter_shows_a_training_loop_a_reader_can_watch():
+    """Training is not only behind a function call: a visible cell runs the forward pass, the loss, the backward pass
+    and the optimiser step, and the chapter plots its curves."""
+    visible = [source(cell) for path in NOTEBOOKS for cell in cells_of(path) if cell["cell_type"] == "code"
+               and not {"remove-cell", "hide-cell", "hide-input", "remove-input"} & set(cell["metadata"].get("tags", []))]
+    loops = [text for text in visible if ".backward()" in text and "optimizer.step()" in text and "for epoch" in text]
+    assert loops, "no visible training loop in any chapter"
+
+
+def test_every_live_widget_has_a_static_counterpart():
+    """A cell that builds an ipywidgets explorer is not executed by the build (``skip-execution``), sits under a "Run
+    it live" note, and that note points at a numbered figure showing the same thing without a kernel."""
+    for path in NOTEBOOKS:
+        cells = cells_of(path)
+        for index, cell in enumerate(cells):
+            if cell["cell_type"] == "code" and re.search(r"widgets\.(interactive|interact)\(", source(cell)):
+                assert "skip-execution" in cell["metadata"].get("tags", []), f"{path.name}: a widget is executed"
+                note = source(cells[index - 1])
+                assert "Run it live" in note and "{numref}`fig-" in note, f"{path.name}: no static counterpart"
