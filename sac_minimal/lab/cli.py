@@ -171,12 +171,14 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
     """Train a named experiment's grid into ``results/<name>``, then merge and print it (or say what is left)."""
     from sac_minimal.data.locate import data_dir
     from sac_minimal.lab.experiments import (
+        check_units,
         format_acceptance,
         format_table,
         merge_grid,
         record_acceptance,
         run_experiment,
     )
+    from sac_minimal.lab.train import resolve_data_root
     from sac_minimal.lab.variants import experiment
 
     base = base_config(args)
@@ -187,6 +189,9 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
                          "would silently be replaced by it: leave --data-version out, or choose the experiment of "
                          f"generator v{args.data_version}")
     results_dir = Path("results") / record_name(prefix, args, chosen.base_config(base))
+    fixed = resolve_data_root(chosen.base_config(base), create=False)[1] != "synthetic"
+    check_units(args.worlds or ((0,) if fixed else chosen.worlds),
+                range(args.seeds) if args.seeds is not None else range(chosen.seeds))
     paths = run_experiment(chosen, base, results_dir, checkpoints_dir=data_dir() / "cache" / "runs",
                            worlds=args.worlds, heterogeneities=args.heterogeneity,
                            seeds=None if args.seeds is None else range(args.seeds), shard=args.shard, verbose=True,

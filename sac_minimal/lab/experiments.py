@@ -411,19 +411,24 @@ def check_accepted(experiment: Experiment) -> None:
 
 def check_tests_can_be_made(experiment: Experiment, worlds: Sequence[int], heterogeneities: Sequence[float],
                             seeds: Sequence[int], fixed: bool = False) -> None:
-    """Before anything trains: a test needs at least two paired units (worlds, or seeds on one world), and an
-    acceptance test reads its control at every h of :data:`~sac_minimal.lab.hypotheses.ACCEPTANCE_HETEROGENEITIES`.
-    Refused with what to change, instead of training every run and failing at the merge. (Other grids may run fewer
-    h, e.g. on a GPU; the hypotheses at the h they leave out are then not tested.)"""
+    """Before anything trains: an acceptance test reads its control at every h of
+    :data:`~sac_minimal.lab.hypotheses.ACCEPTANCE_HETEROGENEITIES`, so its grid must run them all; refused with what
+    to change, instead of training every run and failing at the merge. (Other grids may run fewer h, e.g. on a GPU;
+    the hypotheses at the h they leave out are then not tested. The command line also refuses a grid with a single
+    unit, :func:`check_units`.)"""
     from sac_minimal.lab.hypotheses import ACCEPTANCE_HETEROGENEITIES
 
-    if len(worlds) < 2 and len(seeds) < 2:
-        raise ValueError("a test across units needs at least two of them: run two or more worlds, or two or more "
-                         "--seeds on one world")
     missing = sorted(set(ACCEPTANCE_HETEROGENEITIES) - {float(h) for h in heterogeneities})
     if experiment.title.startswith("Acceptance") and not fixed and missing:
         raise ValueError(f"{experiment.title} tests at h = {', '.join(f'{h:g}' for h in missing)}, which this grid "
                          "does not run; leave --heterogeneity out to run the acceptance test's design")
+
+
+def check_units(worlds: Sequence[int], seeds: Sequence[int]) -> None:
+    """A table's tests pair units across models: at least two worlds, or two seeds on one world (on fixed data)."""
+    if len(worlds) < 2 and len(seeds) < 2:
+        raise ValueError(f"a test across units needs at least two of them; this grid has {len(worlds)} world and "
+                         f"{len(seeds)} seed: run two or more worlds, or two or more --seeds on one world")
 
 
 def check_confirmatory_worlds(experiment: Experiment, worlds: Sequence[int]) -> None:
