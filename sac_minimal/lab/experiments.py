@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -360,7 +361,19 @@ def check_accepted_config(config: TrainConfig) -> None:
     passed (:func:`validated_acceptance`). Called before every training run (``train``, every grid, ``verify``)."""
     name = acceptance_record(config)
     if name is not None:
-        validated_acceptance(name, config.data_version, config.data_size)
+        from sac_minimal.data.locate import REPOSITORY
+
+        folder = REPOSITORY / "results" / name
+        stamp = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size)
+                      for path in sorted(folder.rglob("*")) if path.is_file()) if folder.is_dir() else ()
+        _validated_once(name, config.data_version, config.data_size, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _validated_once(name: str, version: int, size: str, stamp: tuple) -> None:
+    """:func:`validated_acceptance`, once per state of the record's files (``stamp``): a chapter that re-runs many
+    attention runs checks the record once, and any edit of it is checked again."""
+    validated_acceptance(name, version, size)
 
 
 def validated_acceptance(name: str, version: int, size: str) -> dict:
