@@ -3,6 +3,7 @@ file or argument. Each test names the fault it guards."""
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -593,3 +594,103 @@ def test_the_two_stream_layout_is_named_by_data_check_and_converted(tmp_path, ca
     for path in (real / "i3d_features").glob("*.npy"):
         assert np.array_equal(np.load(tmp_path / "converted" / "i3d_features" / path.name), np.load(path))
     assert check_dataset(tmp_path / "converted").ok
+
+
+def _two_stream_release(folder: Path, videos: int = 2) -> Path:
+    for stream in ("rgb", "flow"):
+        (folder / "features" / "test" / stream).mkdir(parents=True)
+        for index in range(videos):
+            np.save(folder / "features" / "test" / stream / f"video_test_{index}.npy",
+                    np.full((20, 16), index, dtype=np.float32))
+    return folder
+
+
+def test_conversion_never_overwrites_a_dataset_or_its_source(tmp_path):
+    """Before: converting into an existing dataset overwrote its features, and through a linked i3d_features/ the
+    source itself; a surrogate's synthetic.json stayed over converted data. After: refused, nothing written."""
+    from sac_minimal.data.convert import convert_two_stream
+    from sac_minimal.data.synthetic import write_synthetic_thumos
+
+    source = _two_stream_release(tmp_path / "release")
+    convert_two_stream(source, tmp_path / "first")
+    before = (tmp_path / "first" / "i3d_features" / "video_test_0.npy").read_bytes()
+    with pytest.raises(ValueError, match="already holds feature_format.json, i3d_features"):
+        convert_two_stream(source, tmp_path / "first")
+    assert (tmp_path / "first" / "i3d_features" / "video_test_0.npy").read_bytes() == before
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "i3d_features").symlink_to(source / "features" / "test" / "rgb")
+    original = (source / "features" / "test" / "rgb" / "video_test_0.npy").read_bytes()
+    with pytest.raises(ValueError, match="already holds i3d_features"):
+        convert_two_stream(source, linked)
+    assert (source / "features" / "test" / "rgb" / "video_test_0.npy").read_bytes() == original
+    surrogate = tmp_path / "surrogate"
+    write_synthetic_thumos(surrogate, size="tiny", seed=0)
+    with pytest.raises(ValueError, match="synthetic.json"):
+        convert_two_stream(source, surrogate)
+    annotated = tmp_path / "annotated" / "annotations"
+    annotated.mkdir(parents=True)
+    (annotated / "thumos14.json").write_text((tmp_path / "first" / "annotations" / "thumos14.json").read_text())
+    assert convert_two_stream(source, tmp_path / "annotated")["videos"] == 2  # an annotation file of one's own
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda path: path.write_bytes(b""), "is not a readable .npy array"),
+    (lambda path: np.save(path, np.ones((4, 16), dtype=np.complex64)), "complex64 values"),
+    (lambda path: np.save(path, np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True), "not a readable"),
+    (lambda path: np.save(path, np.ones(7, dtype=np.float32)), r"shape \(7,\)"),
+    (lambda path: path.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, "
+                                   b"'shape': (1000000000000, 16), }" + b" " * 54 + b"\n"), "not a readable"),
+])
+def test_a_bad_feature_file_in_conversion_is_named(tmp_path, spoil, message):
+    from sac_minimal.data.convert import convert_two_stream
+
+    source = _two_stream_release(tmp_path / "release")
+    bad = source / "features" / "test" / "flow" / "video_test_1.npy"
+    spoil(bad)
+    with pytest.raises(ValueError, match=message) as error:
+        convert_two_stream(source, tmp_path / "out")
+    assert "video_test_1.npy" in str(error.value)
+
+
+def test_a_release_with_no_paired_video_is_refused_with_a_message(tmp_path):
+    from sac_minimal.data.convert import convert_two_stream
+
+    source = tmp_path / "release"
+    for stream in ("rgb", "flow"):
+        (source / "features" / "test" / stream).mkdir(parents=True)
+    with pytest.raises(ValueError, match="no video of .* has both"):
+        convert_two_stream(source, tmp_path / "out")
+
+
+def test_the_headroom_control_on_real_format_data_is_refused(tmp_path, capsys):
+    """Before: train --model headroom --data <a real-format folder> trained SSAD and labelled it headroom."""
+    root = write_tiny_dataset(tmp_path / "real", TINY)
+    assert cli(["train", "--model", "headroom", "--data", str(root), "--epochs", "1",
+                "--run-dir", str(tmp_path / "run")]) == 2
+    assert "is not a surrogate (real videos have no uncorrupted version)" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_grid_that_cannot_test_its_hypotheses_is_refused_before_training(tmp_path, monkeypatch):
+    """Before: ablate acceptance_v4 --heterogeneity 1 trained every run, then failed with a KeyError; --seeds 1 on
+    one world trained, then refused. After: refused before the first run, saying what to change."""
+    import sac_minimal.lab.experiments as experiments
+    from sac_minimal.lab.variants import EXPERIMENTS
+
+    def never(*args, **kwargs):
+        raise AssertionError("a grid that cannot be tested started training")
+
+    monkeypatch.setattr(experiments, "fit_runs", never)
+    base = profile("quick", device="cpu")
+    with pytest.raises(ValueError, match="tests at h = 0, 0.5, which this grid does not run"):
+        run_experiment(EXPERIMENTS["acceptance_v4"], base, tmp_path / "a", checkpoints_dir=tmp_path / "runs",
+                       heterogeneities=(1.0,))
+    assert not (tmp_path / "runs").exists()
+    assert cli(["ablate", "acceptance_v4", "--worlds", "100", "--seeds", "1"]) == 2  # refused before training
+
+
+def test_an_absurd_heterogeneity_is_refused_with_a_message(tmp_path, capsys):
+    """Before: data synth --heterogeneity 1e300 ended in an OverflowError."""
+    assert cli(["data", "synth", "--root", str(tmp_path / "s"), "--size", "tiny", "--heterogeneity", "1e300"]) == 2
+    assert "heterogeneity must be a number from 0 to 8" in capsys.readouterr().err

@@ -167,21 +167,66 @@ def test_each_attention_model_meets_a_baseline_that_sees_what_its_detector_sees(
 
 
 def test_attention_models_never_run_on_a_testbed_that_was_not_accepted(tmp_path, monkeypatch):
+    """One guard on every path: a grid that requires the test, and any attention model's training on the regime
+    (train, every grid, verify), are refused unless the acceptance record is valid (an acceptance record of that
+    regime and size whose criteria its runs give) and passed; the advice names the repository's results/."""
     import json
+    import shutil
 
     import sac_minimal.data.locate as locate
     from sac_minimal.lab.config import profile
-    from sac_minimal.lab.experiments import check_accepted, run_experiment
+    from sac_minimal.lab.experiments import check_accepted, check_accepted_config, run_experiment
+    from sac_minimal.lab.train import fit_runs
 
+    real = locate.REPOSITORY / "results" / "acceptance_v4_quick"
     table = EXPERIMENTS["table1_v4"]
+    attention = profile("quick", model="ssad_sac", data_version=4, world=110, device="cpu")
     monkeypatch.setattr(locate, "REPOSITORY", tmp_path)  # a repository whose acceptance record we write
-    with pytest.raises(ValueError, match="is not recorded"):
+    with pytest.raises(ValueError, match=f"is not recorded: run cd {tmp_path} && python -m sac_minimal ablate"):
         check_accepted(table)
+    with pytest.raises(ValueError, match="is not recorded"):
+        check_accepted_config(attention)
+    with pytest.raises(ValueError, match="is not recorded"):  # train, verify: before any training
+        fit_runs([attention], [tmp_path / "run"])
+    check_accepted_config(attention.replace(model="privileged"))  # the controls decide the test: never refused
+    check_accepted_config(attention.replace(data_size="tiny"))  # dry runs of scripts: exempt
     recorded = tmp_path / "results" / table.requires / "acceptance.json"
     recorded.parent.mkdir(parents=True)
-    recorded.write_text(json.dumps({"passed": False}))
-    with pytest.raises(ValueError, match="did not pass"):
-        run_experiment(table, profile("quick", device="cpu"), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    for forged in ({"passed": False}, {"passed": True}, {"passed": "no"}, []):
+        recorded.write_text(json.dumps(forged))
+        with pytest.raises(ValueError, match="is not an acceptance record"):
+            check_accepted_config(attention)
+        with pytest.raises(ValueError, match="is not an acceptance record"):
+            run_experiment(table, profile("quick", device="cpu"), tmp_path / "record",
+                           checkpoints_dir=tmp_path / "runs")
     assert not (tmp_path / "record").exists()
-    recorded.write_text(json.dumps({"passed": True}))
-    check_accepted(table)  # accepted: the grid may run
+    if not (real / "acceptance.json").exists():
+        pytest.skip("results/acceptance_v4_quick is not recorded")
+    shutil.rmtree(recorded.parent)
+    shutil.copytree(real, recorded.parent)
+    check_accepted(table)  # the real record, valid and passed: the grid may run
+    check_accepted_config(attention)
+    stored = json.loads(recorded.read_text())
+    stored["criteria"][0]["passed"] = not stored["criteria"][0]["passed"]
+    recorded.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="is not what the record's runs give"):
+        check_accepted_config(attention)
+
+
+def test_a_confirmatory_table_refuses_development_worlds(tmp_path):
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.experiments import check_confirmatory_worlds, run_experiment
+
+    with pytest.raises(ValueError, match="worlds 100, 101 are development worlds"):
+        run_experiment(EXPERIMENTS["table1_v4"], profile("quick", device="cpu"), tmp_path / "record",
+                       checkpoints_dir=tmp_path / "runs", worlds=(100, 101, 110))
+    with pytest.raises(ValueError, match="worlds 0 are development worlds"):
+        check_confirmatory_worlds(EXPERIMENTS["table1"], (0, 3))
+    check_confirmatory_worlds(EXPERIMENTS["acceptance_v4"], (100, 101))  # its own worlds
+
+
+def test_a_tables_declared_data_version_is_never_overridden_silently(capsys):
+    from sac_minimal.lab.cli import main as cli
+
+    assert cli(["ablate", "attention_v4", "--data-version", "3", "--worlds", "110"]) == 2
+    assert "attention_v4 is defined on generator v4; --data-version 3" in capsys.readouterr().err

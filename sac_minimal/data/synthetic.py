@@ -549,6 +549,11 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     }
 
 
+MAX_HETEROGENEITY = 8.0
+"""The largest h the generator accepts: at h = 8 the least reliable draws (0.15 ** 8 < 1e-6) already leave nothing of
+a modality; beyond, only underflow would change."""
+
+
 def world_shared_weight(version: int) -> float:
     """The prototypes' shared-direction weight of a generator version (v4: partly redundant evidence)."""
     return SHARED_DIRECTION_WEIGHT_V4 if version == 4 else SHARED_DIRECTION_WEIGHT
@@ -560,9 +565,9 @@ def check_generator_arguments(version, heterogeneity) -> None:
     if version not in GENERATOR_VERSIONS:
         raise ValueError(f"surrogate generator version must be one of {GENERATOR_VERSIONS}, got {version!r}")
     if isinstance(heterogeneity, bool) or not isinstance(heterogeneity, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(heterogeneity) or heterogeneity < 0:
-        raise ValueError(f"heterogeneity must be a finite number >= 0 (0: every reliability 1, 1: the full "
-                         f"spread), got {heterogeneity!r}")
+            or not np.isfinite(heterogeneity) or not 0 <= heterogeneity <= MAX_HETEROGENEITY:
+        raise ValueError(f"heterogeneity must be a number from 0 to {MAX_HETEROGENEITY:g} (0: every reliability 1, "
+                         f"1: the full spread), got {heterogeneity!r}")
 
 
 def video_name(split: str, index: int) -> str:

@@ -112,10 +112,12 @@ def handle_bench_train(args: argparse.Namespace) -> int:
 
 def base_config(args: argparse.Namespace):
     """The profile with the command line's changes applied."""
+    from sac_minimal.data.synthetic import GENERATOR_VERSION
     from sac_minimal.lab.config import profile
 
     changes = {"sac_preset": args.sac_preset, "device": args.device, "amp": args.amp, "data_root": args.data,
-               "data_version": args.data_version, "accept_length_mismatch": args.accept_length_mismatch}
+               "data_version": args.data_version or GENERATOR_VERSION,
+               "accept_length_mismatch": args.accept_length_mismatch}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.solver is not None:
@@ -169,17 +171,27 @@ def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Names
     """Train a named experiment's grid into ``results/<name>``, then merge and print it (or say what is left)."""
     from sac_minimal.data.locate import data_dir
     from sac_minimal.lab.experiments import (
+        check_units,
         format_acceptance,
         format_table,
         merge_grid,
         record_acceptance,
         run_experiment,
     )
+    from sac_minimal.lab.train import resolve_data_root
     from sac_minimal.lab.variants import experiment
 
     base = base_config(args)
     chosen = experiment(experiment_name)
+    declared = dict(chosen.config_changes).get("data_version")
+    if args.data_version is not None and declared is not None and args.data_version != declared:
+        raise ValueError(f"{experiment_name} is defined on generator v{declared}; --data-version {args.data_version} "
+                         "would silently be replaced by it: leave --data-version out, or choose the experiment of "
+                         f"generator v{args.data_version}")
     results_dir = Path("results") / record_name(prefix, args, chosen.base_config(base))
+    fixed = resolve_data_root(chosen.base_config(base), create=False)[1] != "synthetic"
+    check_units(args.worlds or ((0,) if fixed else chosen.worlds),
+                range(args.seeds) if args.seeds is not None else range(chosen.seeds))
     paths = run_experiment(chosen, base, results_dir, checkpoints_dir=data_dir() / "cache" / "runs",
                            worlds=args.worlds, heterogeneities=args.heterogeneity,
                            seeds=None if args.seeds is None else range(args.seeds), shard=args.shard, verbose=True,
@@ -374,8 +386,9 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--profile", choices=["quick", "full"], default="quick")
     command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
     command.add_argument("--data", default=None, help="dataset folder (default: see sac_minimal.lab.config)")
-    command.add_argument("--data-version", type=int, choices=list(GENERATOR_VERSIONS), default=GENERATOR_VERSION,
-                         help="surrogate generator version when no real data is used")
+    command.add_argument("--data-version", type=int, choices=list(GENERATOR_VERSIONS), default=None,
+                         help=f"surrogate generator version when no real data is used (default {GENERATOR_VERSION}, "
+                              "or the one a named experiment declares)")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     command.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     command.add_argument("--amp", action="store_true", help="bf16 autocast for SSAD on CUDA")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -338,22 +339,120 @@ def _cells(experiment: Experiment, worlds, heterogeneities, seeds) -> list[tuple
             for variant in experiment.variants]
 
 
+ACCEPTANCE_VERSIONS = (4,)
+"""Surrogate regimes (generator versions) with an acceptance test: an attention model trains on one only after the
+test's record for that regime and size has passed (:func:`check_accepted_config`). Tiny surrogates, which exist
+for dry runs of scripts and are never recorded as evidence, are exempt."""
+
+
+def acceptance_record(config: TrainConfig) -> str | None:
+    """The record (``results/<name>``) whose acceptance test must have passed before ``config`` may train: for an
+    attention model (``ssad_sac``) on a surrogate of a regime in :data:`ACCEPTANCE_VERSIONS` at the quick or full
+    size, ``acceptance_v<version>_<size>``; else None (SSAD and the controls need none: they decide the test)."""
+    if config.model != "ssad_sac" or config.data_version not in ACCEPTANCE_VERSIONS or config.data_size == "tiny":
+        return None
+    if resolve_data_root(config, create=False)[1] != "synthetic":
+        return None
+    return f"acceptance_v{config.data_version}_{config.data_size}"
+
+
+def check_accepted_config(config: TrainConfig) -> None:
+    """Refuse to train ``config`` unless :func:`acceptance_record` is None or names a valid acceptance record that
+    passed (:func:`validated_acceptance`). Called before every training run (``train``, every grid, ``verify``)."""
+    name = acceptance_record(config)
+    if name is not None:
+        from sac_minimal.data.locate import REPOSITORY
+
+        folder = REPOSITORY / "results" / name
+        stamp = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size)
+                      for path in sorted(folder.rglob("*")) if path.is_file()) if folder.is_dir() else ()
+        _validated_once(name, config.data_version, config.data_size, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _validated_once(name: str, version: int, size: str, stamp: tuple) -> None:
+    """:func:`validated_acceptance`, once per state of the record's files (``stamp``): a chapter that re-runs many
+    attention runs checks the record once, and any edit of it is checked again."""
+    validated_acceptance(name, version, size)
+
+
+def validated_acceptance(name: str, version: int, size: str) -> dict:
+    """The acceptance test of ``results/<name>`` after checking it: ``acceptance.json`` must be an acceptance record
+    (criteria, probes, a boolean verdict), made on generator ``version`` at ``size``, and its criteria and verdict
+    must be what its run files give (recomputed here from the record's table and its stored probes); then it must
+    have passed. Every failure is a ``ValueError`` that says why and the command that records the test."""
+    from sac_minimal.data.locate import REPOSITORY
+    from sac_minimal.lab.hypotheses import acceptance
+
+    results_dir = REPOSITORY / "results" / name
+    path = results_dir / ACCEPTANCE_FILE
+    command = (f"cd {REPOSITORY} && python -m sac_minimal ablate acceptance_v{version} --profile {size} "
+               f"--name {name}")
+    purpose = (f"attention models train on generator v{version} ({size}) only once its acceptance test has passed: "
+               "on a testbed where no control wins, a grid of attention models could not tell 'the attention does "
+               "not help' from 'nothing here rewards attention'")
+    if not path.is_file():
+        raise ValueError(f"{purpose}; {path} is not recorded: run {command}")
+    stored = read_json(path, "acceptance file")
+    if (not isinstance(stored, dict) or not isinstance(stored.get("passed"), bool)
+            or not isinstance(stored.get("criteria"), list) or not isinstance(stored.get("probes"), dict)):
+        raise ValueError(f"{path} is not an acceptance record (it needs criteria, probes and a true/false verdict); "
+                         f"record the test again: {command}")
+    grid = read_grid(results_dir)
+    base = TrainConfig.from_dict(grid["base"])
+    if (base.data_version, base.data_size) != (version, size):
+        raise ValueError(f"{path} tested generator v{base.data_version} ({base.data_size}), not v{version} "
+                         f"({size}); record the right test: {command}")
+    again = acceptance(build_table(results_dir), stored["probes"])
+    if json.dumps(again, sort_keys=True) != json.dumps({key: stored[key] for key in again}, sort_keys=True):
+        raise ValueError(f"{path} is not what the record's runs give (its criteria or verdict were edited); record "
+                         f"the test again: {command}")
+    if not stored["passed"]:
+        raise ValueError(f"{purpose}, and the acceptance test in {path} did not pass")
+    return stored
+
+
 def check_accepted(experiment: Experiment) -> None:
-    """An experiment that ``requires`` an accepted testbed runs only when that record's acceptance test passed
-    (:func:`record_acceptance`); otherwise a ``ValueError`` says why and what to run."""
+    """An experiment that ``requires`` an accepted testbed runs only when that record's acceptance test is valid and
+    passed (:func:`validated_acceptance`); otherwise a ``ValueError`` says why and what to run."""
     if experiment.requires is None:
         return
-    from sac_minimal.data.locate import REPOSITORY
+    base = experiment.base_config(TrainConfig())
+    size = experiment.requires.rsplit("_", 1)[1]
+    validated_acceptance(experiment.requires, base.data_version, size)
 
-    path = REPOSITORY / "results" / experiment.requires / ACCEPTANCE_FILE
-    if not path.is_file():
-        raise ValueError(f"{experiment.title} runs only on a testbed whose positive control has won; "
-                         f"{path} is not recorded: run python -m sac_minimal ablate "
-                         f"{experiment.requires.removesuffix('_quick')} --profile quick --name {experiment.requires}")
-    if not read_json(path, "acceptance file").get("passed"):
-        raise ValueError(f"{experiment.title} runs only on a testbed whose positive control has won, and the "
-                         f"acceptance test in {path} did not pass: on this testbed a grid of attention models could "
-                         "not tell 'the attention does not help' from 'nothing here rewards attention'")
+
+def check_tests_can_be_made(experiment: Experiment, worlds: Sequence[int], heterogeneities: Sequence[float],
+                            seeds: Sequence[int], fixed: bool = False) -> None:
+    """Before anything trains: an acceptance test reads its control at every h of
+    :data:`~sac_minimal.lab.hypotheses.ACCEPTANCE_HETEROGENEITIES`, so its grid must run them all; refused with what
+    to change, instead of training every run and failing at the merge. (Other grids may run fewer h, e.g. on a GPU;
+    the hypotheses at the h they leave out are then not tested. The command line also refuses a grid with a single
+    unit, :func:`check_units`.)"""
+    from sac_minimal.lab.hypotheses import ACCEPTANCE_HETEROGENEITIES
+
+    missing = sorted(set(ACCEPTANCE_HETEROGENEITIES) - {float(h) for h in heterogeneities})
+    if experiment.title.startswith("Acceptance") and not fixed and missing:
+        raise ValueError(f"{experiment.title} tests at h = {', '.join(f'{h:g}' for h in missing)}, which this grid "
+                         "does not run; leave --heterogeneity out to run the acceptance test's design")
+
+
+def check_units(worlds: Sequence[int], seeds: Sequence[int]) -> None:
+    """A table's tests pair units across models: at least two worlds, or two seeds on one world (on fixed data)."""
+    if len(worlds) < 2 and len(seeds) < 2:
+        raise ValueError(f"a test across units needs at least two of them; this grid has {len(worlds)} world and "
+                         f"{len(seeds)} seed: run two or more worlds, or two or more --seeds on one world")
+
+
+def check_confirmatory_worlds(experiment: Experiment, worlds: Sequence[int]) -> None:
+    """A table tested on confirmatory worlds never runs on the worlds its generator was designed on: a world of
+    ``experiment.development_worlds`` that the experiment does not itself declare (an acceptance test declares its
+    development worlds) is refused."""
+    borrowed = sorted(set(worlds) & set(experiment.development_worlds) - set(experiment.worlds))
+    if borrowed:
+        raise ValueError(f"worlds {', '.join(map(str, borrowed))} are development worlds of this regime (looked at "
+                         f"while its generator was designed, never evidence); {experiment.title} is tested on its "
+                         f"confirmatory worlds {', '.join(map(str, experiment.worlds))}: choose among those")
 
 
 def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str | Path, *,
@@ -378,9 +477,12 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     base = experiment.base_config(base)
     fixed = resolve_data_root(base, create=False)[1] != "synthetic"  # real THUMOS14 or a given folder: one dataset
     worlds = tuple(((0,) if fixed else experiment.worlds) if worlds is None else worlds)
+    if not fixed:
+        check_confirmatory_worlds(experiment, worlds)
     heterogeneities = tuple(((1.0,) if fixed else experiment.heterogeneities) if heterogeneities is None
                             else heterogeneities)
     seeds = tuple(range(experiment.seeds) if seeds is None else seeds)
+    check_tests_can_be_made(experiment, worlds, heterogeneities, seeds, fixed)
     roots = {(world, float(h)): resolve_data_root(base.replace(world=world, heterogeneity=float(h)))
              for world in worlds for h in heterogeneities}
     check_design(worlds, heterogeneities, seeds, roots)

@@ -112,6 +112,10 @@ ACCEPTANCE_NULL_POINTS = 0.5
 """The privileged control's gain at h = 0 must be within this many mAP points of zero (it is SSAD there)."""
 
 
+ACCEPTANCE_HETEROGENEITIES = (0.0, 0.5, 1.0)
+"""The h at which the acceptance test reads the control's gain (a dose response with its null)."""
+
+
 def acceptance(table: dict, probes: dict, control: str = "privileged", baseline: str = "ssad") -> dict:
     """Does a testbed reward what SAC claims to do? Decided on development worlds with SSAD and the controls only,
     before any attention model runs, from the control grid's ``table`` and the reliability probe of each world
@@ -125,7 +129,11 @@ def acceptance(table: dict, probes: dict, control: str = "privileged", baseline:
 
     Returns ``{"criteria": [{"name", "passed", "detail"}], "passed"}``."""
     tests = table["tests"]
-    gains = {h: tests[comparison_key(baseline, control, h)]["mean"] for h in (0.0, 0.5, 1.0)}
+    missing = [f"{h:g}" for h in ACCEPTANCE_HETEROGENEITIES if comparison_key(baseline, control, h) not in tests]
+    if missing:
+        raise ValueError(f"the acceptance test reads the {control} control at h = 0, 0.5 and 1; this record has no "
+                         f"test at h = {', '.join(missing)}: run the acceptance grid at its design")
+    gains = {h: tests[comparison_key(baseline, control, h)]["mean"] for h in ACCEPTANCE_HETEROGENEITIES}
     verdict = judge({"direction": "greater"}, tests[comparison_key(baseline, control, 1.0)])
     margins = [probe["accuracy"] - probe["chance"] for probe in probes.values()]
     criteria = [

@@ -178,18 +178,22 @@ def share_recovered(candidate: Sequence[float], control: Sequence[float], level:
     """How much of a positive control's gain a model recovers: ``share = mean(candidate) / mean(control)``, with
     ``candidate`` and ``control`` the per-world gains over the same baseline (matched worlds), and a percentile
     bootstrap interval that resamples worlds (both gains of a world together; a fixed ``seed``, so the interval is
-    reproducible). ``{"share", "low", "high", "n"}``; share and interval are NaN when the control's mean gain is not
-    positive (nothing to recover).
+    reproducible). ``{"share", "low", "high", "n"}``; share and interval are NaN when the control's gain is not
+    shown to be positive (its interval over worlds, :func:`mean_with_interval`, reaches 0): a share of a gain that
+    may be nothing would be arbitrarily large, not a measurement.
 
-    >>> result = share_recovered([1.0, 2.0, 3.0], [4.0, 4.0, 4.0])
+    >>> result = share_recovered([1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
     >>> result["share"], result["n"]
     (0.5, 3)
+    >>> math.isnan(share_recovered([0.01, 0.02], [1e-7, 1e-7])["share"])
+    True
     """
     candidate, control = np.asarray(candidate, dtype=np.float64), np.asarray(control, dtype=np.float64)
     if len(candidate) != len(control) or len(candidate) < 2:
         raise ValueError(f"a share needs matched gains in at least two worlds, got {len(candidate)} and "
                          f"{len(control)}")
-    if control.mean() <= 0:
+    gained = mean_with_interval(control, level)
+    if not gained["testable"] or not gained["low"] > 0:
         return {"share": math.nan, "low": math.nan, "high": math.nan, "n": len(candidate)}
     rows = np.random.default_rng(seed).integers(0, len(candidate), (resamples, len(candidate)))
     denominators = control[rows].mean(axis=1)

@@ -158,11 +158,17 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     A surrogate given as ``data_root`` must be of the config's ``data_version``, ``world`` and ``heterogeneity``, so
     that a record never names a generator version, world or h its data did not come from."""
     if config.data_root is None:
-        return dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
-                            version=config.data_version, heterogeneity=config.data_heterogeneity, create=create)
-    root = Path(config.data_root)
-    if not (root / METADATA_FILE).exists():
-        return root, "folder"
+        root, kind = dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
+                                  version=config.data_version, heterogeneity=config.data_heterogeneity,
+                                  create=create)
+    else:
+        root = Path(config.data_root)
+        kind = "synthetic" if (root / METADATA_FILE).exists() else "folder"
+    if config.model == "headroom" and kind != "synthetic":
+        raise ValueError(f"the headroom control is SSAD on the same surrogate world without its corruption; {root} "
+                         "is not a surrogate (real videos have no uncorrupted version), so it has no headroom run")
+    if config.data_root is None or kind != "synthetic":
+        return root, kind
     metadata = read_synthetic_metadata(root)
     found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
     asked = (config.data_version, config.world, config.data_heterogeneity)
@@ -355,7 +361,11 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     """Set-up: the device, both splits' windows (checked before the first step, so that a bad test file is found
     now and not after training), the R models (each initialised from its own seed), one Adam and the step's
     forward-and-loss function."""
+    from sac_minimal.lab.experiments import check_accepted_config  # the lab's records; imported here, not at the top
+
     check_runs_can_share_a_loop(configs)
+    for config in configs:
+        check_accepted_config(config)
     if len(run_dirs) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(run_dirs)} run directories")
     config = configs[0]
