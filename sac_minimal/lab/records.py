@@ -169,7 +169,7 @@ class CheckResult:
         """Which kind of check was made and why, in words."""
         if self.same_environment:
             return "same environment: data, device, torch, threads and numerics fingerprint all the record's"
-        return "another environment: " + "; ".join(self.differences) + " differ"
+        return "another environment, where these differ: " + "; ".join(self.differences)
 
     def format(self) -> str:
         where = self.environment
