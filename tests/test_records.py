@@ -474,3 +474,15 @@ def test_a_run_file_of_a_seed_the_grid_does_not_have_is_refused(copy):
         merge_grid(copy)
     with pytest.raises(ValueError, match="not a cell of the grid"):
         verify_record(copy, [Check("ssad_w3_h1_s0", 1)])
+
+
+def test_a_tiny_loss_term_is_judged_against_the_totals_tolerance():
+    """In another environment a loss term that is a tiny share of the total may move by several percent of itself
+    (here 4 %), but never by more than the total's own tolerance in absolute terms; the total stays at 2.5e-3."""
+    from sac_minimal.lab.records import within_tolerance
+
+    epoch = [("epoch 1 total", 3.4, 3.4004), ("epoch 1 localisation", 0.0014, 0.001456)]
+    assert within_tolerance("localisation", 0.0014, 0.001456, epoch)
+    assert not within_tolerance("localisation", 0.0014, 0.0014 + 0.01, epoch)  # beyond 2.5e-3 x 3.4
+    assert not within_tolerance("appearance_share", 0.46, 0.46 * 1.04, epoch)  # a monitor, not a loss term
+    assert not within_tolerance("total", 3.4, 3.4 * 1.003, epoch)
