@@ -100,6 +100,8 @@ def _numerics(threads: int) -> tuple[str, str]:
     blas = hashlib.sha256()
     for product in (first @ second, first.astype(np.float64) @ second.astype(np.float64)):
         blas.update(np.ascontiguousarray(product).tobytes())
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch's multi-threaded reductions differ from run to run; threads are compared by name
     with torch.no_grad():
         left, right = torch.from_numpy(first), torch.from_numpy(second)
         signal = torch.from_numpy(_workload(2 * 96, 128, 3)).reshape(2, 96, 128)
@@ -108,6 +110,7 @@ def _numerics(threads: int) -> tuple[str, str]:
                    torch.nn.functional.conv1d(signal, right.T.reshape(80, 96, 1).repeat(1, 1, 3), padding=1),
                    torch.softmax(4 * left, dim=1), torch.exp(left).log1p(), torch.tanh(3 * left),
                    long.sum(dim=0), long.sum().reshape(1), long.mean(dim=1))
+    torch.set_num_threads(before)
     kernels = hashlib.sha256()
     for output in outputs:
         kernels.update(output.contiguous().numpy().tobytes())
@@ -116,8 +119,8 @@ def _numerics(threads: int) -> tuple[str, str]:
 
 def numerics_fingerprint() -> dict:
     """``{"blas", "torch"}``: short hashes of a fixed workload through numpy's BLAS (a float32 and a float64 matrix
-    product) and through torch's CPU kernels (matmul, conv1d, softmax, exp, tanh, long sums) at torch's current thread
-    count. Two environments with equal fingerprints computed this workload bit for bit alike; the BLAS kernel
+    product) and through torch's CPU kernels (matmul, conv1d, softmax, exp, tanh, long sums) on one torch thread
+    (several threads make torch's reductions differ from run to run; the thread count is compared by name). Two environments with equal fingerprints computed this workload bit for bit alike; the BLAS kernel
     (``OPENBLAS_CORETYPE``), torch's kernel set (``ATEN_CPU_CAPABILITY``) and the thread count each change it."""
     blas, kernels = _numerics(torch.get_num_threads())
     return {"blas": blas, "torch": kernels}
