@@ -37,7 +37,7 @@ from torch import nn
 from sac_minimal.initialisation import official_conv_init
 from sac_minimal.ot import entropic_ot_2xT, sinkhorn_log, transport_cost
 
-ATTENTION_MODES = ("none", "joint", "modality", "frame", "composed", "sequential", "nonlocal")
+ATTENTION_MODES = ("none", "joint", "modality", "frame", "composed", "sequential", "nonlocal", "per_frame")
 MODES_WITH_COMPOSED_ATTENTION = ("composed", "sequential")
 
 
@@ -49,13 +49,18 @@ class SACConfig:
         appearance_channels, motion_channels: Da and Dm of the inputs.
         attention: ``none`` | ``joint`` (one conv predicts the 2 x T attention: the paper's "predicted attention")
             | ``modality`` | ``frame`` | ``composed`` (a_m a_f^T) | ``sequential`` (CBAM-style: modality first,
-            then frame attention on the modality-weighted features) | ``nonlocal`` (a non-local block over time).
+            then frame attention on the modality-weighted features) | ``nonlocal`` (a non-local block over time)
+            | ``per_frame`` (ours, not the paper's: a modality split at every frame, softmax over the two
+            modalities of a 2 x T map, so the split can change within a window; A = a_m a_f^T cannot).
         projection: apply the Theta projections (conv layers per modality).
         theta_layers: Conv1d(k3) + LeakyReLU layers in each Theta (official: 2).
         theta_reduction: each Theta maps D channels to D // theta_reduction (official: 1, full width). One layer
             at reduction 8 is the "light" Theta whose cost matches the paper's Table VIII (see
             :meth:`SACConfig.light`).
-        modulate: what the attention multiplies: ``projected`` (official) or ``raw`` features (paper).
+        modulate: what the attention multiplies: ``projected`` (official) or ``raw`` features (paper); ``both``
+            (ours) gives the host the raw features modulated with the projected ones appended: with
+            ``attention="none"`` it is the light Θ's capacity-matched baseline (the light Θ's parameters in the
+            detector's path, no attention).
         pooling: ``action_aware`` (Eq. 1) or ``average`` for the modality attention's input.
         topk_ratio: k in Eq. (1); floor(T k) steps are pooled.
         structure_activation: ``none`` (paper) or ``sigmoid`` (official) on the structure matrix, or ``softmax``
@@ -140,6 +145,8 @@ class SACConfig:
     @property
     def output_channels(self) -> int:
         """Channels of the modulated output the host receives."""
+        if self.modulate == "both":
+            return self.channels + self.projected_channels
         return self.projected_channels if self.modulate == "projected" else self.channels
 
     def to_json(self) -> str:
@@ -156,7 +163,7 @@ class SACConfig:
 
 SAC_CHOICES = {
     "attention": ATTENTION_MODES,
-    "modulate": ("raw", "projected"),
+    "modulate": ("raw", "projected", "both"),
     "pooling": ("action_aware", "average"),
     "structure_activation": ("none", "sigmoid", "softmax"),
     "solver": ("sinkhorn", "entropic"),
@@ -185,8 +192,8 @@ def check_sac_config(config: SACConfig) -> None:
     if config.projection and config.theta_reduction > min(config.appearance_channels, config.motion_channels):
         raise ValueError(f"SACConfig.theta_reduction={config.theta_reduction} leaves no channels of "
                          f"{min(config.appearance_channels, config.motion_channels)}; use a smaller reduction.")
-    if config.modulate == "projected" and not config.projection:
-        raise ValueError("SACConfig.modulate='projected' needs projection=True.")
+    if config.modulate in ("projected", "both") and not config.projection:
+        raise ValueError(f"SACConfig.modulate={config.modulate!r} needs projection=True.")
     if config.use_ot and config.attention not in MODES_WITH_COMPOSED_ATTENTION:
         raise ValueError(
             f"SACConfig.use_ot needs modality and frame attention (attention in {MODES_WITH_COMPOSED_ATTENTION}); "
@@ -455,6 +462,8 @@ class SAC(nn.Module):
             self.frame_attention = FrameAttention(channels)
         if mode in ("modality", "composed", "sequential"):
             self.modality_attention = ModalityAttention(channels)
+        if mode == "per_frame":
+            self.per_frame_attention = nn.Conv1d(channels, 2, kernel_size=1)
         if mode == "nonlocal":
             self.nonlocal_block = NonLocalBlock(config.output_channels)
         if config.use_ot:
@@ -596,6 +605,13 @@ def joint_attention(sac: SAC, appearance, motion, projected) -> Attended:
     return Attended(torch.sigmoid(sac.joint_attention(projected)))
 
 
+def per_frame_attention(sac: SAC, appearance, motion, projected) -> Attended:
+    """Ours, not the paper's: a modality split at every frame, ``A[:, :, t] = softmax(Conv1d(C, 2, k1)(F)[:, :, t])``
+    over the two modalities, ``[B, 2, T]`` with columns summing to 1. Unlike A = a_m a_f^T (one modality split per
+    window) it can trust appearance at one frame and motion at the next."""
+    return Attended(torch.softmax(sac.per_frame_attention(projected), dim=1))
+
+
 def no_attention(sac: SAC, appearance, motion, projected) -> Attended:
     """No attention: every modality and frame counts fully (SSAD+Θ; the non-local block's input)."""
     return Attended(projected.new_ones(projected.shape[0], 2, projected.shape[-1]))
@@ -616,6 +632,7 @@ ATTENTIONS = {
     "frame": AttentionVariant(frame_only_attention),
     "sequential": AttentionVariant(sequential_attention),
     "joint": AttentionVariant(joint_attention),
+    "per_frame": AttentionVariant(per_frame_attention),
     "none": AttentionVariant(no_attention),
     "nonlocal": AttentionVariant(no_attention, lambda sac, features: sac.nonlocal_block(features)),
 }

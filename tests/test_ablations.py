@@ -15,7 +15,8 @@ def test_every_variant_builds_a_valid_config():
         config = variant.config(base, seed=0, world=4, heterogeneity=0.5)
         assert (config.world, config.heterogeneity) == (4, 0.5)
         sac = config.sac_config(64, 64)
-        assert (sac is None) == (variant.model in ("ssad", "reference", "privileged", "headroom"))
+        assert (sac is None) == (variant.model in ("ssad", "reference", "privileged", "privileged_window",
+                                                   "privileged_video", "headroom"))
     assert VARIANTS["ot"].config(base, 0).sac_config(8, 8).pooling == "average"
     assert VARIANTS["paper_sigmoid_s"].config(base, 0).sac_config(8, 8).eps == 1e-3
     assert VARIANTS["sac_stabilised"].config(base, 0).sac_config(8, 8).structure_activation == "softmax"

@@ -128,33 +128,37 @@ PROBE_RIDGES = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 """The ridge penalties :func:`reliability_probe` chooses from, by 5-fold cross-validation over training videos."""
 
 
-def reliability_probe(root: str | Path) -> dict:
+def reliability_probe(root: str | Path, per_window: bool = False) -> dict:
     """Can reliability be *learned* from the features? Each window of :data:`PROBE_WINDOW` steps (every
-    :data:`PROBE_STRIDE`) becomes one example, the mean appearance and motion feature over its steps, labelled by its
-    video's condition (``clean``, ``far_camera``: motion unreliable, ``look_alike``: appearance unreliable, from
-    ``synthetic.json``); a ridge classifier (:func:`fit_ridge_probe`, its penalty chosen from :data:`PROBE_RIDGES` by
-    5-fold cross-validation over the training videos) is fitted on the training videos and scored on the test
+    :data:`PROBE_STRIDE`) becomes one example, the mean appearance and motion feature over its steps (what a
+    modality attention that pools a window sees), labelled by its video's condition (``clean``, ``far_camera``:
+    motion unreliable, ``look_alike``: appearance unreliable, from ``synthetic.json``), or with ``per_window`` by the
+    window's own state (:data:`WINDOW_STATES`, from the truth averaged over the window,
+    :func:`window_state`); a ridge classifier (:func:`fit_ridge_probe`, its penalty chosen from :data:`PROBE_RIDGES`
+    by 5-fold cross-validation over the training videos) is fitted on the training videos and scored on the test
     videos. If it cannot beat the majority class, no attention learned from these features can recover what the
     truth is worth.
 
-    Returns ``{"accuracy", "chance", "windows", "ridge", "per_condition": {condition: accuracy}}``."""
-    from sac_minimal.data.synthetic import CONDITIONS, read_synthetic_metadata
+    Returns ``{"accuracy", "chance", "windows", "ridge", "per_condition": {label: accuracy}}``."""
+    from sac_minimal.data.synthetic import CONDITIONS, privileged_gates, read_synthetic_metadata
     from sac_minimal.data.thumos14 import load_annotations
 
     root = Path(root)
     metadata = read_synthetic_metadata(root)
     annotations = load_annotations(root, exclude=())
     feature_format = FeatureFormat.from_root(root)
+    names = WINDOW_STATES if per_window else CONDITIONS
     examples = {}
     for split in ("train", "test"):
         rows, labels, owners = [], [], []
         for number, video in enumerate(annotations.split(split)):
             appearance, motion = feature_format.split(load_video_features(root, video.video, feature_format))
             condition = CONDITIONS.index(metadata["videos"][video.video]["condition"])
+            gates = privileged_gates(metadata, video.video, len(appearance), video.fps) if per_window else None
             for start in range(0, max(1, len(appearance) - PROBE_WINDOW + 1), PROBE_STRIDE):
                 span = slice(start, start + PROBE_WINDOW)
                 rows.append(np.concatenate([appearance[span].mean(0), motion[span].mean(0)]))
-                labels.append(condition)
+                labels.append(window_state(gates[span].mean(0)) if per_window else condition)
                 owners.append(number)
         examples[split] = (np.asarray(rows, dtype=np.float64), np.asarray(labels), np.asarray(owners))
     train_features, train_labels, train_videos = examples["train"]
@@ -164,17 +168,30 @@ def reliability_probe(root: str | Path) -> dict:
         right = 0
         for fold in range(5):
             inside = folds != fold
-            predict = fit_ridge_probe(train_features[inside], train_labels[inside], num_classes=len(CONDITIONS),
+            predict = fit_ridge_probe(train_features[inside], train_labels[inside], num_classes=len(names),
                                       ridge=ridge)
             right += (predict(train_features[~inside]) == train_labels[~inside]).sum()
         return right
 
     ridge = max(PROBE_RIDGES, key=validated)
-    predict = fit_ridge_probe(train_features, train_labels, num_classes=len(CONDITIONS), ridge=ridge)
+    predict = fit_ridge_probe(train_features, train_labels, num_classes=len(names), ridge=ridge)
     features, labels, _ = examples["test"]
     predicted = predict(features)
     return {"accuracy": float((predicted == labels).mean()),
-            "chance": float(np.bincount(labels, minlength=len(CONDITIONS)).max() / len(labels)),
+            "chance": float(np.bincount(labels, minlength=len(names)).max() / len(labels)),
             "windows": int(len(labels)), "ridge": ridge,
             "per_condition": {name: float((predicted[labels == index] == index).mean())
-                              for index, name in enumerate(CONDITIONS) if (labels == index).any()}}
+                              for index, name in enumerate(names) if (labels == index).any()}}
+
+
+WINDOW_STATES = ("clean", "motion_misleads", "appearance_misleads")
+"""A window's state for the per-window probe: both modalities mostly clean, or which one misleads more."""
+
+
+def window_state(window_gates: np.ndarray) -> int:
+    """The index in :data:`WINDOW_STATES` of a window whose truth averaged over its steps is ``window_gates``
+    (appearance, motion): clean when both are at least 1/2, else the modality with the lower weight misleads."""
+    appearance, motion = (float(value) for value in window_gates)
+    if min(appearance, motion) >= 0.5:
+        return 0
+    return 1 if motion < appearance else 2

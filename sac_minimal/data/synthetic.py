@@ -86,6 +86,14 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
   - the same worlds, h, conditions, corrupted stretches and class coverage as v3 (h raises every reliability and
     corruption factor to the power h; at h = 0 m = 1 everywhere and no step is misleading).
 
+* **v5** is v4 with misleading *shots* instead of short stretches: each misleading stretch lasts
+  :data:`SHOT_SECONDS` (10-30 s, about one to two windows of 128 steps), so that a modality misleads for whole
+  windows at a time: a broadcast's replay or slow-motion shot, a stretch filmed by a static far camera, a shot under
+  an on-screen overlay. In v4 a modality misleads for 1-4 s at a time, so a window of 17 s holds clean and
+  misleading steps alike, and only a weight that changes from step to step can tell them apart; SAC's modality
+  attention is one share per window (a_m), so v5 is the regime where that granularity can win. Everything else (the
+  share of a video that misleads, the misleading content, the corrupted stretches of 1-4 s, the worlds) is v4's.
+
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
 notebooks and the reference gate (:func:`reference_gates`) can use it.
@@ -115,9 +123,12 @@ from sac_minimal.data.portable import exp, power, weighted_sum
 from sac_minimal.files import TEMPORARY_SUFFIX, save_npy_atomic, write_text_atomic
 
 GENERATOR_VERSION = 3
-GENERATOR_VERSIONS = (3, 4)
+GENERATOR_VERSIONS = (3, 4, 5)
 """v3: the regime where unreliability is visible noise that any read-out averages away; v4: the regime where it
-misleads (module docstring). Both are written; v3 stays the default."""
+misleads on short stretches; v5: where it misleads for whole shots (module docstring). All are written; v3 stays the
+default."""
+MISLEADING_VERSIONS = (4, 5)
+"""Generator versions in which an unreliable modality misleads (:func:`_features_v4`)."""
 BYTES_REVISION = 2
 """Which way of computing a world's bytes wrote a surrogate, for one generative model. 2: every sum and exponential
 is computed with :mod:`sac_minimal.data.portable`, so a world is the same bytes on every machine. 1 (surrogates and
@@ -199,6 +210,8 @@ DISTRACTORS_PER_MINUTE = 4.0
 CORRUPTIONS_PER_MINUTE = 1.5
 """Corrupted stretches (both modalities less reliable) per minute of video."""
 CORRUPTION_SECONDS = (1.0, 4.0)
+SHOT_SECONDS = (10.0, 30.0)
+"""v5: a misleading stretch lasts 10-30 s (a shot), v4's last :data:`CORRUPTION_SECONDS`."""
 CORRUPTION_FACTOR = (0.25, 0.5)
 """A corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5 (at h = 1)."""
 COVERAGE_INSTANCES = 3
@@ -438,12 +451,14 @@ def clean_share(reliability: np.ndarray) -> np.ndarray:
 
 
 def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
-                 envelopes: tuple, signatures: np.ndarray, heterogeneity: float) -> tuple[np.ndarray, dict]:
+                 envelopes: tuple, signatures: np.ndarray, heterogeneity: float,
+                 stretch_seconds: tuple = CORRUPTION_SECONDS) -> tuple[np.ndarray, dict]:
     """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) e u(t)/|u(t)|`` with c the
     clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
     same modality in bursts at random times, the world's corruption signature and noise), e the video's RMS energy of
     c, and m the step's clean share: 0 on the modality's *misleading stretches* (:func:`misleading_mask`, covering
-    1 - :func:`clean_share` (r) of the video), else :func:`clean_share` of the corrupted stretches' factor."""
+    1 - :func:`clean_share` (r) of the video, each ``stretch_seconds`` long: v4 1-4 s, v5 :data:`SHOT_SECONDS`), else
+    :func:`clean_share` of the corrupted stretches' factor."""
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
@@ -465,7 +480,8 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
         wrong = wrong + SIGNATURE_WEIGHT_V4 * signatures[modality] + misleading_noise[:, columns]
         energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
         wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
-        stretches = _draw_stretches(rng, timeline.duration, 1.0 - float(clean_share(reliability[modality])))
+        stretches = _draw_stretches(rng, timeline.duration, 1.0 - float(clean_share(reliability[modality])),
+                                    stretch_seconds)
         misleading.append(stretches)
         share = np.where(misleading_mask(stretches, step_seconds), 0.0, clean_share(frame_factor))[:, None]
         features[:, columns] = base + share * clean + np.sqrt(1.0 - share ** 2) * wrong
@@ -473,12 +489,13 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
                       "look_alike_class": None, "misleading": misleading}
 
 
-def _draw_stretches(rng: np.random.Generator, duration: float, share: float) -> list:
-    """``[[start, end], ...]``: stretches of :data:`CORRUPTION_SECONDS` at random places until they cover ``share``
+def _draw_stretches(rng: np.random.Generator, duration: float, share: float,
+                    seconds: tuple = CORRUPTION_SECONDS) -> list:
+    """``[[start, end], ...]``: stretches lasting ``seconds`` (low, high) at random places until they cover ``share``
     of the video (their union; none for a share of 0)."""
     stretches, covered, grid = [], 0.0, np.linspace(0.0, duration, 2001)
     while covered < share * duration and len(stretches) < 1000:
-        length = rng.uniform(*CORRUPTION_SECONDS)
+        length = rng.uniform(*seconds)
         begin = rng.uniform(-length, duration)
         stretches.append([round(float(begin), 3), round(float(begin + length), 3)])
         covered = misleading_mask(stretches, grid).mean() * duration
@@ -524,10 +541,10 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     condition, appearance_reliability, motion_reliability = _draw_reliability(rng, heterogeneity)
     reliability = (appearance_reliability, motion_reliability)
     envelopes = _signal_envelopes(rng, timeline)
-    if version == 4:
+    if version in MISLEADING_VERSIONS:
         signatures = corruption_signatures(seed, size.channels_per_modality)
         features, decided = _features_v4(rng, world, timeline, condition, reliability, envelopes, signatures,
-                                         heterogeneity)
+                                         heterogeneity, SHOT_SECONDS if version == 5 else CORRUPTION_SECONDS)
     else:
         pan = pan_direction(seed, split, index, size.channels_per_modality)
         features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
@@ -555,8 +572,8 @@ a modality; beyond, only underflow would change."""
 
 
 def world_shared_weight(version: int) -> float:
-    """The prototypes' shared-direction weight of a generator version (v4: partly redundant evidence)."""
-    return SHARED_DIRECTION_WEIGHT_V4 if version == 4 else SHARED_DIRECTION_WEIGHT
+    """The prototypes' shared-direction weight of a generator version (v4 and v5: partly redundant evidence)."""
+    return SHARED_DIRECTION_WEIGHT_V4 if version in MISLEADING_VERSIONS else SHARED_DIRECTION_WEIGHT
 
 
 def check_generator_arguments(version, heterogeneity) -> None:
@@ -778,6 +795,13 @@ def privileged_gates(metadata: dict, video: str, steps: int, fps: float) -> np.n
         return np.stack([np.where(misleading_mask(stretches, seconds), 0.0, frame) ** 2
                          for stretches in entry["misleading"]], axis=1).astype(np.float32)
     return (clean_share(step_reliability(metadata, video, steps, fps)) ** 2).astype(np.float32)
+
+
+def privileged_video_gates(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
+    """``[T, 2]`` the privileged control per video: every step of a video gets the mean over the video of
+    :func:`privileged_gates` (one weight per modality per video)."""
+    gates = privileged_gates(metadata, video, steps, fps).astype(np.float64)
+    return np.repeat(gates.mean(axis=0, keepdims=True), len(gates), axis=0).astype(np.float32)
 
 
 def _run_lengths(flags: np.ndarray) -> np.ndarray:

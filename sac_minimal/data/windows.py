@@ -257,10 +257,42 @@ class WindowDataset(torch.utils.data.Dataset):
                 moved = mean + gate[begin:end] * (part[begin:end] - mean)
                 part[begin:end] = np.where(gate[begin:end] == 1, part[begin:end], moved)  # a weight of 1: as it was
 
+    def apply_window_gates(self, gates: Sequence[np.ndarray]) -> np.ndarray:
+        """Weight every *window* by one gate per modality, around its video's mean: ``gates[i]`` is ``[T_i, 2]``
+        per-step weights of video ``i``; a window's gate on a modality is their mean over the window's steps, and
+        each of its steps becomes ``x' = mu + g_w (x - mu)`` (mu: the video's mean feature of that modality). It is
+        the granularity of SAC's modality attention, one share per modality per window (the privileged control per
+        window, :func:`sac_minimal.lab.train.load_windows`). Overlapping windows get their own gates, so a step can be
+        weighted differently in two windows. Returns the ``[N, 2]`` window gates (appearance, motion)."""
+        if not self.in_memory:
+            raise ValueError("apply_window_gates needs a WindowDataset built with in_memory=True")
+        if len(gates) != len(self.feature_steps):
+            raise ValueError(f"{len(gates)} gate arrays for {len(self.feature_steps)} videos")
+        for video, (gate, steps) in enumerate(zip(gates, self.feature_steps)):
+            if gate.shape != (steps, 2):
+                raise ValueError(f"video {self.table.videos[video].video}: gates of shape {gate.shape}, expected "
+                                 f"({steps}, 2)")
+        bank_gates = np.concatenate(gates).astype(np.float64)
+        window_gates = bank_gates[self._rows].mean(axis=1)  # [N, 2]: edge padding repeats the last step's gate
+        bounds = np.concatenate([[0], np.cumsum(self.feature_steps)])
+        video_means = np.stack([self._bank[begin:end].mean(axis=0) for begin, end in zip(bounds[:-1], bounds[1:])])
+        columns = np.zeros(self._bank.shape[1], dtype=np.int64)
+        appearance, motion = self.feature_format.split(np.arange(self._bank.shape[1])[None])
+        columns[motion[0]] = 1
+        self._window_gates = window_gates[:, columns].astype(np.float32)  # [N, width]
+        self._video_means = video_means.astype(np.float32)  # [videos, width]
+        return window_gates
+
     def _gather(self, indices: np.ndarray) -> np.ndarray:
-        """``[B, steps, width]`` features of the windows ``indices``."""
+        """``[B, steps, width]`` features of the windows ``indices`` (moved towards their video's mean by the
+        window gates of :meth:`apply_window_gates`, where set)."""
         if self.in_memory:
-            return self._bank[self._rows[indices]]
+            features = self._bank[self._rows[indices]]
+            if getattr(self, "_window_gates", None) is None:
+                return features
+            gate = self._window_gates[indices][:, None]
+            mean = self._video_means[self.table.video_index[indices]][:, None]
+            return np.where(gate == 1, features, mean + gate * (features - mean))  # a weight of 1: as it was
         return np.stack([np.asarray(self._arrays[self.table.video_index[index]][self._rows[index]])
                          for index in indices])
 

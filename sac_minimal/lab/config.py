@@ -32,10 +32,14 @@ from dataclasses import dataclass
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
 from sac_minimal.sac import PRESETS, SACConfig
 
-MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference", "privileged", "headroom")
-"""``reference``, ``privileged`` and ``headroom`` are SSAD given the surrogate's truth (positive controls):
+PRIVILEGED_CONTROLS = ("privileged", "privileged_window", "privileged_video")
+"""The privileged control at three granularities: the truth (each step's clean share m^2) used per step, averaged
+over each window (one weight per modality per window: what SAC's modality attention a_m can express) and averaged
+over each video (:func:`sac_minimal.lab.train.load_windows`)."""
+MODELS = ("ssad", "ssad_theta", "ssad_sac", "reference", *PRIVILEGED_CONTROLS, "headroom")
+"""``reference``, the privileged controls and ``headroom`` are SSAD given the surrogate's truth (positive controls):
 :mod:`sac_minimal.data.synthetic` (``reference_gates``, ``privileged_gates``) and :meth:`TrainConfig.data_heterogeneity`."""
-HOST_ONLY = ("ssad", "reference", "privileged", "headroom")
+HOST_ONLY = ("ssad", "reference", *PRIVILEGED_CONTROLS, "headroom")
 """Models that are SSAD alone (no SAC module)."""
 MAX_SCALED_LEARNING_RATE = 0.01
 """Above this, a learning rate scaled by the linear scaling rule is refused unless asked for

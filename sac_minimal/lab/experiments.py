@@ -339,7 +339,7 @@ def _cells(experiment: Experiment, worlds, heterogeneities, seeds) -> list[tuple
             for variant in experiment.variants]
 
 
-ACCEPTANCE_VERSIONS = (4,)
+ACCEPTANCE_VERSIONS = (4, 5)
 """Surrogate regimes (generator versions) with an acceptance test: an attention model trains on one only after the
 test's record for that regime and size has passed (:func:`check_accepted_config`). Tiny surrogates, which exist
 for dry runs of scripts and are never recorded as evidence, are exempt."""
@@ -382,7 +382,7 @@ def validated_acceptance(name: str, version: int, size: str) -> dict:
     must be what its run files give (recomputed here from the record's table and its stored probes); then it must
     have passed. Every failure is a ``ValueError`` that says why and the command that records the test."""
     from sac_minimal.data.locate import REPOSITORY
-    from sac_minimal.lab.hypotheses import acceptance
+    from sac_minimal.lab.hypotheses import ACCEPTANCE_CONTROLS, acceptance
 
     results_dir = REPOSITORY / "results" / name
     path = results_dir / ACCEPTANCE_FILE
@@ -403,7 +403,7 @@ def validated_acceptance(name: str, version: int, size: str) -> dict:
     if (base.data_version, base.data_size) != (version, size):
         raise ValueError(f"{path} tested generator v{base.data_version} ({base.data_size}), not v{version} "
                          f"({size}); record the right test: {command}")
-    again = acceptance(build_table(results_dir), stored["probes"])
+    again = acceptance(build_table(results_dir), stored["probes"], ACCEPTANCE_CONTROLS[version])
     if json.dumps(again, sort_keys=True) != json.dumps({key: stored[key] for key in again}, sort_keys=True):
         raise ValueError(f"{path} is not what the record's runs give (its criteria or verdict were edited); record "
                          f"the test again: {command}")
@@ -681,16 +681,20 @@ def summarize_grid(runs: Sequence[RunResult], grid: dict) -> dict:
             "primary": primary_tests(grid, tests)}
     if {"ssad", "privileged"} <= set(cells) and len(grid["worlds"]) > 1:
         summary["shares"] = shares_recovered(cells, grid)
+    if {"ssad", "privileged_window"} <= set(cells) and len(grid["worlds"]) > 1:
+        summary["shares_window"] = shares_recovered(cells, grid, control="privileged_window")
     return summary
 
 
-CONTROLS = ("ssad", "ssad_theta", "headroom", "privileged", "reference")
-"""Rows that are not attention models: no share of the privileged control's gain is computed for them."""
+CONTROLS = ("ssad", "ssad_theta", "headroom", "privileged", "privileged_window", "privileged_video", "reference",
+            "light_theta_baseline")
+"""Rows that are not attention models: no share of a control's gain is computed for them."""
 
 
-def shares_recovered(cells: dict, grid: dict, metric: str = METRIC) -> dict:
-    """``{variant: {h: {"share", "low", "high", "n"}}}``: the share of the privileged control's gain over SSAD that
-    each attention model's gain over SSAD recovers, per h where the control gains
+def shares_recovered(cells: dict, grid: dict, metric: str = METRIC, control: str = "privileged") -> dict:
+    """``{variant: {h: {"share", "low", "high", "n"}}}``: the share of a privileged control's gain over SSAD (per
+    step, or ``privileged_window``: per window, the granularity of SAC's modality attention) that each attention
+    model's gain over SSAD recovers, per h where the control gains
     (:func:`~sac_minimal.lab.significance.share_recovered`, worlds as the unit)."""
     from sac_minimal.lab.significance import share_recovered
 
@@ -700,7 +704,7 @@ def shares_recovered(cells: dict, grid: dict, metric: str = METRIC) -> dict:
         return [cells[name][_h_key(h)][world]["mean"][metric] - cells["ssad"][_h_key(h)][world]["mean"][metric]
                 for world in worlds]
 
-    return {name: {_h_key(h): share_recovered(gains(name, h), gains("privileged", h))
+    return {name: {_h_key(h): share_recovered(gains(name, h), gains(control, h))
                    for h in grid["heterogeneities"] if h > 0}
             for name in cells if name not in CONTROLS}
 
@@ -936,15 +940,19 @@ def acceptance_of(results_dir: str | Path) -> dict:
     """The acceptance test (:func:`~sac_minimal.lab.hypotheses.acceptance`) of a control grid: its table, and the
     reliability probe (:func:`~sac_minimal.data.probe.reliability_probe`) of each of its worlds at h = 1."""
     from sac_minimal.data.probe import reliability_probe
-    from sac_minimal.lab.hypotheses import acceptance
+    from sac_minimal.lab.hypotheses import ACCEPTANCE_CONTROLS, ACCEPTANCE_PROBES, acceptance
 
     results_dir = Path(results_dir)
     grid, table = read_grid(results_dir), build_table(results_dir)
     base = TrainConfig.from_dict(grid["base"])
+    if base.data_version not in ACCEPTANCE_CONTROLS:
+        raise ValueError(f"generator v{base.data_version} has no acceptance test (regimes with one: "
+                         f"{', '.join(f'v{version}' for version in ACCEPTANCE_CONTROLS)})")
+    per_window = ACCEPTANCE_PROBES[base.data_version] == "per window"
     probes = {str(world): reliability_probe(resolve_data_root(base.replace(model="ssad", world=world,
-                                                                             heterogeneity=1.0))[0])
+                                                                             heterogeneity=1.0))[0], per_window)
               for world in grid["worlds"]}
-    return {"probes": probes, **acceptance(table, probes)}
+    return {"probes": probes, **acceptance(table, probes, ACCEPTANCE_CONTROLS[base.data_version])}
 
 
 def record_acceptance(results_dir: str | Path) -> dict:

@@ -35,6 +35,11 @@ DEVELOPMENT_WORLDS_V4 = (100, 101, 102, 103, 104)
 only (never an attention model): never evidence."""
 CONFIRMATORY_WORLDS_V4 = (110, 111, 112, 113, 114, 115, 116, 117)
 """Worlds of generator v4 on which its Table I is tested, fixed before v4's acceptance test ran."""
+DEVELOPMENT_WORLDS_V5 = (200, 201, 202, 203, 204)
+"""Worlds of generator v5 on which its design was chosen and its acceptance test run, with SSAD and the controls
+only (never an attention model): never evidence."""
+CONFIRMATORY_WORLDS_V5 = (210, 211, 212, 213, 214, 215, 216, 217)
+"""Worlds of generator v5 on which its Table I is tested, fixed before v5's acceptance test ran."""
 HETEROGENEITIES = (0.0, 0.5, 1.0)
 """The dose-response levels of h: no reliability differences, half the spread, the full spread."""
 METRIC = "Avg 0.1:0.7"
@@ -114,6 +119,12 @@ ACCEPTANCE_NULL_POINTS = 0.5
 
 ACCEPTANCE_HETEROGENEITIES = (0.0, 0.5, 1.0)
 """The h at which the acceptance test reads the control's gain (a dose response with its null)."""
+ACCEPTANCE_CONTROLS = {4: "privileged", 5: "privileged_window"}
+"""The positive control each regime's acceptance test reads: v4 was accepted on the control per step; v5 must be won
+by the control per window, the granularity of SAC's modality attention (one share per modality per window)."""
+ACCEPTANCE_PROBES = {4: "per video", 5: "per window"}
+"""What each regime's reliability probe predicts (:func:`~sac_minimal.data.probe.reliability_probe`): v4 a window's
+video condition; v5 the window's own state, what a per-window modality attention would need to know."""
 
 
 def acceptance(table: dict, probes: dict, control: str = "privileged", baseline: str = "ssad") -> dict:
@@ -121,7 +132,8 @@ def acceptance(table: dict, probes: dict, control: str = "privileged", baseline:
     before any attention model runs, from the control grid's ``table`` and the reliability probe of each world
     (``probes``: ``{world: {"accuracy", "chance"}}``, :func:`~sac_minimal.data.probe.reliability_probe` at h = 1):
 
-    1. the control beats SSAD at h = 1 (its Holm-adjusted test, ``judge`` gives ``supported``);
+    1. the control (:data:`ACCEPTANCE_CONTROLS`) beats SSAD at h = 1 (its Holm-adjusted test, ``judge`` gives
+       ``supported``);
     2. its gain at h = 0.5 lies between 0 and its gain at h = 1 (a dose response);
     3. its gain at h = 0 is within :data:`ACCEPTANCE_NULL_POINTS` of zero (nothing to find there);
     4. reliability is learnable: the probe beats the majority class in every world, by

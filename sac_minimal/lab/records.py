@@ -319,7 +319,7 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
 
 TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
                 "tests", "hypotheses", "primary", "configs", "datasets", "labels", "title", "provenance",
-                "wall_seconds", "left_out", "shares")
+                "wall_seconds", "left_out", "shares", "shares_window")
 """The parts of ``table.json`` that :func:`~sac_minimal.lab.experiments.build_table` computes from the run files (all of
 it)."""
 

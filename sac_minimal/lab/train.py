@@ -39,7 +39,13 @@ import torch
 from sac_minimal.anchors import default_anchors
 from sac_minimal.lab.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
-from sac_minimal.data.synthetic import METADATA_FILE, privileged_gates, read_synthetic_metadata, reference_gates
+from sac_minimal.data.synthetic import (
+    METADATA_FILE,
+    privileged_gates,
+    privileged_video_gates,
+    read_synthetic_metadata,
+    reference_gates,
+)
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
@@ -179,10 +185,15 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     return root, "synthetic"
 
 
-GATES = {"reference": reference_gates, "privileged": privileged_gates}
-"""Controls that gate every feature step with weights computed from the surrogate's truth: the reference gate
-multiplies each step, the privileged control moves it towards its video's mean (:data:`AROUND_MEAN`)."""
-AROUND_MEAN = ("privileged",)
+GATES = {"reference": reference_gates, "privileged": privileged_gates, "privileged_video": privileged_video_gates,
+         "privileged_window": privileged_gates}
+"""Controls that gate the features with weights computed from the surrogate's truth: the reference gate multiplies
+each step; the privileged controls move it towards its video's mean (:data:`AROUND_MEAN`), per step, per video, or
+per window (:data:`PER_WINDOW`)."""
+AROUND_MEAN = ("privileged", "privileged_video", "privileged_window")
+PER_WINDOW = ("privileged_window",)
+"""Controls whose per-step weights are averaged over each window, so that every window has one weight per modality
+(``WindowDataset.apply_window_gates``): the granularity of SAC's modality attention."""
 """Controls whose weights act around the video's mean (``WindowDataset.apply_step_gates(around_mean=True)``): a
 weight of 0 removes a step's content without putting a jump into the features that could look like an action's
 boundary."""
@@ -190,8 +201,9 @@ boundary."""
 
 def load_windows(config: TrainConfig, root: Path, split: str, annotations: AnnotationSet,
                  feature_format: FeatureFormat) -> WindowDataset:
-    """The windows of one split as the config's model sees them: for the ``reference`` and ``privileged`` controls,
-    every feature step is gated by weights from the surrogate's truth (:data:`GATES`)."""
+    """The windows of one split as the config's model sees them: for the ``reference`` and privileged controls,
+    the features are gated by weights from the surrogate's truth (:data:`GATES`), per step, per window or per
+    video."""
     windows = WindowDataset(root, split, annotations=annotations, feature_format=feature_format,
                             accept_length_mismatch=config.accept_length_mismatch)
     if config.model in GATES:
@@ -199,9 +211,12 @@ def load_windows(config: TrainConfig, root: Path, split: str, annotations: Annot
             raise ValueError(f"the {config.model} control needs the true reliabilities the surrogate records in "
                              f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
         metadata = read_synthetic_metadata(root)
-        windows.apply_step_gates([GATES[config.model](metadata, video.video, steps, video.fps)
-                                  for video, steps in zip(windows.table.videos, windows.feature_steps)],
-                                 around_mean=config.model in AROUND_MEAN)
+        gates = [GATES[config.model](metadata, video.video, steps, video.fps)
+                 for video, steps in zip(windows.table.videos, windows.feature_steps)]
+        if config.model in PER_WINDOW:
+            windows.apply_window_gates(gates)
+        else:
+            windows.apply_step_gates(gates, around_mean=config.model in AROUND_MEAN)
     return windows
 
 

@@ -35,8 +35,10 @@ from sac_minimal.lab.config import TrainConfig
 from sac_minimal.lab.hypotheses import (
     CONFIRMATORY_WORLDS,
     CONFIRMATORY_WORLDS_V4,
+    CONFIRMATORY_WORLDS_V5,
     DEVELOPMENT_WORLDS,
     DEVELOPMENT_WORLDS_V4,
+    DEVELOPMENT_WORLDS_V5,
     HETEROGENEITIES,
     Hypothesis,
 )
@@ -72,6 +74,10 @@ TRUTH_MODELS = {
                  "do not have",
     "privileged": "it weights the features by the surrogate's true clean share (synthetic.json), which real videos "
                   "do not have",
+    "privileged_window": "it weights each window by the surrogate's true clean share (synthetic.json), which real "
+                         "videos do not have",
+    "privileged_video": "it weights each video by the surrogate's true clean share (synthetic.json), which real "
+                        "videos do not have",
     "headroom": "it trains on the same world without the reliability-driven corruption, which only a surrogate has",
 }
 """Models that read the surrogate's truth, and why they cannot run on real data."""
@@ -82,6 +88,11 @@ VARIANTS = {variant.name: variant for variant in (
     Variant("reference", "reference", label="reference gate (∝ r²)"),
     Variant("headroom", "headroom", label="headroom (no corruption)"),
     Variant("privileged", "privileged", label="privileged (true clean share)"),
+    Variant("privileged_window", "privileged_window", label="privileged per window"),
+    Variant("privileged_video", "privileged_video", label="privileged per video"),
+    Variant("per_frame", "ssad_sac", (("attention", "per_frame"), *NO_OT), "per-frame modality split (ours)"),
+    Variant("light_theta_baseline", "ssad_sac", (("attention", "none"), ("modulate", "both"), *NO_OT),
+            "SSAD + light Θ (no attention)", sac_preset="light"),
     Variant("joint", "ssad_sac", (("attention", "joint"), *NO_OT), "joint 2xT attention"),
     Variant("modality", "ssad_sac", (("attention", "modality"), *NO_OT), "modality only"),
     Variant("frame", "ssad_sac", (("attention", "frame"), *NO_OT), "frame only"),
@@ -297,6 +308,73 @@ its acceptance test has passed. Tables that share a row share its runs."""
 _CONTROLS = ("ssad", "headroom", "privileged")
 _CONTROL_TESTS = (("ssad", "headroom"), ("ssad", "privileged"))
 
+_GRANULARITIES = ("privileged", "privileged_window", "privileged_video")
+"""The privileged control at three granularities: per step, per window (SAC's modality attention's), per video."""
+_GRANULARITY_TESTS = _against("ssad", _GRANULARITIES)
+_GRANULARITY_HYPOTHESES = tuple(
+    Hypothesis(name, f"the privileged control {where} beats SSAD where reliability varies", "ssad", control,
+               "greater", 1.0)
+    for name, where, control in (("G1", "per step", "privileged"), ("G2", "per window (one weight per modality per "
+                                 "window, what a_m can express)", "privileged_window"),
+                                 ("G3", "per video", "privileged_video")))
+V5 = (("data_version", 5),)
+"""Generator v5: an unreliable modality misleads for whole shots (:mod:`sac_minimal.data.synthetic`)."""
+IN_V5 = {"config_changes": V5, "seeds": 2, "worlds": CONFIRMATORY_WORLDS_V5,
+         "development_worlds": DEVELOPMENT_WORLDS_V5, "requires": "acceptance_v5_quick"}
+"""The design of every table on generator v5: its confirmatory worlds, 2 seeds each, run only once its acceptance
+test (won by the control per window) has passed."""
+_TABLE1_V5 = ("ssad", "ssad_theta", "headroom", *_GRANULARITIES, "modality", "composed", "sac", "light_theta",
+              "light_theta_baseline")
+_MATCHED_V5 = (("ssad_theta", "modality"), ("ssad_theta", "composed"), ("ssad_theta", "sac"),
+               ("light_theta_baseline", "light_theta"))
+"""Each attention model of Table I (v5) against its capacity-matched baseline: SSAD+Θ for the full Θ, and SSAD with
+the light Θ's parameters in the detector's path and no attention for the light Θ."""
+_TABLE1_V5_TESTS = (("ssad", "headroom"), *_GRANULARITY_TESTS, ("ssad", "ssad_theta"),
+                    ("ssad", "light_theta_baseline"), *_MATCHED_V5, ("composed", "sac"))
+_TABLE1_V5_HYPOTHESES = (
+    Hypothesis("P1", "the privileged control per window (what a_m can express) beats SSAD where reliability varies",
+               "ssad", "privileged_window", "greater", 1.0),
+    Hypothesis("P2", "the privileged control per step beats SSAD where reliability varies", "ssad", "privileged",
+               "greater", 1.0),
+    Hypothesis("P3", "the privileged control per video beats SSAD where reliability varies", "ssad",
+               "privileged_video", "greater", 1.0),
+    Hypothesis("P4", "there is headroom: SSAD on the same world without the corruption beats SSAD", "ssad",
+               "headroom", "greater", 1.0),
+    Hypothesis("R1", "the modality attention alone beats the capacity-matched SSAD+Θ where reliability varies",
+               "ssad_theta", "modality", "greater", 1.0),
+    Hypothesis("R2", "the composed attention (no OT) beats the capacity-matched SSAD+Θ where reliability varies",
+               "ssad_theta", "composed", "greater", 1.0),
+    Hypothesis("R3", "SSAD+SAC (official) beats the capacity-matched SSAD+Θ (the paper's Table I)", "ssad_theta",
+               "sac", "greater", 1.0),
+    Hypothesis("R4", "SAC with the light Θ beats SSAD with the light Θ's parameters and no attention",
+               "light_theta_baseline", "light_theta", "greater", 1.0),
+    Hypothesis("R5", "the official OT term improves the composed attention (the paper's Table VI)", "composed",
+               "sac", "greater", 1.0),
+    *(Hypothesis(f"N{index}", f"with nothing to find (h = 0) {VARIANTS[candidate].title} gains nothing over "
+                              f"{VARIANTS[baseline].title}", baseline, candidate, "zero", 0.0)
+      for index, (baseline, candidate) in enumerate(_MATCHED_V5, start=1)),
+)
+"""Table I on generator v5, named before its grid ran: the controls (P), each attention model against its
+capacity-matched baseline where reliability varies (R1-R4) and at h = 0 (N1-N4), and the OT term (R5)."""
+_GRANULARITY_V4 = ("ssad", "ssad_theta", *_GRANULARITIES, "modality", "composed", "per_frame")
+_GRANULARITY_V4_TESTS = (*_GRANULARITY_TESTS, ("ssad_theta", "modality"), ("ssad_theta", "composed"),
+                         ("ssad_theta", "per_frame"), ("composed", "per_frame"))
+_GRANULARITY_V4_HYPOTHESES = (
+    *_GRANULARITY_HYPOTHESES,
+    Hypothesis("F1", "a per-frame modality split (ours) beats the capacity-matched SSAD+Θ where reliability varies",
+               "ssad_theta", "per_frame", "greater", 1.0),
+    Hypothesis("F2", "a per-frame modality split (ours) beats the composed attention A = a_m a_f^T where "
+                     "reliability varies per step", "composed", "per_frame", "greater", 1.0),
+    Hypothesis("F3", "the modality attention alone beats SSAD+Θ where reliability varies", "ssad_theta",
+               "modality", "greater", 1.0),
+    *(Hypothesis(f"F{index}", f"with nothing to find (h = 0) {VARIANTS[candidate].title} gains nothing over "
+                              "SSAD+Θ", "ssad_theta", candidate, "zero", 0.0)
+      for index, candidate in enumerate(("per_frame", "modality", "composed"), start=4)),
+)
+"""Generator v4 at three granularities: the controls (G1-G3), and an attention that can change its modality split
+at every frame against SSAD+Θ and the composed attention (F1-F2), with the modality attention alone and the nulls at
+h = 0 (F3-F6)."""
+
 EXPERIMENTS = {
     "acceptance_v4": Experiment(
         _CONTROLS, _CONTROL_TESTS, "Acceptance of generator v4: the controls against SSAD on development worlds",
@@ -309,6 +387,30 @@ EXPERIMENTS = {
     "table1_v4": Experiment(
         _TABLE1_V4, _TABLE1_V4_TESTS, "Table I where unreliability misleads (generator v4)", _TABLE1_V4_HYPOTHESES,
         primary=_ATTENTION_VS_THETA + _OT_VS_COMPOSED, heterogeneities=HETEROGENEITIES, **IN_V4),
+    "acceptance_v5": Experiment(
+        ("ssad", "headroom", *_GRANULARITIES), (("ssad", "headroom"), *_GRANULARITY_TESTS),
+        "Acceptance of generator v5: the controls against SSAD on development worlds",
+        (Hypothesis("A1", "the privileged control per window (SSAD given the true clean share averaged over each "
+                          "window) beats SSAD where reliability varies", "ssad", "privileged_window", "greater", 1.0),
+         Hypothesis("A2", "there is headroom: SSAD on the same world without the corruption beats SSAD", "ssad",
+                    "headroom", "greater", 1.0),
+         Hypothesis("A3", "the privileged control per step beats SSAD", "ssad", "privileged", "greater", 1.0),
+         Hypothesis("A4", "the privileged control per video beats SSAD", "ssad", "privileged_video", "greater",
+                    1.0)),
+        primary=(("ssad", "privileged_window"),), heterogeneities=HETEROGENEITIES, config_changes=V5, seeds=2,
+        worlds=DEVELOPMENT_WORLDS_V5, development_worlds=DEVELOPMENT_WORLDS_V5),
+    "table1_v5": Experiment(
+        _TABLE1_V5, _TABLE1_V5_TESTS, "Table I where a modality misleads for whole shots (generator v5)",
+        _TABLE1_V5_HYPOTHESES, primary=(*_MATCHED_V5, ("composed", "sac")), heterogeneities=(0.0, 1.0), **IN_V5),
+    "controls_v3": Experiment(
+        ("ssad", *_GRANULARITIES), _GRANULARITY_TESTS,
+        "The privileged control at three granularities (generator v3: unreliability is visible noise)",
+        _GRANULARITY_HYPOTHESES, primary=(("ssad", "privileged_window"),), seeds=2),
+    "granularity_v4": Experiment(
+        _GRANULARITY_V4, _GRANULARITY_V4_TESTS,
+        "Granularity on generator v4: the controls per step, window and video, and a per-frame modality split",
+        _GRANULARITY_V4_HYPOTHESES, primary=(("ssad_theta", "per_frame"), ("composed", "per_frame")),
+        heterogeneities=(0.0, 1.0), **{**IN_V4, "seeds": 2}),
     "table1": Experiment(
         _TABLE1, _TABLE1_TESTS, "Table I across worlds and heterogeneity h", _TABLE1_HYPOTHESES,
         primary=_ATTENTION_VS_THETA + (("composed", "sac"),), heterogeneities=HETEROGENEITIES,
