@@ -131,3 +131,27 @@ def test_the_privileged_share_of_a_window_follows_its_videos_clean_shares():
     share = privileged_appearance_share({"reliability": reliability})
     # clean video: equal weights; far camera (motion at half the clean level): 1 / (1 + 1/4); look-alike: 1/16
     assert share == pytest.approx([0.5, 0.8, (1 / 16) / (1 + 1 / 16)])
+
+
+def test_window_and_step_shares_are_measured_against_the_privileged_controls_weights():
+    from sac_minimal.lab.diagnostics import attention_diagnostics, window_share_truth
+
+    step_weights = np.zeros((3, 4, 2))
+    step_weights[0] = [1.0, 0.0]  # motion misleads for the whole window
+    step_weights[1] = [0.0, 1.0]  # appearance misleads
+    step_weights[2] = [[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]  # clean, then motion misleads
+    target, state = window_share_truth(step_weights)
+    np.testing.assert_allclose(target, [1.0, 0.0, 0.8])
+    assert state.tolist() == [1, 2, 1]
+    truth = {"step_weights": step_weights, "log_ratio": np.zeros(3), "condition": np.array(["clean"] * 3)}
+    exact = attention_diagnostics(np.stack([target, 1 - target], axis=1), None, truth)
+    assert exact["share_error_window"] == pytest.approx(0.0) and exact["share_spearman_window"] == pytest.approx(1)
+    assert exact["share_by_state"]["motion_misleads"] == {"attention": pytest.approx(0.9),
+                                                          "truth": pytest.approx(0.9), "windows": 2}
+    level = attention_diagnostics(np.stack([0.5 + 0.1 * target, 0.5 - 0.1 * target], axis=1), None, truth)
+    assert level["share_spearman_window"] == pytest.approx(1) and level["share_error_window"] > 0.2  # rank, not level
+    per_window = np.repeat(target[:, None], 4, axis=1)  # a_m a_f^T: one split for every step of a window
+    per_step = np.where(step_weights.sum(-1) > 0, step_weights[..., 0] / step_weights.sum(-1), 0.5)
+    composed = attention_diagnostics(None, None, truth, per_window)["step_share_spearman"]
+    per_frame = attention_diagnostics(None, None, truth, per_step)["step_share_spearman"]
+    assert per_frame == pytest.approx(1.0) and composed < per_frame

@@ -12,6 +12,15 @@ and, where the data has them, avoid corrupted steps. These functions measure tha
                              corrupted stretches)
 ``frame_ratio_corrupted``    mean a_f on corrupted steps / on the other steps (None without corrupted stretches)
 ``median_max_share``         median over windows of max(a_m)
+``share_spearman_window``    Spearman correlation of a_m's appearance share with the window's true share: the
+                             privileged control per window's weights, w_a / (w_a + w_m) (:func:`window_share_truth`)
+``share_error_window``       mean |a_m's appearance share - that true share| over windows: the level, not only the
+                             rank
+``share_by_state``           mean appearance share and mean true share per window state (both clean, motion misleads,
+                             appearance misleads: :data:`~sac_minimal.data.probe.WINDOW_STATES`)
+``step_share_spearman``      Spearman correlation, over every step of every window, of the attention's appearance
+                             split A_a,t / (A_a,t + A_m,t) with the step's true share (the privileged control per
+                             step's); a_m a_f^T splits every step of a window alike, a per-frame split need not
 ==========================  ==========================================================================================
 
 Training writes these into every SAC run's result (``diagnostics``) on the surrogate; notebooks 08 and 10 read them.
@@ -32,27 +41,32 @@ import numpy as np
 import torch
 from scipy import stats
 
-from sac_minimal.data.synthetic import CONDITIONS, clean_share, corruption_factor
+from sac_minimal.data.probe import WINDOW_STATES, window_state
+from sac_minimal.data.synthetic import CONDITIONS, clean_share, corruption_factor, privileged_gates
 from sac_minimal.detection import Detections
 from sac_minimal.evaluation import evaluate_detections
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 
 
 def window_attention(sac: torch.nn.Module, windows: WindowDataset, device: torch.device | str = "cpu",
-                     batch_size: int = 64) -> tuple[np.ndarray | None, np.ndarray | None]:
+                     batch_size: int = 64, *, step_split: bool = False) -> tuple:
     """SAC's modality attention ``[W, 2]`` and frame attention ``[W, T]`` on every window (eval mode, so no
-    transport problem is solved); ``None`` for an attention the configuration does not have."""
+    transport problem is solved); ``None`` for an attention the configuration does not have. With ``step_split``
+    a third array follows: the appearance split of the 2 x T attention at every step, ``[W, T]``,
+    A_a,t / (A_a,t + A_m,t)."""
     sac.eval()
     resident = ResidentWindows(windows, device)
-    modality, frame = [], []
+    modality, frame, split = [], [], []
     with torch.no_grad():
         for start in range(0, len(resident), batch_size):
             appearance, motion, _, _ = resident.batch(torch.arange(start, min(start + batch_size, len(resident))))
             output = sac(appearance, motion)
             modality.append(None if output.modality_attention is None else output.modality_attention.cpu())
             frame.append(None if output.frame_attention is None else output.frame_attention.cpu())
-    return (None if modality[0] is None else torch.cat(modality).numpy(),
-            None if frame[0] is None else torch.cat(frame).numpy())
+            split.append((output.attention[:, 0] / output.attention.sum(1).clamp_min(1e-12)).cpu())
+    attended = (None if modality[0] is None else torch.cat(modality).numpy(),
+                None if frame[0] is None else torch.cat(frame).numpy())
+    return (*attended, torch.cat(split).numpy()) if step_split else attended
 
 
 def window_step_seconds(windows: WindowDataset) -> np.ndarray:
@@ -89,6 +103,37 @@ def window_truth(windows: WindowDataset, metadata: dict) -> dict:
             "condition": condition, "action": action, "reliability_factor": factor}
 
 
+def step_truth(windows: WindowDataset, metadata: dict) -> np.ndarray:
+    """``[W, T, 2]`` the privileged control's per-step weights (:func:`~sac_minimal.data.synthetic.privileged_gates`:
+    each step's true clean share m^2, per modality) at every step of every window (edge padding repeats the last
+    step)."""
+    table, spec = windows.table, windows.spec
+    steps_per_video = windows.feature_steps[table.video_index]
+    local = np.minimum(table.begin_frame[:, None] // spec.frames_per_step + np.arange(spec.steps)[None],
+                       steps_per_video[:, None] - 1)
+    weights = np.empty((*local.shape, 2))
+    for video_index, video in enumerate(table.videos):
+        rows = np.flatnonzero(table.video_index == video_index)
+        gates = privileged_gates(metadata, video.video, int(windows.feature_steps[video_index]), video.fps)
+        weights[rows] = gates[local[rows]]
+    return weights
+
+
+def window_share_truth(step_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From :func:`step_truth`'s ``[W, T, 2]``: each window's true appearance share ``[W]``, w_a / (w_a + w_m) with
+    w the privileged control per window's weights (the mean over the window's steps; 1/2 where both are 0), and
+    each window's state ``[W]`` (:func:`~sac_minimal.data.probe.window_state`)."""
+    window = step_weights.mean(axis=1)
+    total = window.sum(axis=1)
+    share = np.where(total > 0, window[:, 0] / np.where(total > 0, total, 1.0), 0.5)
+    return share, np.array([window_state(row) for row in window])
+
+
+def _step_share(step_weights: np.ndarray) -> np.ndarray:
+    total = step_weights.sum(axis=-1)
+    return np.where(total > 0, step_weights[..., 0] / np.where(total > 0, total, 1.0), 0.5)
+
+
 def privileged_appearance_share(truth: dict) -> np.ndarray:
     """``[W]`` the appearance share that the privileged control's weights give each window's video,
     w_a / (w_a + w_m) with w = :func:`~sac_minimal.data.synthetic.clean_share` (r)^2 of the video's reliabilities
@@ -118,10 +163,22 @@ def _spearman(first: np.ndarray, second: np.ndarray) -> float | None:
 
 
 def attention_diagnostics(modality_attention: np.ndarray | None, frame_attention: np.ndarray | None,
-                          truth: dict) -> dict:
+                          truth: dict, step_split: np.ndarray | None = None) -> dict:
     """The measurements of the module docstring from one model's attention on the windows of ``truth``
-    (:func:`window_truth`). Measurements the model's attention cannot give are left out."""
+    (:func:`window_truth`; the window and step measurements need its ``step_weights``, :func:`step_truth`).
+    Measurements the model's attention cannot give are left out."""
     result = {}
+    if "step_weights" in truth and modality_attention is not None:
+        target, state = window_share_truth(truth["step_weights"])
+        share = modality_attention[:, 0]
+        result["share_spearman_window"] = _spearman(share, target)
+        result["share_error_window"] = float(np.abs(share - target).mean())
+        result["share_by_state"] = {name: {"attention": float(share[state == index].mean()),
+                                           "truth": float(target[state == index].mean()),
+                                           "windows": int((state == index).sum())}
+                                    for index, name in enumerate(WINDOW_STATES) if (state == index).any()}
+    if "step_weights" in truth and step_split is not None:
+        result["step_share_spearman"] = _spearman(step_split, _step_share(truth["step_weights"]))
     if modality_attention is not None:
         share = modality_attention[:, 0]
         largest = modality_attention.max(axis=1)

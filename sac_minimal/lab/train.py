@@ -53,6 +53,7 @@ from sac_minimal.lab.diagnostics import (
     appearance_share_drift,
     attention_diagnostics,
     map_by_condition,
+    step_truth,
     window_attention,
     window_truth,
 )
@@ -514,9 +515,10 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
             start = Detector(run_config, channels, channels).sac.to(setup.device)  # this run's start (matched init)
             run_extra["appearance_share"] = appearance_share_drift(start, model.sac, setup.test, setup.device)
         if model.sac is not None and setup.dataset["kind"] == "synthetic":
-            run_extra["diagnostics"] = attention_diagnostics(
-                *window_attention(model.sac, setup.test, setup.device),
-                window_truth(setup.test, read_synthetic_metadata(setup.dataset["path"])))
+            metadata = read_synthetic_metadata(setup.dataset["path"])
+            truth = {**window_truth(setup.test, metadata), "step_weights": step_truth(setup.test, metadata)}
+            modality, frame, split = window_attention(model.sac, setup.test, setup.device, step_split=True)
+            run_extra["diagnostics"] = attention_diagnostics(modality, frame, truth, split)
         result = RunResult(config=run_config, metrics=histories[run], evaluation=evaluation.summary(),
                            average_precision=[[None if np.isnan(value) else float(value) for value in row]
                                               for row in evaluation.average_precision],
