@@ -363,3 +363,25 @@ def test_sac_forward_has_no_branch_on_the_attention_mode():
     source = textwrap.dedent(inspect.getsource(SAC.forward))
     assert "attention ==" not in source and "mode" not in source and len(source.splitlines()) <= 30
     assert ast.parse(source)
+
+
+def test_the_per_frame_split_sums_to_one_at_every_frame_and_can_change_between_frames():
+    import torch
+
+    from sac_minimal.sac import SAC, SACConfig
+
+    config = SACConfig.official(appearance_channels=4, motion_channels=4, attention="per_frame", use_ot=False)
+    sac = SAC(config)
+    out = sac(torch.randn(2, 4, 16), torch.randn(2, 4, 16))
+    assert out.attention.shape == (2, 2, 16) and out.modality_attention is None
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(2, 16))
+    with torch.no_grad():  # score_a - score_m follows the first projected channel's sign
+        sac.per_frame_attention.weight.zero_()
+        sac.per_frame_attention.bias.zero_()
+        sac.per_frame_attention.weight[0, 0, 0] = 5.0
+    projected = torch.zeros(1, 8, 6)
+    projected[0, 0] = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    from sac_minimal.sac import per_frame_attention
+
+    split = per_frame_attention(sac, None, None, projected).attention[0, 0]
+    assert (split[0::2] > 0.99).all() and (split[1::2] < 0.01).all()  # appearance at one frame, motion at the next

@@ -230,3 +230,122 @@ def test_a_tables_declared_data_version_is_never_overridden_silently(capsys):
 
     assert cli(["ablate", "attention_v4", "--data-version", "3", "--worlds", "110"]) == 2
     assert "attention_v4 is defined on generator v4; --data-version 3" in capsys.readouterr().err
+
+
+# --- granularity: the privileged control per window and per video, and generator v5 -----------------------------
+
+
+def test_the_control_per_window_gives_each_window_the_mean_of_its_steps_around_the_videos_mean(v4):
+    from sac_minimal.data.windows import WindowDataset
+
+    windows = WindowDataset(v4, "train")
+    before = windows.batch(np.arange(len(windows)))
+    # hand-made truth: appearance always clean, motion misleading on the first 64 steps of every video
+    gates = [np.stack([np.ones(steps), (np.arange(steps) >= 64).astype(float)], axis=1)
+             for steps in windows.feature_steps]
+    window_gates = windows.apply_window_gates(gates)
+    after = windows.batch(np.arange(len(windows)))
+    first = np.flatnonzero((windows.table.begin_frame == 0) & (windows.feature_steps[windows.table.video_index]
+                                                                >= 128))[0]
+    np.testing.assert_allclose(window_gates[first], [1.0, 0.5])  # steps 0-127: half of them misleading
+    assert torch_equal(after["appearance"], before["appearance"])  # a weight of 1: as it was
+    video = windows.table.video_index[first]
+    begin = int(np.concatenate([[0], np.cumsum(windows.feature_steps)])[video])
+    channels = windows.feature_format.channels_per_modality
+    mean = windows._bank[begin:begin + windows.feature_steps[video], channels:].mean(0)
+    expected = mean[:, None] + 0.5 * (before["motion"][first].numpy() - mean[:, None])
+    np.testing.assert_allclose(after["motion"][first].numpy(), expected, rtol=1e-5, atol=1e-6)
+    from sac_minimal.data.windows import ResidentWindows  # what training and evaluation read: the same windows
+
+    import torch
+
+    appearance, motion, _, _ = ResidentWindows(windows, "cpu").batch(torch.arange(len(windows)))
+    assert torch_equal(motion, after["motion"]) and torch_equal(appearance, after["appearance"])
+    # one weight per window: the same step is weighted by each window that holds it
+    late = windows.table.begin_frame // 4 >= 64
+    np.testing.assert_allclose(window_gates[late & (windows.feature_steps[windows.table.video_index] > 200), 1], 1.0)
+
+
+def torch_equal(first, second) -> bool:
+    return bool((first == second).all())
+
+
+def test_the_control_per_video_gives_every_step_the_videos_mean_weight():
+    from sac_minimal.data.synthetic import privileged_video_gates
+
+    metadata = {"videos": {"v": {"reliability": [1.0, 0.2], "corruptions": [], "misleading": [[], [[0.0, 1.0]]]}}}
+    seconds = (4 * np.arange(20) + 8) / 30.0  # 6 of the 20 steps lie in the misleading second
+    gates = privileged_video_gates(metadata, "v", steps=20, fps=30.0)
+    np.testing.assert_allclose(gates, [[1.0, (seconds > 1.0).mean()]] * 20, rtol=1e-6)
+    assert gates[0, 1] == pytest.approx(14 / 20)
+
+
+@pytest.fixture(scope="module")
+def v5(tmp_path_factory):
+    root = tmp_path_factory.mktemp("v5")
+    write_synthetic_thumos(root / "a", "quick", seed=200, version=5, heterogeneity=1.0)
+    return root / "a"
+
+
+def test_v5_misleads_for_whole_shots_and_shares_everything_else_with_v4(v5, tmp_path):
+    from sac_minimal.data.synthetic import CORRUPTION_SECONDS, SHOT_SECONDS
+
+    write_synthetic_thumos(tmp_path / "v4", "quick", seed=200, version=4, heterogeneity=1.0)
+    shots, stretches = read_synthetic_metadata(v5), read_synthetic_metadata(tmp_path / "v4")
+    assert (v5 / "annotations" / "thumos14.json").read_text().replace("v5", "v4") == \
+        (tmp_path / "v4" / "annotations" / "thumos14.json").read_text()
+    for metadata, (low, high) in ((shots, SHOT_SECONDS), (stretches, CORRUPTION_SECONDS)):
+        lengths = [end - begin for entry in metadata["videos"].values() for modality in entry["misleading"]
+                   for begin, end in modality]
+        assert lengths and low - 1e-3 <= min(lengths) and max(lengths) <= high + 1e-3
+    for name, entry in shots["videos"].items():  # the same conditions, reliabilities and corrupted stretches
+        assert {key: entry[key] for key in ("condition", "reliability", "corruptions")} == \
+            {key: stretches["videos"][name][key] for key in ("condition", "reliability", "corruptions")}
+
+
+def test_in_v5_a_windows_state_is_learnable_from_its_pooled_features(v5):
+    from sac_minimal.data.probe import WINDOW_STATES, window_state
+
+    assert [window_state(np.array(gates)) for gates in ([0.9, 0.6], [1.0, 0.1], [0.2, 0.4], [0.5, 0.5])] == \
+        [0, 1, 2, 0]
+    probe = reliability_probe(v5, per_window=True)
+    assert set(probe["per_condition"]) <= set(WINDOW_STATES)
+    assert probe["accuracy"] > probe["chance"] + 0.1, probe
+
+
+def test_v5s_acceptance_test_is_decided_by_the_control_per_window():
+    from sac_minimal.lab.hypotheses import ACCEPTANCE_CONTROLS
+
+    assert ACCEPTANCE_CONTROLS == {4: "privileged", 5: "privileged_window"}
+    experiment = EXPERIMENTS["acceptance_v5"]
+    assert experiment.primary == (("ssad", "privileged_window"),)
+    assert all(VARIANTS[name].model in ("ssad", *TRUTH_MODELS) for name in experiment.variants)  # no attention
+    tests = {comparison_key("ssad", "privileged_window", h): {"mean": gain, "p_holm": p}
+             for h, gain, p in zip((0.0, 0.5, 1.0), (0.0, 0.02, 0.05), (float("nan"), 0.01, 0.001))}
+    probes = {"200": {"accuracy": 0.8, "chance": 0.4}}
+    assert acceptance({"tests": tests}, probes, control="privileged_window")["passed"]
+    with pytest.raises(ValueError, match="privileged control at h = 0, 0.5 and 1"):
+        acceptance({"tests": tests}, probes)  # read as v4's control: the per-step tests are missing
+    weak = {**tests, comparison_key("ssad", "privileged_window", 1.0): {"mean": 0.05, "p_holm": 0.2}}
+    assert not acceptance({"tests": weak}, probes, control="privileged_window")["passed"]
+
+
+def test_table1_v5_meets_each_attention_model_with_its_capacity_matched_baseline():
+    from sac_minimal.lab.config import profile
+    from sac_minimal.sac import SAC
+
+    table = EXPERIMENTS["table1_v5"]
+    assert ("light_theta_baseline", "light_theta") in table.primary and ("ssad", "light_theta") not in \
+        table.comparisons
+    assert {(hypothesis.baseline, hypothesis.candidate, hypothesis.heterogeneity) for hypothesis in table.hypotheses
+            if hypothesis.direction == "zero"} == {(baseline, candidate, 0.0) for baseline, candidate in
+                                                    table.primary[:4]}
+    base = profile("quick")
+    light, matched = (VARIANTS[name].config(base, 0).sac_config(64, 64) for name in ("light_theta",
+                                                                                     "light_theta_baseline"))
+    assert (matched.attention, matched.use_ot, matched.theta_reduction) == ("none", False, light.theta_reduction)
+    assert matched.output_channels == 128 + light.projected_channels  # the light Θ feeds the detector
+    count = {name: sum(parameter.numel() for parameter in SAC(config).parameters())
+             for name, config in (("light", light), ("matched", matched))}
+    theta = sum(parameter.numel() for name, parameter in SAC(light).named_parameters() if name.startswith("theta"))
+    assert count["matched"] == theta and count["light"] > theta  # the baseline keeps Θ, without attention heads

@@ -280,7 +280,7 @@ class WindowDataset(torch.utils.data.Dataset):
         appearance, motion = self.feature_format.split(np.arange(self._bank.shape[1])[None])
         columns[motion[0]] = 1
         self._window_gates = window_gates[:, columns].astype(np.float32)  # [N, width]
-        self._video_means = video_means.astype(np.float32)  # [videos, width]
+        self._window_means = video_means[self.table.video_index].astype(np.float32)  # [N, width]: its video's mean
         return window_gates
 
     def _gather(self, indices: np.ndarray) -> np.ndarray:
@@ -290,9 +290,7 @@ class WindowDataset(torch.utils.data.Dataset):
             features = self._bank[self._rows[indices]]
             if getattr(self, "_window_gates", None) is None:
                 return features
-            gate = self._window_gates[indices][:, None]
-            mean = self._video_means[self.table.video_index[indices]][:, None]
-            return np.where(gate == 1, features, mean + gate * (features - mean))  # a weight of 1: as it was
+            return gate_windows(features, self._window_gates[indices], self._window_means[indices])
         return np.stack([np.asarray(self._arrays[self.table.video_index[index]][self._rows[index]])
                          for index in indices])
 
@@ -376,6 +374,14 @@ class SacWindowFolder(torch.utils.data.Dataset):
         }
 
 
+def gate_windows(features, gates, means):
+    """``x' = mu + g (x - mu)`` for windows ``features [B, T, width]`` with one gate and one mean per window and
+    channel (``[B, width]``; NumPy arrays or tensors); a gate of 1 leaves a feature bit for bit as it was."""
+    gate, mean = gates[:, None], means[:, None]
+    where = torch.where if isinstance(features, torch.Tensor) else np.where
+    return where(gate == 1, features, mean + gate * (features - mean))
+
+
 class ResidentWindows:
     """A :class:`WindowDataset`'s features and targets as tensors on one device (e.g. GPU-resident), so a training
     step's batch is a single index operation there, with no host-to-device copy per step."""
@@ -386,6 +392,9 @@ class ResidentWindows:
         self._place(torch.from_numpy(dataset._bank), torch.from_numpy(dataset._rows),
                     torch.from_numpy(dataset.table.segments), torch.from_numpy(dataset.table.labels),
                     dataset.feature_format, device)
+        if getattr(dataset, "_window_gates", None) is not None:  # the privileged control per window
+            self.window_gates = torch.from_numpy(dataset._window_gates).to(self.device)
+            self.window_means = torch.from_numpy(dataset._window_means).to(self.device)
 
     @classmethod
     def from_tensors(cls, bank: torch.Tensor, rows: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor,
@@ -401,6 +410,7 @@ class ResidentWindows:
         self.feature_format = feature_format
         self.bank, self.rows = bank.to(self.device), rows.to(self.device)
         self.segments, self.labels = segments.to(self.device), labels.to(self.device)
+        self.window_gates = self.window_means = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -408,7 +418,10 @@ class ResidentWindows:
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(appearance ``[B, Da, T]``, motion ``[B, Dm, T]``, segments ``[B, S, 2]``, labels ``[B, S]``)."""
         indices = indices.to(self.device)
-        features = self.bank[self.rows[indices]].transpose(1, 2)
+        features = self.bank[self.rows[indices]]
+        if self.window_gates is not None:
+            features = gate_windows(features, self.window_gates[indices], self.window_means[indices])
+        features = features.transpose(1, 2)
         half = self.feature_format.channels_per_modality
         first, second = features[:, :half], features[:, half:]
         appearance, motion = (first, second) if self.feature_format.channel_order == "rgb_flow" else (second, first)
