@@ -86,13 +86,22 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
   - the same worlds, h, conditions, corrupted stretches and class coverage as v3 (h raises every reliability and
     corruption factor to the power h; at h = 0 m = 1 everywhere and no step is misleading).
 
-* **v5** is v4 with misleading *shots* instead of short stretches: each misleading stretch lasts
-  :data:`SHOT_SECONDS` (10-30 s, about one to two windows of 128 steps), so that a modality misleads for whole
-  windows at a time: a broadcast's replay or slow-motion shot, a stretch filmed by a static far camera, a shot under
-  an on-screen overlay. In v4 a modality misleads for 1-4 s at a time, so a window of 17 s holds clean and
-  misleading steps alike, and only a weight that changes from step to step can tell them apart; SAC's modality
-  attention is one share per window (a_m), so v5 is the regime where that granularity can win. Everything else (the
-  share of a video that misleads, the misleading content, the corrupted stretches of 1-4 s, the worlds) is v4's.
+* **v5** is v4 with two changes, chosen on its development worlds with SSAD and the controls only
+  (``results/acceptance_v5_quick/development.json``):
+
+  - misleading *shots* instead of short stretches: each misleading stretch lasts :data:`SHOT_SECONDS` (10-30 s,
+    about one to two windows of 128 steps), so that a modality misleads for whole windows at a time (a stretch
+    filmed by a static far camera, a replay or a shot under an on-screen overlay). In v4 a modality misleads for
+    1-4 s at a time, so a window of 17 s holds clean and misleading steps alike and only a weight that changes
+    from step to step can tell them apart; SAC's modality attention is one share per window (a_m);
+  - a *conflicting* confuser: on a misleading shot the confuser class appears at the times of the video's own
+    actions (:data:`SYNCHRONOUS_CONFUSER`), not at random times, so the two streams disagree about the class at
+    every action there (a look-alike movement seen from afar, a look-alike scene), and only knowing which stream
+    to trust in that window resolves it. With shots alone (the first design) the control per window gained
+    nothing: the misleading stream mostly removed evidence, which no weighting can give back.
+
+  Everything else (the share of a video that misleads, the signature, the corrupted stretches of 1-4 s, the
+  annotations) is v4's.
 
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
@@ -212,6 +221,9 @@ CORRUPTIONS_PER_MINUTE = 1.5
 CORRUPTION_SECONDS = (1.0, 4.0)
 SHOT_SECONDS = (10.0, 30.0)
 """v5: a misleading stretch lasts 10-30 s (a shot), v4's last :data:`CORRUPTION_SECONDS`."""
+SYNCHRONOUS_CONFUSER = {4: False, 5: True}
+"""Whether a generator version's confuser appears at the times of the video's own actions (v5: the two streams
+conflict) or in bursts at random times (v4)."""
 CORRUPTION_FACTOR = (0.25, 0.5)
 """A corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5 (at h = 1)."""
 COVERAGE_INSTANCES = 3
@@ -452,13 +464,15 @@ def clean_share(reliability: np.ndarray) -> np.ndarray:
 
 def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
                  envelopes: tuple, signatures: np.ndarray, heterogeneity: float,
-                 stretch_seconds: tuple = CORRUPTION_SECONDS) -> tuple[np.ndarray, dict]:
+                 stretch_seconds: tuple = CORRUPTION_SECONDS,
+                 synchronous: bool = False) -> tuple[np.ndarray, dict]:
     """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) e u(t)/|u(t)|`` with c the
     clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
     same modality in bursts at random times, the world's corruption signature and noise), e the video's RMS energy of
     c, and m the step's clean share: 0 on the modality's *misleading stretches* (:func:`misleading_mask`, covering
     1 - :func:`clean_share` (r) of the video, each ``stretch_seconds`` long: v4 1-4 s, v5 :data:`SHOT_SECONDS`), else
-    :func:`clean_share` of the corrupted stretches' factor."""
+    :func:`clean_share` of the corrupted stretches' factor. With ``synchronous`` (v5) the confuser follows the
+    envelope of the video's own actions in that modality instead of random bursts."""
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
     amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
@@ -476,7 +490,8 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
         columns = slice(modality * channels, (modality + 1) * channels)
         clean = weighted_sum(envelopes[modality] * amplitudes[:, modality], prototypes[modality][labels]) \
             + noise[:, columns]
-        wrong = (bursts * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
+        timing = np.minimum(envelopes[modality].sum(axis=1, keepdims=True), 1.0) if synchronous else bursts
+        wrong = (timing * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
         wrong = wrong + SIGNATURE_WEIGHT_V4 * signatures[modality] + misleading_noise[:, columns]
         energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
         wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
@@ -544,7 +559,8 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     if version in MISLEADING_VERSIONS:
         signatures = corruption_signatures(seed, size.channels_per_modality)
         features, decided = _features_v4(rng, world, timeline, condition, reliability, envelopes, signatures,
-                                         heterogeneity, SHOT_SECONDS if version == 5 else CORRUPTION_SECONDS)
+                                         heterogeneity, SHOT_SECONDS if version == 5 else CORRUPTION_SECONDS,
+                                         SYNCHRONOUS_CONFUSER[version])
     else:
         pan = pan_direction(seed, split, index, size.channels_per_modality)
         features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
