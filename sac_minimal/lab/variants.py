@@ -410,7 +410,7 @@ EXPERIMENTS = {
         _GRANULARITY_V4, _GRANULARITY_V4_TESTS,
         "Granularity on generator v4: the controls per step, window and video, and a per-frame modality split",
         _GRANULARITY_V4_HYPOTHESES, primary=(("ssad_theta", "per_frame"), ("composed", "per_frame")),
-        heterogeneities=(0.0, 1.0), **{**IN_V4, "seeds": 2}),
+        heterogeneities=(0.0, 1.0), **IN_V4),
     "table1": Experiment(
         _TABLE1, _TABLE1_TESTS, "Table I across worlds and heterogeneity h", _TABLE1_HYPOTHESES,
         primary=_ATTENTION_VS_THETA + (("composed", "sac"),), heterogeneities=HETEROGENEITIES,
