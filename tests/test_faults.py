@@ -694,3 +694,33 @@ def test_an_absurd_heterogeneity_is_refused_with_a_message(tmp_path, capsys):
     """Before: data synth --heterogeneity 1e300 ended in an OverflowError."""
     assert cli(["data", "synth", "--root", str(tmp_path / "s"), "--size", "tiny", "--heterogeneity", "1e300"]) == 2
     assert "heterogeneity must be a number from 0 to 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda videos, name: videos[name].update(reliability=["x", 0.5]), "reliability must be two numbers > 0"),
+    (lambda videos, name: videos[name].update(reliability=[0.0, 1.0]), "reliability must be two numbers > 0"),
+    (lambda videos, name: videos.pop(name), "no entry in synthetic.json"),
+])
+def test_a_garbled_truth_is_refused_by_the_controls_and_reported_by_data_check(tmp_path, capsys, edit, named):
+    """Before: a reliability that is a string gave an IndexError, a missing video a KeyError, and reliabilities of 0
+    passed ``data check``. After: one line naming the file, the video and what to do."""
+    from sac_minimal.data.synthetic import write_synthetic_thumos
+
+    root = tmp_path / "tiny"
+    write_synthetic_thumos(root, "tiny", seed=0, version=4)
+    metadata = json.loads((root / "synthetic.json").read_text())
+    name = sorted(metadata["videos"])[0]
+    edit(metadata["videos"], name)
+    (root / "synthetic.json").write_text(json.dumps(metadata))
+    assert cli(["train", "--model", "privileged", "--data", str(root), "--data-version", "4", "--world", "0",
+                "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert named in error and name in error and "data synth" in error
+    report = check_dataset(root)
+    assert any(named in problem and name in problem for problem in report.problems), report.problems
+
+
+def test_bench_ot_refuses_a_size_it_could_not_allocate(capsys):
+    """Before: ``bench ot --batches 100000 --lengths 100000`` died in the allocator. After: a one-line error."""
+    assert cli(["bench", "ot", "--batches", "100000", "--lengths", "100000"]) == 2
+    assert "choose smaller --batches or --lengths" in capsys.readouterr().err

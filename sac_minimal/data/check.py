@@ -133,8 +133,24 @@ def _check_dataset(root: Path, feature_format, width, channel_order, exclude) ->
         report.instances[video.split] = report.instances.get(video.split, 0) + len(video.labels)
         report.fps[video.fps] += 1
         _check_feature_file(report, root, video, feature_format)
+    _check_truth_file(report, root, [video.video for video in annotations.videos])
     _summarise_problems(report, feature_format)
     return report
+
+
+def _check_truth_file(report: DatasetReport, root: Path, videos: list) -> None:
+    """A surrogate's ``synthetic.json`` must hold a usable truth for every annotated video (the controls read it)."""
+    from sac_minimal.data.synthetic import METADATA_FILE, read_synthetic_metadata, truth_problems
+
+    if not (root / METADATA_FILE).exists():
+        return
+    try:
+        problems = truth_problems(read_synthetic_metadata(root), videos)
+    except (ValueError, OSError) as error:
+        problems = [str(error)]
+    report.problems += [f"{METADATA_FILE}: {problem}" for problem in problems[:5]]
+    if len(problems) > 5:
+        report.problems.append(f"{METADATA_FILE}: and {len(problems) - 5} more videos with the same kind of problem")
 
 
 def _check_feature_file(report: DatasetReport, root: Path, video, feature_format: FeatureFormat) -> None:

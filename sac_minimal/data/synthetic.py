@@ -67,7 +67,7 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
 * **v4** is the regime where an unreliable modality *misleads* rather than only being noisy (v3 stays the default
   and the book keeps both). In v3 an unreliable modality has more white noise, which any learned projection averages
   away, and its reliability shows in its feature norm, so SSAD already adapts and no reweighting with the truth
-  helps (notebook 08). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
+  helps (notebook 09). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
 
   - *misleading stretches*: a modality of reliability r in a video is wholly replaced by misleading content on
     stretches of 1-4 s covering 1 - :func:`clean_share` (r) of the video (:func:`misleading_mask`; recorded as
@@ -768,13 +768,58 @@ def _exclusive(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def truth_problems(metadata: dict, videos) -> list[str]:
+    """What is wrong with the truth ``synthetic.json`` records for ``videos`` (names), as lines a person can act
+    on; empty when every video has a usable entry: two finite reliabilities > 0, corrupted stretches
+    ``[start, end, factor]`` with a finite factor in (0, 1], and (v4, v5) two lists of misleading stretches."""
+    problems = []
+    entries = metadata.get("videos") if isinstance(metadata, dict) else None
+    if not isinstance(entries, dict):
+        return [f"{METADATA_FILE} has no 'videos' table"]
+    for video in videos:
+        entry = entries.get(video)
+        if not isinstance(entry, dict):
+            problems.append(f"{video}: no entry in {METADATA_FILE}")
+            continue
+        reliability = entry.get("reliability")
+        if not (isinstance(reliability, list) and len(reliability) == 2
+                and all(_finite_number(value) and value > 0 for value in reliability)):
+            problems.append(f"{video}: reliability must be two numbers > 0, got {reliability!r}")
+        corruptions = entry.get("corruptions", [])
+        if not (isinstance(corruptions, list) and all(
+                isinstance(item, list) and len(item) == 3 and all(map(_finite_number, item)) and 0 < item[2] <= 1
+                for item in corruptions)):
+            problems.append(f"{video}: corruptions must be [start, end, factor] with 0 < factor <= 1")
+        misleading = entry.get("misleading", [[], []])
+        if not (isinstance(misleading, list) and len(misleading) == 2 and all(
+                isinstance(stretches, list) and all(isinstance(item, list) and len(item) == 2
+                                                    and all(map(_finite_number, item)) for item in stretches)
+                for stretches in misleading)):
+            problems.append(f"{video}: misleading must be two lists of [start, end] stretches")
+    return problems
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def check_truth(metadata: dict, videos, root: str | Path = "") -> None:
+    """Raise a ``ValueError`` naming every problem of :func:`truth_problems` (at most five) and the way out: a
+    control that reads the truth must not train on a garbled one."""
+    problems = truth_problems(metadata, videos)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ValueError(f"{Path(root) / METADATA_FILE}: {shown}. The controls read the surrogate's truth from this "
+                         "file; write the surrogate again (python -m sac_minimal data synth) instead of editing it")
+
+
 def step_reliability(metadata: dict, video: str, steps: int, fps: float) -> np.ndarray:
     """``[T, 2]`` the true (r_appearance, r_motion) at every feature step of one video: its per-video reliabilities,
     times the factor of the corrupted stretches covering the step."""
     entry = metadata.get("videos", {}).get(video)
     if entry is None:
-        raise KeyError(f"{video} has no recorded reliability in synthetic.json; the reference gate needs a surrogate "
-                       "written by this package (python -m sac_minimal data synth)")
+        raise ValueError(f"{video} has no recorded reliability in synthetic.json; the controls need a surrogate "
+                         "written by this package (python -m sac_minimal data synth)")
     frame_factor = corruption_factor(entry.get("corruptions", []), step_seconds_of(steps, fps))
     return np.asarray(entry["reliability"])[None, :] * frame_factor[:, None]
 
@@ -789,7 +834,7 @@ def reference_gates(metadata: dict, video: str, steps: int, fps: float) -> np.nd
     The gate is a composed attention in SAC's own family (a per-video modality share times a per-frame factor:
     the corrupted stretches lower both modalities by f^2), normalised so that a video's two shares sum to 2 on its
     clean steps. It is a *reference*, not a ceiling: a gate multiplies a modality's signal and noise alike, so it
-    cannot raise that modality's signal-to-noise ratio, and a learned attention may do better (notebook 08). At
+    cannot raise that modality's signal-to-noise ratio, and a learned attention may do better (notebook 09). At
     h = 0 every gate is 1 and the reference is SSAD itself."""
     reliability = step_reliability(metadata, video, steps, fps)
     video_reliability = np.asarray(metadata["videos"][video]["reliability"])

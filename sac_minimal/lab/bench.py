@@ -29,6 +29,10 @@ def median_seconds(function, repeats: int, budget_s: float = 5.0) -> float:
     return statistics.median(times)
 
 
+MAX_OT_CELLS = 1 << 23
+"""The largest B x T :func:`bench_ot` accepts (about 8.4 million columns of 2 x T problems)."""
+
+
 def bench_ot(
     batches=(64, 256, 1024),
     lengths=(128, 512, 2048),
@@ -47,6 +51,11 @@ def bench_ot(
         from ot.batch import solve_batch
     except ImportError:
         pot = None
+    largest = max(batches) * max(lengths)
+    if largest > MAX_OT_CELLS:
+        raise ValueError(f"a batch of {max(batches)} problems of length {max(lengths)} is {largest:,} transport "
+                         f"columns, more than this benchmark handles ({MAX_OT_CELLS:,}: a few GB with the exact "
+                         "solver's float64 copies); choose smaller --batches or --lengths")
     rows = []
     for batch in batches:
         for length in lengths:

@@ -310,7 +310,7 @@ def execute_notebooks(paths: list[str]) -> int:
         raise FileNotFoundError('executing notebooks needs nbclient; pip install -e ".[book]"') from None
     for path in map(Path, paths):
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: name the notebooks to execute, e.g. notebooks/08_*.ipynb")
+            raise FileNotFoundError(f"{path} not found: name the notebooks to execute, e.g. notebooks/08_testbed.ipynb")
         started = time.perf_counter()
         notebook = nbformat.read(path, as_version=4)
         try:

@@ -499,8 +499,11 @@ BOOK_RECORDS = {
     "ablation_components_quick_v4": book_checks("ablation_components_quick_v4", ("ot_pooling", "ot_smooth"), world=110),
     "ablation_alternatives_quick_v4": book_checks("ablation_alternatives_quick_v4", ("nonlocal", "sequential"),
                                                   world=110),
+    "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
+    "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
+    "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
-runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations; notebooks 08 and
-09); notebook 10 re-runs two whole runs, evaluation included.
+runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 for generator
+v5's control record; notebooks 08 to 10); notebook 11 re-runs two whole runs, evaluation included.
 ``tests/test_records.py`` re-runs the first three of each."""

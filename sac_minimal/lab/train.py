@@ -41,6 +41,7 @@ from sac_minimal.lab.config import TrainConfig
 from sac_minimal.data.locate import dataset_root
 from sac_minimal.data.synthetic import (
     METADATA_FILE,
+    check_truth,
     privileged_gates,
     privileged_video_gates,
     read_synthetic_metadata,
@@ -212,6 +213,7 @@ def load_windows(config: TrainConfig, root: Path, split: str, annotations: Annot
             raise ValueError(f"the {config.model} control needs the true reliabilities the surrogate records in "
                              f"{METADATA_FILE}; {root} has none (real videos have no known reliability)")
         metadata = read_synthetic_metadata(root)
+        check_truth(metadata, [video.video for video in windows.table.videos], root)
         gates = [GATES[config.model](metadata, video.video, steps, video.fps)
                  for video, steps in zip(windows.table.videos, windows.feature_steps)]
         if config.model in PER_WINDOW:
