@@ -411,6 +411,15 @@ EXPERIMENTS = {
         "Granularity on generator v4: the controls per step, window and video, and a per-frame modality split",
         _GRANULARITY_V4_HYPOTHESES, primary=(("ssad_theta", "per_frame"), ("composed", "per_frame")),
         heterogeneities=(0.0, 1.0), **IN_V4),
+    "light_v4": Experiment(
+        ("ssad", "light_theta", "light_theta_baseline"),
+        (("light_theta_baseline", "light_theta"), ("ssad", "light_theta_baseline"), ("ssad", "light_theta")),
+        "The light Θ against its capacity-matched baseline (generator v4)",
+        (Hypothesis("L1", "SAC with the light Θ beats SSAD with the light Θ's parameters and no attention where "
+                          "reliability varies", "light_theta_baseline", "light_theta", "greater", 1.0),
+         Hypothesis("L2", "with nothing to find (h = 0) SAC with the light Θ gains nothing over SSAD with the light "
+                          "Θ's parameters", "light_theta_baseline", "light_theta", "zero", 0.0)),
+        primary=(("light_theta_baseline", "light_theta"),), heterogeneities=(0.0, 1.0), **IN_V4),
     "table1": Experiment(
         _TABLE1, _TABLE1_TESTS, "Table I across worlds and heterogeneity h", _TABLE1_HYPOTHESES,
         primary=_ATTENTION_VS_THETA + (("composed", "sac"),), heterogeneities=HETEROGENEITIES,
