@@ -518,8 +518,10 @@ class SAC(nn.Module):
         attended = variant.attend(self, projected_appearance, projected_motion, projected)
         first, second = ((projected_appearance, projected_motion) if config.modulate == "projected"
                          else (appearance, motion))
-        features = variant.after(self, torch.cat([first * attended.attention[:, :1],
-                                                  second * attended.attention[:, 1:]], dim=1))
+        features = torch.cat([first * attended.attention[:, :1], second * attended.attention[:, 1:]], dim=1)
+        if config.modulate == "both":  # the light Θ's capacity-matched baseline: its output read by the host too
+            features = torch.cat([features, projected], dim=1)
+        features = variant.after(self, features)
         structure, losses = None, {}
         if config.use_ot and self.training:
             structure, losses = self._transport_terms(projected, attended)

@@ -351,3 +351,14 @@ def test_table1_v5_meets_each_attention_model_with_its_capacity_matched_baseline
              for name, config in (("light", light), ("matched", matched))}
     theta = sum(parameter.numel() for name, parameter in SAC(light).named_parameters() if name.startswith("theta"))
     assert count["matched"] == theta and count["light"] > theta  # the baseline keeps Θ, without attention heads
+    import torch
+
+    from sac_minimal.lab.train import Detector
+
+    config = VARIANTS["light_theta_baseline"].config(base, 0)
+    detector = Detector(config, 64, 64)
+    appearance, motion = torch.randn(2, 64, 128), torch.randn(2, 64, 128)
+    features = detector.sac(appearance, motion).features
+    assert features.shape == (2, matched.output_channels, 128)  # raw features, then the light Θ's output
+    torch.testing.assert_close(features[:, :128], torch.cat([appearance, motion], dim=1))
+    assert detector(appearance, motion)[0].shape[0] == 2
