@@ -502,6 +502,7 @@ BOOK_RECORDS = {
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
     "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
+    "light_v4_quick": book_checks("light_v4_quick", ("light_theta_baseline",), world=110),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
 runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 for generator
