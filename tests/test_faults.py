@@ -724,3 +724,16 @@ def test_bench_ot_refuses_a_size_it_could_not_allocate(capsys):
     """Before: ``bench ot --batches 100000 --lengths 100000`` died in the allocator. After: a one-line error."""
     assert cli(["bench", "ot", "--batches", "100000", "--lengths", "100000"]) == 2
     assert "choose smaller --batches or --lengths" in capsys.readouterr().err
+
+
+def test_an_acceptance_grid_on_a_dataset_that_is_not_a_surrogate_is_refused_before_training(tmp_path, capsys):
+    """Before: ``ablate acceptance_v4 --data <real folder>`` trained every run, then said "this grid declares no
+    hypotheses". After: refused before anything trains, saying why."""
+    root = tmp_path / "real"
+    write_tiny_dataset(root, TINY)
+    assert cli(["ablate", "acceptance_v4", "--profile", "quick", "--data", str(root), "--name", "x",
+                "--epochs", "1"]) == 2
+    assert "has no truth to read" in capsys.readouterr().err
+    from sac_minimal.data.locate import REPOSITORY
+
+    assert not (REPOSITORY / "results" / "x").exists()  # nothing claimed, nothing trained

@@ -486,3 +486,12 @@ def test_a_tiny_loss_term_is_judged_against_the_totals_tolerance():
     assert not within_tolerance("localisation", 0.0014, 0.0014 + 0.01, epoch)  # beyond 2.5e-3 x 3.4
     assert not within_tolerance("appearance_share", 0.46, 0.46 * 1.04, epoch)  # a monitor, not a loss term
     assert not within_tolerance("total", 3.4, 3.4 * 1.003, epoch)
+
+
+def test_a_nan_in_a_run_file_is_named_not_reported_as_a_small_difference(copy):
+    """Before: a NaN loss in a run file failed its check with "largest 0.00e+00". After: the check fails and says
+    that a value is not a number."""
+    _edit(copy / "runs" / "sac_w3_h1_s0.json", lambda run: run["metrics"][0].__setitem__("total", float("nan")))
+    merge_grid(copy)
+    result = verify_record(copy, [Check("sac_w3_h1_s0", 1)])[0]
+    assert result.outcome == "failed" and "not a number" in result.format()

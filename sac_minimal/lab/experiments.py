@@ -431,6 +431,10 @@ def check_tests_can_be_made(experiment: Experiment, worlds: Sequence[int], heter
     unit, :func:`check_units`.)"""
     from sac_minimal.lab.hypotheses import ACCEPTANCE_HETEROGENEITIES
 
+    if experiment.title.startswith("Acceptance") and fixed:
+        raise ValueError(f"{experiment.title} compares SSAD with controls that read a surrogate's truth on its "
+                         "development worlds; a dataset that is not a surrogate has no truth to read: leave --data "
+                         "out to run it on the surrogate")
     missing = sorted(set(ACCEPTANCE_HETEROGENEITIES) - {float(h) for h in heterogeneities})
     if experiment.title.startswith("Acceptance") and not fixed and missing:
         raise ValueError(f"{experiment.title} tests at h = {', '.join(f'{h:g}' for h in missing)}, which this grid "

@@ -173,7 +173,9 @@ class CheckResult:
 
     def format(self) -> str:
         where = self.environment
-        if self.outcome == "exact match":
+        if not np.isfinite(self.largest_difference):
+            detail = "a value is not a number (NaN or Inf) in the record or in the re-run"
+        elif self.outcome == "exact match":
             detail = "every value equal"
         elif self.outcome == "failed" and self.same_environment:
             detail = f"values differ (largest {self.largest_difference:.2e}) where they must be equal"
@@ -217,6 +219,13 @@ def within_tolerance(column: str, old: float, new: float, epoch: Sequence[tuple]
 
 def _differences(recorded: dict, rerun: dict, names: Sequence[str]) -> list[tuple[str, float, float]]:
     return [(name, float(recorded[name]), float(rerun[name])) for name in names if name in recorded and name in rerun]
+
+
+def _largest(differences: Sequence[float]) -> float:
+    """The largest of ``differences``, or NaN when any is not finite (a NaN in the record or the re-run: Python's
+    ``max`` would skip it and report a small difference)."""
+    values = np.asarray(differences, dtype=np.float64)
+    return float(values.max()) if np.isfinite(values).all() else float("nan")
 
 
 def whole_run_bound(recorded_value: float, rerun_value: float) -> dict:
@@ -299,17 +308,22 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     for recorded_row, rerun_row in zip(recorded.metrics[:epochs], metrics[:epochs]):
         compared += [(f"epoch {recorded_row['epoch']} {name}", *values)
                      for name, *values in _differences(recorded_row, rerun_row, METRIC_COLUMNS)]
-    if len(metrics) < epochs or not compared:
-        raise ValueError(f"the re-run of {check.run} produced {len(metrics)} epoch(s) of metrics, not {epochs}")
+    if len(metrics) < epochs:
+        raise ValueError(f"the re-run of {check.run} stopped after {len(metrics)} of the {epochs} epochs the check "
+                         "re-runs (a time budget, or a run that ended early); run the check again")
+    if not compared:
+        raise ValueError(f"{check.run}: the record's metrics and the re-run's share no column ({METRIC_COLUMNS}); the "
+                         "record was made by code that logged other values: make the record again")
     # In another environment the first epoch is held to the measured tolerance; later epochs drift like seeds.
     judged = [entry for entry in compared if entry[0].startswith("epoch 1 ")]
     within = all(within_tolerance(name.rsplit(" ", 1)[1], old, new, judged) for name, old, new in judged)
-    largest = max(abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared)
+    largest = _largest([abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared])
     evaluation, spread = {}, None
     if check.epochs is None:
         evaluation = result.evaluation
         compared += [(f"mAP {name}", recorded.evaluation[name], evaluation[name]) for name in recorded.evaluation]
-        largest = max(largest, *(abs(evaluation[name] - recorded.evaluation[name]) for name in recorded.evaluation))
+        largest = _largest([largest, *(abs(evaluation[name] - recorded.evaluation[name])
+                                       for name in recorded.evaluation)])
         spread = whole_run_bound(recorded.evaluation[METRIC], evaluation[METRIC])
     identical = all(old == new for _, old, new in compared)
     outcome = _outcome(exact, identical, within, spread)
