@@ -737,3 +737,20 @@ def test_an_acceptance_grid_on_a_dataset_that_is_not_a_surrogate_is_refused_befo
     from sac_minimal.data.locate import REPOSITORY
 
     assert not (REPOSITORY / "results" / "x").exists()  # nothing claimed, nothing trained
+
+
+def test_a_grid_on_a_given_surrogate_of_another_world_runs_and_leaves_out_the_headroom(tmp_path, capsys, monkeypatch):
+    """Before: a grid with ``--data`` on a surrogate of world 5 and ``--worlds 5`` failed naming world 0, which the
+    user never passed, and any grid with a headroom row failed on ``--data`` naming h = 0. After: it runs on that
+    world, and the headroom row is left out with the reason."""
+    from sac_minimal.data.synthetic import write_synthetic_thumos
+
+    root = tmp_path / "surrogate"
+    write_synthetic_thumos(root, "tiny", seed=5, version=3)
+    small = Experiment(("ssad", "headroom"), (("ssad", "headroom"),), "x", seeds=2, worlds=(5,))
+    base = profile("quick", data_root=str(root), data_size="tiny", epochs=1, base_channels=16, main_channels=32,
+                   device="cpu")
+    paths = run_experiment(small, base, tmp_path / "results", checkpoints_dir=tmp_path / "runs", worlds=(5,),
+                           heterogeneities=(1.0,))
+    assert [path.stem for path in paths] == ["ssad_w5_h1_s0", "ssad_w5_h1_s1"] and all(path.exists() for path in paths)
+    assert "headroom" in capsys.readouterr().out

@@ -479,7 +479,10 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
     check_accepted(experiment)
     base = experiment.base_config(base)
-    fixed = resolve_data_root(base, create=False)[1] != "synthetic"  # real THUMOS14 or a given folder: one dataset
+    asked = {"world": worlds[0] if worlds else None,
+             "heterogeneity": float(heterogeneities[0]) if heterogeneities else None}
+    probe = base.replace(**{key: value for key, value in asked.items() if value is not None})
+    fixed = resolve_data_root(probe, create=False)[1] != "synthetic"  # real THUMOS14 or a given folder: one dataset
     worlds = tuple(((0,) if fixed else experiment.worlds) if worlds is None else worlds)
     if not fixed:
         check_confirmatory_worlds(experiment, worlds)
@@ -493,8 +496,11 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     left_out = {}
     if any(kind != "synthetic" for _, kind in roots.values()):
         left_out = experiment.left_out_on_fixed_data()
-        for name, reason in left_out.items():
-            print(f"left out on {next(iter(roots.values()))[0]}: {VARIANTS[name].title} ({reason})")
+    elif base.data_root is not None and "headroom" in experiment.variants:  # one surrogate folder: one (world, h)
+        left_out = {"headroom": "it is SSAD on the same world at h = 0, which one --data folder does not hold; leave "
+                                "--data out to run it"}
+    for name, reason in left_out.items():
+        print(f"left out on {next(iter(roots.values()))[0]}: {VARIANTS[name].title} ({reason})")
     claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds, left_out))
     experiment = experiment.without(left_out)
     remove_stale_temporaries(results_dir / "runs")
