@@ -362,3 +362,15 @@ def test_table1_v5_meets_each_attention_model_with_its_capacity_matched_baseline
     assert features.shape == (2, matched.output_channels, 128)  # raw features, then the light Θ's output
     torch.testing.assert_close(features[:, :128], torch.cat([appearance, motion], dim=1))
     assert detector(appearance, motion)[0].shape[0] == 2
+
+
+def test_gates_of_the_wrong_shape_are_refused_by_both_granularities(v4):
+    from sac_minimal.data.windows import WindowDataset
+
+    windows = WindowDataset(v4, "test")
+    wrong = [np.ones((steps, 3)) for steps in windows.feature_steps]
+    for apply in (windows.apply_step_gates, windows.apply_window_gates):
+        with pytest.raises(ValueError, match=r"gates of shape \(\d+, 3\), expected \(\d+, 2\)"):
+            apply(wrong)
+    with pytest.raises(ValueError, match="gate arrays for"):
+        windows.apply_window_gates(wrong[:1])

@@ -231,20 +231,24 @@ class WindowDataset(torch.utils.data.Dataset):
                     "frames_per_step (python -m sac_minimal data check), or accept it explicitly with "
                     "accept_length_mismatch=True (CLI: --accept-length-mismatch)")
 
-    def apply_step_gates(self, gates: Sequence[np.ndarray], around_mean: bool = False) -> None:
-        """Weight every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
-        motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. By default the step
-        is multiplied by its gate (the reference gate); with ``around_mean`` it is moved towards its video's mean
-        feature of that modality, ``x' = mu + g (x - mu)`` (the privileged control: a gate of 0 leaves the video's
-        mean, no evidence, in place of the step; :func:`sac_minimal.lab.train.load_windows`)."""
+    def _check_gates(self, gates: Sequence[np.ndarray], caller: str) -> None:
+        """Gates ``[T_i, 2]`` for every video of an in-memory dataset, or a ``ValueError`` naming what is wrong."""
         if not self.in_memory:
-            raise ValueError("apply_step_gates needs a WindowDataset built with in_memory=True")
+            raise ValueError(f"{caller} needs a WindowDataset built with in_memory=True")
         if len(gates) != len(self.feature_steps):
             raise ValueError(f"{len(gates)} gate arrays for {len(self.feature_steps)} videos")
         for video, (gate, steps) in enumerate(zip(gates, self.feature_steps)):
             if gate.shape != (steps, 2):
                 raise ValueError(f"video {self.table.videos[video].video}: gates of shape {gate.shape}, expected "
                                  f"({steps}, 2)")
+
+    def apply_step_gates(self, gates: Sequence[np.ndarray], around_mean: bool = False) -> None:
+        """Weight every feature step by a gate per modality, in place: ``gates[i]`` is ``[T_i, 2]`` (appearance,
+        motion) for video ``i`` of :attr:`table.videos`, one row per feature step of its file. By default the step
+        is multiplied by its gate (the reference gate); with ``around_mean`` it is moved towards its video's mean
+        feature of that modality, ``x' = mu + g (x - mu)`` (the privileged control: a gate of 0 leaves the video's
+        mean, no evidence, in place of the step; :func:`sac_minimal.lab.train.load_windows`)."""
+        self._check_gates(gates, "apply_step_gates")
         bank_gates = np.concatenate(gates).astype(np.float32)
         appearance, motion = self.feature_format.split(self._bank)  # views into the bank
         bounds = np.concatenate([[0], np.cumsum(self.feature_steps)])
@@ -264,14 +268,7 @@ class WindowDataset(torch.utils.data.Dataset):
         the granularity of SAC's modality attention, one share per modality per window (the privileged control per
         window, :func:`sac_minimal.lab.train.load_windows`). Overlapping windows get their own gates, so a step can be
         weighted differently in two windows. Returns the ``[N, 2]`` window gates (appearance, motion)."""
-        if not self.in_memory:
-            raise ValueError("apply_window_gates needs a WindowDataset built with in_memory=True")
-        if len(gates) != len(self.feature_steps):
-            raise ValueError(f"{len(gates)} gate arrays for {len(self.feature_steps)} videos")
-        for video, (gate, steps) in enumerate(zip(gates, self.feature_steps)):
-            if gate.shape != (steps, 2):
-                raise ValueError(f"video {self.table.videos[video].video}: gates of shape {gate.shape}, expected "
-                                 f"({steps}, 2)")
+        self._check_gates(gates, "apply_window_gates")
         bank_gates = np.concatenate(gates).astype(np.float64)
         window_gates = bank_gates[self._rows].mean(axis=1)  # [N, 2]: edge padding repeats the last step's gate
         bounds = np.concatenate([[0], np.cumsum(self.feature_steps)])
