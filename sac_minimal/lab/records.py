@@ -14,10 +14,12 @@ so they are run once from the command line and recorded in ``results/<name>/`` w
   (:func:`~sac_minimal.lab.provenance.environment_differences`): the dataset written here has the bytes the run
   trained on, and the device, torch version, thread count and numerics fingerprint (BLAS kernel, torch kernels) are
   the run's. Then training is bit-identical for a seed and every value must be equal. Otherwise the first epochs
-  must agree within tolerances measured across environments (:data:`LOSS_TOLERANCE`), and a whole run, whose
-  rounding differences training amplifies, must land within the measured cross-environment spread of its mAP
-  (:data:`MAP_SPREAD`) of the recorded value: a bound measured once, never computed from the record's own runs (an
-  edited run would widen it). A run trained together with other seeds (``--seeds-together``) or compiled is re-made
+  must agree within tolerances measured across environments (:data:`LOSS_TOLERANCE`), later epochs' total loss
+  within the measured drift (:data:`LATER_EPOCH_TOLERANCE`), and a whole run, whose rounding differences training
+  amplifies, must land within the measured cross-environment spread of its mAP (:data:`MAP_SPREAD`) of the recorded
+  value: bounds measured once, never computed from the record's own runs (an edited run would widen them). The
+  evaluation (mAP at every threshold) is recorded for a run's last epoch only, so only a whole-run check compares
+  it; a check of the first epochs says so in its output. A run trained together with other seeds (``--seeds-together``) or compiled is re-made
   the same way. A run whose provenance is missing or malformed is an error, never a lenient pass.
 
 ``python -m sac_minimal verify results/<name> <run>:<epochs> ...`` runs the same check from a shell, and
@@ -79,13 +81,22 @@ TERM_TOLERANCE = 2e-2
 """The same for the loss terms and monitors: across instruction sets they moved by up to 6.9e-3 (the localisation
 term of the joint attention), with plain kernels up to 8.8e-3, across thread counts up to 5.7e-3; small terms and
 shares move more than their sum."""
-MAP_SPREAD = 0.035
+MAP_SPREAD = 0.04
 """How far the Avg mAP of a whole quick run may move (absolute) when it is re-made in another environment: measured
 by re-making runs with another instruction set (AVX2 kernels for an AVX512 record; world 3, h = 1, seeds 0-3 of
 SSAD, the reference gate, the composed attention, SAC official and stabilised: 20 runs): up to 3.4 points (SAC
-stabilised, seed 0), median 0.8; between one and two threads up to 2.0. Training amplifies rounding differences
-into differences as large as another seed's, so in another environment a whole run passes when its mAP is within
-this much of the recorded one (:func:`whole_run_bound`)."""
+stabilised, seed 0), median 0.8; between one and two threads up to 2.0. Measured again with AVX2 kernels on 10 runs
+(generator v3 world 3 and v4 world 110; SSAD, the reference gate, the composed attention, SAC official and
+stabilised), the dataset here also differing from the record's in the last bits: up to 3.5 points (SAC stabilised,
+seed 0 again: 35.2 -> 31.6), median 1.3; the bound leaves room above the largest measured. Training amplifies rounding differences into differences as large as another seed's, so
+in another environment a whole run passes when its mAP is within this much of the recorded one
+(:func:`whole_run_bound`)."""
+LATER_EPOCH_TOLERANCE = 0.15
+"""Relative tolerance of the total loss at epochs after the first when a run is re-made in another environment
+(the first epoch is held to :data:`LOSS_TOLERANCE`). Measured on the same 10 runs with AVX2 kernels: the total loss
+moved by at most 0.19 % at epoch 2, 5.0 % up to epoch 8 and 7.6 % at any epoch of the 12 (SSAD, world 3, epoch 9),
+as rounding differences grow like a change of seed; 0.15 is about twice the largest. A total loss halved at any
+epoch fails; the loss terms after the first epoch are not judged there (they move by far more than their sum)."""
 
 
 @dataclass(frozen=True)
@@ -147,10 +158,18 @@ class CheckResult:
     evaluation: dict = field(default_factory=dict)
     spread: dict = field(default_factory=dict)
     how: str = ""
+    epochs: int = 1
+    recorded_epochs: int = 1
 
     @property
     def passed(self) -> bool:
         return self.outcome in PASSING
+
+    @property
+    def evaluation_compared(self) -> bool:
+        """Whether the re-run's evaluation (mAP at every threshold) was compared with the record's: only a whole run
+        has one, since a run records its evaluation at its last epoch only."""
+        return any(name.startswith("mAP ") for name, _, _ in self.compared)
 
     @property
     def same_environment(self) -> bool:
@@ -159,7 +178,7 @@ class CheckResult:
     def row(self) -> dict:
         """The check as one table row."""
         return {"run": self.check.run, "re-ran": self.check.describe().split(", ", 1)[1],
-                "values": len(self.compared),
+                "values": len(self.compared), "mAP compared": "yes" if self.evaluation_compared else "no",
                 "environment": "the record's" if self.same_environment else
                 "another: " + ", ".join(entry.split(" (")[0] for entry in self.differences),
                 "largest difference": self.largest_difference, "outcome": self.outcome}
@@ -185,7 +204,14 @@ class CheckResult:
         else:
             detail = f"largest difference {self.largest_difference:.2e}"
         how = f", {self.how}" if self.how else ""
-        return (f"{self.check.describe()}: {len(self.compared)} values, {detail} ({where}{how}) -> "
+        judged = ("every value must be equal" if self.same_environment else
+                  "epoch 1 within the measured tolerance" + (", later epochs' total loss within the measured drift"
+                                                             if self.epochs > 1 else "")
+                  + (", mAP within the measured spread" if self.evaluation_compared else ""))
+        unseen = ("" if self.evaluation_compared else
+                  f"; the evaluation is not compared (the record holds it for epoch {self.recorded_epochs}, its last, "
+                  f"only: {self.check.run}:all compares it)")
+        return (f"{self.check.describe()}: {len(self.compared)} values, {detail} ({where}{how}; {judged}{unseen}) -> "
                 f"{self.outcome.upper()}")
 
 
@@ -314,9 +340,12 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     if not compared:
         raise ValueError(f"{check.run}: the record's metrics and the re-run's share no column ({METRIC_COLUMNS}); the "
                          "record was made by code that logged other values: make the record again")
-    # In another environment the first epoch is held to the measured tolerance; later epochs drift like seeds.
+    # In another environment the first epoch is held to the measured tolerance; later epochs drift like seeds, and
+    # their total loss is held to the measured drift.
     judged = [entry for entry in compared if entry[0].startswith("epoch 1 ")]
     within = all(within_tolerance(name.rsplit(" ", 1)[1], old, new, judged) for name, old, new in judged)
+    within = within and all(abs(new - old) <= LATER_EPOCH_TOLERANCE * max(abs(old), 1e-12)
+                            for name, old, new in compared if name.endswith(" total") and entry_epoch(name) > 1)
     largest = _largest([abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared])
     evaluation, spread = {}, None
     if check.epochs is None:
@@ -328,7 +357,14 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     identical = all(old == new for _, old, new in compared)
     outcome = _outcome(exact, identical, within, spread)
     return CheckResult(check, differences, outcome, largest, compared, time.perf_counter() - started, evaluation,
-                       spread if spread is not None and not identical else {}, how)
+                       spread if spread is not None and not identical else {}, how, epochs=epochs,
+                       recorded_epochs=len(recorded.metrics))
+
+
+def entry_epoch(name: str) -> int:
+    """The epoch of a compared value named ``epoch <n> <column>`` (0 for the evaluation, ``mAP <threshold>``)."""
+    parts = name.split(" ")
+    return int(parts[1]) if parts[0] == "epoch" else 0
 
 
 TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
@@ -371,7 +407,16 @@ def check_table(results_dir: str | Path) -> dict:
 def verify_record(results_dir: str | Path, checks: Sequence[Check]) -> list[CheckResult]:
     """Check that ``table.json`` matches the run files (:func:`check_table`), then re-run each check and compare
     (see the module docstring)."""
-    check_table(results_dir)
+    table = check_table(results_dir)
+    cells = {run_name(variant, world, h, seed) for variant in table.get("variants", [])
+             for world in table.get("worlds", []) for h in table.get("heterogeneities", [])
+             for seed in table.get("seeds", [])}
+    outside = [check.run for check in checks if check.run not in cells]
+    if outside:
+        raise ValueError(f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not a cell of the grid of "
+                         f"{results_dir} (variants {', '.join(table.get('variants', []))}; worlds "
+                         f"{table.get('worlds')}, h {table.get('heterogeneities')}, seeds {table.get('seeds')}): a run "
+                         "file outside the grid is never checked; name a run of the grid")
     return [verify_check(results_dir, check) for check in checks]
 
 
@@ -493,15 +538,17 @@ def record_status(results_dir: str | Path) -> RecordStatus:
 
 
 def book_checks(record: str, variants: Sequence[str], world: int = 3, heterogeneity: float = 1.0,
-                seed: int = 0, epochs: int | None = 1) -> list[Check]:
-    """The checks of ``variants`` at one (world, h, seed)."""
-    return [Check(run_name(variant, world, heterogeneity, seed), epochs) for variant in variants]
+                seed: int = 0, whole: int = 1) -> list[Check]:
+    """The checks of ``variants`` of ``record`` at one (world, h, seed): the first ``whole`` variants re-run whole
+    (losses at every epoch and the evaluation compared), the others for their first epoch."""
+    return [Check(run_name(variant, world, heterogeneity, seed), None if position < whole else 1)
+            for position, variant in enumerate(variants)]
 
 
 BOOK_RECORDS = {
     "table1_quick_v3": book_checks("table1_quick_v3", ("ssad", "ssad_theta", "reference", "headroom", "privileged",
                                                        "composed", "sac", "light_theta", "sac_stabilised"))
-    + book_checks("table1_quick_v3", ("ssad", "sac"), heterogeneity=0.0),
+    + book_checks("table1_quick_v3", ("ssad", "sac"), heterogeneity=0.0, whole=0),
     "ablation_learning_rate_quick_v3": book_checks("ablation_learning_rate_quick_v3", ("composed", "sac")),
     "ablation_attention_quick_v3": book_checks("ablation_attention_quick_v3", ("joint", "frame")),
     "ablation_components_quick_v3": book_checks("ablation_components_quick_v3", ("ot_pooling", "ot_smooth")),
@@ -518,7 +565,8 @@ BOOK_RECORDS = {
     "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
     "light_v4_quick": book_checks("light_v4_quick", ("light_theta_baseline",), world=110),
 }
-"""The quick records the book reads, and the subset of each that the book build re-runs: the first epoch of these
+"""The quick records the book reads, and the subset of each that the book build re-runs (notebooks 08 to 10): these
 runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 for generator
-v5's control record; notebooks 08 to 10); notebook 11 re-runs two whole runs, evaluation included.
-``tests/test_records.py`` re-runs the first three of each."""
+v5's control record), the first of each record whole, so that its evaluation is compared too, the others for their
+first epoch; notebook 11 re-runs two more whole runs. ``tests/test_records.py`` re-runs the first epoch of the first
+three of each."""
