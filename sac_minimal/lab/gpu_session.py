@@ -1,16 +1,25 @@
 """One prepared full-profile session on a lent GPU: ``python -m sac_minimal gpu-run --out DIR``.
 
 A GPU may be lent for a few minutes with nothing downloadable on it, so everything the full profile needs is made
-on the device from the package itself, in this order, inside one time budget:
+on the device from the package itself, in this order, inside one time budget. It runs generator v4, the regime where
+an unreliable modality misleads and where a control that uses the truth wins at the quick size (generator v3 is the
+regime where no control is shown to win, so its full-size Table I could not tell an attention that does not help
+from a testbed that rewards nothing):
 
-1. write the full-size surrogate (generator v3, 200 + 210 videos, 2 x 1024 channels, h = 1) of the first two
-   confirmatory worlds under ``DIR/data``;
+1. write the full-size surrogate (generator v4, 200 + 210 videos, 2 x 1024 channels, h = 1; h = 0 for the headroom
+   row when it trains) of the first two confirmatory worlds of v4 under ``DIR/data``;
 2. ``bench train --runs R`` (R seeds at once) and ``bench train --phases``: what a step costs on this device and
    where it goes (a minute);
-3. Table I (every row of ``EXPERIMENTS["table1"]``: SSAD, SSAD+Θ, the truth-using controls, composed without OT,
-   SAC official, with the light Θ and stabilised) at the official recipe and h = 1 in those two worlds, R seeds
-   trained together with bf16 autocast for SSAD, into ``DIR/results/table1_full_v3``;
-4. Table VI (SAC's components) the same way, into ``DIR/results/ablation_components_full_v3``, with what is left.
+3. the privileged control at three granularities (``EXPERIMENTS["controls_v4"]``: SSAD, and SSAD given the true
+   clean share per step, per window and per video) at the official recipe and h = 1 in those two worlds, R seeds
+   trained together with bf16 autocast for SSAD, into ``DIR/results/controls_v4_full``: whether the truth still pays
+   at full size, and at which granularity (per window is what SAC's modality attention can express). No attention
+   model trains here, so this needs no acceptance record;
+4. Table I on v4 (``EXPERIMENTS["table1_v4"]``: the rows above where they are shared, SSAD+Θ, the composed attention
+   without OT, SAC official, with the light Θ and stabilised) the same way, into ``DIR/results/table1_v4_full``,
+   with what is left. Its attention models train only under the regime's acceptance guard, which reads the
+   acceptance record made at the quick size (``results/acceptance_v4_quick``); step 3 is that test's per-step
+   control at full size, so a reader can see whether the regime still rewards reweighting there.
 
 Every training step stops cleanly at an epoch boundary before the budget ends; what finished is recorded (each
 record with its provenance: device, torch and CUDA versions, commit, dataset version and fingerprint, wall time),
@@ -52,23 +61,29 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
             os.environ["SAC_MINIMAL_DATA"] = previous
 
 
+SESSION_VERSION = 4
+"""The generator the session trains on (see the module docstring)."""
+SESSION_EXPERIMENTS = ("controls_v4", "table1_v4")
+"""What the session records, in this order, each into ``DIR/results/<experiment>_<profile>``."""
+
+
 def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     from sac_minimal.lab.bench import bench_step_phases, bench_train
     from sac_minimal.lab.config import profile
     from sac_minimal.data.locate import synthetic_root
-    from sac_minimal.data.synthetic import GENERATOR_VERSION
     from sac_minimal.lab.experiments import merge_grid, run_experiment
-    from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS
+    from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS_V4
     from sac_minimal.lab.provenance import provenance
     from sac_minimal.lab.variants import EXPERIMENTS
 
     started = time.perf_counter()
     budget = 60 * max_minutes
     size = "tiny" if dry_run else "full"
-    summary = {"dry_run": dry_run, "budget_s": budget, "seeds": seeds, "provenance": provenance(), "phases": {}}
-    worlds = CONFIRMATORY_WORLDS[:2]
+    summary = {"dry_run": dry_run, "budget_s": budget, "seeds": seeds, "generator_version": SESSION_VERSION,
+               "provenance": provenance(), "phases": {}}
+    worlds = CONFIRMATORY_WORLDS_V4[:2]
     for world in worlds:
-        synthetic_root(size, world, GENERATOR_VERSION, 1.0)
+        synthetic_root(size, world, SESSION_VERSION, 1.0)
     summary["phases"]["write the surrogate"] = _elapsed(started)
 
     channels = 16 if dry_run else 1024
@@ -82,8 +97,9 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     else:
         base = profile("full", data_size="full", amp=True)
     summary["records"] = {}
-    for experiment, name in (("table1", "table1"), ("components", "ablation_components")):
-        record = out / "results" / f"{name}_{base.profile}_v{GENERATOR_VERSION}"
+    for experiment in SESSION_EXPERIMENTS:
+        name = f"{experiment}_{base.profile}"
+        record = out / "results" / name
         phase_started = time.perf_counter()
         remaining = budget - (time.perf_counter() - started)
         paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=worlds, heterogeneities=(1.0,),
@@ -98,9 +114,8 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
         summary["phases"][experiment] = _elapsed(phase_started)
         if not complete:
             summary["records"][name]["to_finish"] = (
-                f"python -m sac_minimal {'table1' if experiment == 'table1' else 'ablate ' + experiment} "
-                f"--profile {base.profile} --worlds {' '.join(map(str, worlds))} --heterogeneity 1 --seeds {seeds} "
-                "--seeds-together --amp")
+                f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
+                f"{' '.join(map(str, worlds))} --heterogeneity 1 --seeds {seeds} --seeds-together --amp")
     summary["wall_seconds"] = _elapsed(started)
     write_json_atomic(out / SESSION_FILE, summary)
     return summary

@@ -406,6 +406,11 @@ EXPERIMENTS = {
         ("ssad", *_GRANULARITIES), _GRANULARITY_TESTS,
         "The privileged control at three granularities (generator v3: unreliability is visible noise)",
         _GRANULARITY_HYPOTHESES, primary=(("ssad", "privileged_window"),), seeds=2),
+    "controls_v4": Experiment(
+        ("ssad", *_GRANULARITIES), _GRANULARITY_TESTS,
+        "The privileged control at three granularities (generator v4: an unreliable modality misleads)",
+        _GRANULARITY_HYPOTHESES, primary=(("ssad", "privileged_window"),), heterogeneities=(1.0,),
+        config_changes=V4, seeds=4, worlds=CONFIRMATORY_WORLDS_V4, development_worlds=DEVELOPMENT_WORLDS_V4),
     "granularity_v4": Experiment(
         _GRANULARITY_V4, _GRANULARITY_V4_TESTS,
         "Granularity on generator v4: the controls per step, window and video, and a per-frame modality split",
