@@ -288,7 +288,7 @@ def test_outcomes_fail_only_for_what_would_fail_on_the_records_own_machine_type(
 
 
 def test_the_books_record_checks_pass_on_another_machine_type(monkeypatch):
-    """What notebooks 08-10 run, with the record's machine type forced to differ: checked, reported, passed."""
+    """What notebooks 08-11 run, with the record's machine type forced to differ: checked, reported, passed."""
     _another_machine(monkeypatch)
     checks = BOOK_RECORDS["table1_quick_v3"][:2]
     results = verify_record(RESULTS / "table1_quick_v3", checks)

@@ -307,7 +307,7 @@ def test_differences_without_spread_are_not_testable_never_p_zero():
 
 
 def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_path, monkeypatch):
-    """Chapter 11's command on a real-format folder runs to the end: the reference (which reads synthetic.json) is
+    """Chapter 13's command on a real-format folder runs to the end: the reference (which reads synthetic.json) is
     left out by code, with the reason, and the seeds are the replication unit."""
     from conftest import TINY, write_tiny_dataset
 

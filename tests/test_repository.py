@@ -177,7 +177,7 @@ def test_every_figure_is_numbered_captioned_referenced_and_its_heatmaps_have_col
             assert text.count("colorbar(") >= 1, f"{path.name}: {figure['name']} has a heatmap without a colour bar"
 
 
-RESULT_CHAPTERS = ("08_testbed", "09_training_table1", "10_ablations", "11_qualitative")
+RESULT_CHAPTERS = ("08_testbed", "09_training_table1", "10_table1_v3", "11_ablations", "12_qualitative")
 ALLOWED_PERCENTS = {"5 %", "95 %", "80 %", "90 %", "10 %"}
 """Percentages that are design constants (test level, interval, power, the window rule, the plateau rule), not
 results."""
@@ -299,7 +299,7 @@ def test_long_plotting_code_is_collapsed(path):
 
 
 def test_book_execute_runs_notebooks_strictly(tmp_path, capsys):
-    """``book --execute`` (what CI uses for chapters 08-10 in a second numeric environment) fails on a failing cell
+    """``book --execute`` (what CI uses for chapters 08-12 in a second numeric environment) fails on a failing cell
     and on output to stderr, as the book build does, and passes a clean notebook."""
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")

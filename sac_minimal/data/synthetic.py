@@ -67,7 +67,7 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
 * **v4** is the regime where an unreliable modality *misleads* rather than only being noisy (v3 stays the default
   and the book keeps both). In v3 an unreliable modality has more white noise, which any learned projection averages
   away, and its reliability shows in its feature norm, so SSAD already adapts and no reweighting with the truth
-  helps (notebook 09). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
+  helps (notebook 10). v4 changes three things, each a property of THUMOS14-like data rather than of SAC:
 
   - *misleading stretches*: a modality of reliability r in a video is wholly replaced by misleading content on
     stretches of 1-4 s covering 1 - :func:`clean_share` (r) of the video (:func:`misleading_mask`; recorded as
@@ -834,7 +834,7 @@ def reference_gates(metadata: dict, video: str, steps: int, fps: float) -> np.nd
     The gate is a composed attention in SAC's own family (a per-video modality share times a per-frame factor:
     the corrupted stretches lower both modalities by f^2), normalised so that a video's two shares sum to 2 on its
     clean steps. It is a *reference*, not a ceiling: a gate multiplies a modality's signal and noise alike, so it
-    cannot raise that modality's signal-to-noise ratio, and a learned attention may do better (notebook 09). At
+    cannot raise that modality's signal-to-noise ratio, and a learned attention may do better (notebook 10). At
     h = 0 every gate is 1 and the reference is SSAD itself."""
     reliability = step_reliability(metadata, video, steps, fps)
     video_reliability = np.asarray(metadata["videos"][video]["reliability"])

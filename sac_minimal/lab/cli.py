@@ -300,7 +300,7 @@ def handle_book(args: argparse.Namespace) -> int:
 
 def execute_notebooks(paths: list[str]) -> int:
     """Execute notebooks as the book build does (from their folder, no cell may fail, nothing written to stderr),
-    without building pages: how CI runs chapters 08-10 a second time in another numeric environment."""
+    without building pages: how CI runs chapters 08-12 a second time in another numeric environment."""
     import time
 
     try:

@@ -23,12 +23,12 @@ and, where the data has them, avoid corrupted steps. These functions measure tha
                              step's); a_m a_f^T splits every step of a window alike, a per-frame split need not
 ==========================  ==========================================================================================
 
-Training writes these into every SAC run's result (``diagnostics``) on the surrogate; notebooks 09 and 11 read them.
+Training writes these into every SAC run's result (``diagnostics``) on the surrogate; notebooks 09, 10 and 12 read them.
 For every model on the surrogate it also writes the test mAP of each video condition (:func:`map_by_condition`):
 where a model gains or loses, which a whole-split mAP hides.
 On any data, real or synthetic, it also writes where the modality attention went (:func:`appearance_share_drift`):
 its mean appearance share on the test windows at the run's start and at its end. Across the seeds of the official
-SAC, that final share is what tracks the harm of the OT term (notebook 09); an earlier measure, the fraction of
+SAC, that final share is what tracks the harm of the OT term (notebook 10); an earlier measure, the fraction of
 windows with max(a_m) > 0.95, did not (it counted seeds that collapsed onto motion and scored well as failures), and
 is no longer computed.
 """

@@ -279,7 +279,7 @@ LEARNING_RATE_ARM = (("learning_rate", 1e-4), ("epochs", 60), ("lr_decay_epochs"
 """The official learning rate, 1e-4, for 60 epochs, decayed x 0.1 after three quarters of them as in the quick
 profile. At 1e-4 without decay the training loss of SSAD and SSAD+SAC on development world 0 levels off (falls by
 less than 10 % over the next 12 epochs) from epoch 58 and 54 (``python -m sac_minimal plateau``, recorded in
-``results/plateau_lr0.0001_quick_v3.json``; notebook 09 draws it)."""
+``results/plateau_lr0.0001_quick_v3.json``; notebook 10 draws it)."""
 
 _TABLE1_V4 = (*_CONTROL_ROWS, *_ATTENTION_ROWS)
 _TABLE1_V4_TESTS = (("ssad", "headroom"), ("ssad", "privileged"), ("ssad", "ssad_theta"), *_ATTENTION_VS_THETA,
