@@ -915,18 +915,29 @@ def interval_text(test: dict, adjusted: bool = False) -> str:
 
 
 def describe_test(test: dict) -> str:
-    """One test of a record in words, from its numbers, with the interval at the level of its verdict: a test of the
-    table's family, ``"+1.23 points (simultaneous 95 % interval -0.90 to +3.36; not significant after Holm's
-    adjustment)"``; an exploratory one, ``"+1.23 points (95 % interval -0.40 to +2.86; exploratory, not adjusted)"``
-    (a trend: points per unit of h)."""
+    """One test of a record in words, from its numbers: a test of the table's family with the table's simultaneous
+    interval (Bonferroni's over the family), ``"+1.23 points (simultaneous 95 % interval -0.90 to +3.36; not
+    significant after Holm's adjustment)"``; an exploratory one with its own, ``"+1.23 points (95 % interval -0.40 to
+    +2.86; exploratory, not adjusted)"`` (a trend: points per unit of h). Holm's step-down test is sharper than the
+    simultaneous interval, so a significant test whose interval still reaches 0 says so, rather than leave the two to
+    look contradictory.
+
+    >>> test = {"heterogeneity": 1.0, "mean": 0.031, "low_adjusted": -0.002, "high_adjusted": 0.064,
+    ...         "word": "significant"}
+    >>> describe_test(test)  # doctest: +NORMALIZE_WHITESPACE
+    "+3.10 points (simultaneous 95 % interval -0.20 to +6.40; significant after Holm's adjustment, whose step-down
+    test is sharper than this interval)"
+    """
     unit = "points per unit of h" if test["heterogeneity"] is None else "points"
     if not test.get("testable", True):
         return f"{100 * test['mean']:+.2f} {unit} in every world alike (no spread: not testable)"
     if test["word"] == EXPLORATORY or "low_adjusted" not in test:
         return (f"{100 * test['mean']:+.2f} {unit} (95 % interval {100 * test['low']:+.2f} to "
                 f"{100 * test['high']:+.2f}; exploratory, not adjusted)")
+    sharper = (test["word"] == "significant" and test["low_adjusted"] <= 0 <= test["high_adjusted"])
     return (f"{100 * test['mean']:+.2f} {unit} (simultaneous 95 % interval {100 * test['low_adjusted']:+.2f} to "
-            f"{100 * test['high_adjusted']:+.2f}; {test['word']} after Holm's adjustment)")
+            f"{100 * test['high_adjusted']:+.2f}; {test['word']} after Holm's adjustment"
+            + (", whose step-down test is sharper than this interval)" if sharper else ")"))
 
 
 def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: float, measure: str) -> list[float]:
