@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sac_minimal.data.thumos14 import ANNOTATION_FILE, FEATURE_FOLDER, FEATURE_FORMAT_FILE, FeatureFormat
+from sac_minimal.data.thumos14 import (
+    ANNOTATION_FILE,
+    FEATURE_FOLDER,
+    FEATURE_FORMAT_FILE,
+    FeatureFormat,
+    read_feature_file,
+)
 from sac_minimal.files import save_npy_atomic, write_text_atomic
 
 TWO_STREAM_LAYOUT = "features/<split>/{rgb,flow}/<video>.npy"
@@ -44,10 +50,7 @@ def _check_new_dataset_folder(root: Path) -> None:
 
 def _read_stream(path: Path) -> np.ndarray:
     """One stream's features ``[T, C]`` as float32, or a ``ValueError`` that names the file and what is wrong."""
-    try:
-        values = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError, MemoryError) as error:
-        raise ValueError(f"{path} is not a readable .npy array ({error})") from None
+    values = read_feature_file(path)
     if values.dtype.kind not in "fiu":
         raise ValueError(f"{path} holds {values.dtype} values; features are real numbers (float32)")
     if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:

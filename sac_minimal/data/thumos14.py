@@ -396,8 +396,10 @@ def read_feature_file(path: Path, *, memory_map: bool = True) -> np.ndarray:
         raise ValueError(f"{path} is empty (0 bytes), e.g. an interrupted copy; copy or extract it again")
     try:
         array = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable .npy array ({error}); copy or extract it again") from error
+    except (ValueError, OSError, EOFError, MemoryError) as error:
+        # numpy reads a file without its header as pickled data and suggests allow_pickle, which would run code
+        reason = "it does not start with numpy's .npy header" if "allow_pickle" in str(error) else str(error)
+        raise ValueError(f"{path} is not a readable .npy array ({reason}); copy or extract it again") from None
     if not isinstance(array, np.ndarray):  # an .npz archive (several arrays) saved under a .npy name
         kind = type(array).__name__
         if hasattr(array, "close"):
