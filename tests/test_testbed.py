@@ -374,3 +374,21 @@ def test_gates_of_the_wrong_shape_are_refused_by_both_granularities(v4):
             apply(wrong)
     with pytest.raises(ValueError, match="gate arrays for"):
         windows.apply_window_gates(wrong[:1])
+
+
+def test_a_grid_is_refused_before_its_first_run_when_a_row_needs_an_acceptance_record_it_lacks(tmp_path, monkeypatch):
+    """The guard judges every row of a grid at the size it will train before anything is claimed or trained: a
+    Table I whose attention rows lack an acceptance record for their size trains none of its SSAD rows first (on a
+    GPU that would spend the session before the refusal)."""
+    from sac_minimal.lab import experiments
+    from sac_minimal.lab.config import profile
+
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(experiments, "check_accepted", lambda experiment: None)
+    monkeypatch.setattr(experiments, "acceptance_record",
+                        lambda config: "acceptance_v4_missing" if config.model == "ssad_sac" else None)
+    base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
+    with pytest.raises(ValueError, match="acceptance_v4_missing.*is not recorded"):
+        experiments.run_experiment(EXPERIMENTS["table1_v4"], base, tmp_path / "record", worlds=(110, 111),
+                                   heterogeneities=(1.0,), seeds=range(2), checkpoints_dir=tmp_path / "runs")
+    assert not (tmp_path / "record" / "grid.json").exists() and not (tmp_path / "runs").exists()

@@ -501,6 +501,10 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
                                 "--data out to run it"}
     for name, reason in left_out.items():
         print(f"left out on {next(iter(roots.values()))[0]}: {VARIANTS[name].title} ({reason})")
+    configs = (VARIANTS[name].config(base, seed, world, h)
+               for name, world, h, seed in _cells(experiment.without(left_out), worlds, heterogeneities, seeds))
+    for config in {(config.model, config.data_version, config.data_size): config for config in configs}.values():
+        check_accepted_config(config)  # every row at this size, before anything is claimed or trained
     claim_grid(results_dir, grid_definition(experiment, base, worlds, heterogeneities, seeds, left_out))
     experiment = experiment.without(left_out)
     remove_stale_temporaries(results_dir / "runs")

@@ -15,11 +15,13 @@ from a testbed that rewards nothing):
    trained together with bf16 autocast for SSAD, into ``DIR/results/controls_v4_full``: whether the truth still pays
    at full size, and at which granularity (per window is what SAC's modality attention can express). No attention
    model trains here, so this needs no acceptance record;
-4. Table I on v4 (``EXPERIMENTS["table1_v4"]``: the rows above where they are shared, SSAD+Θ, the composed attention
-   without OT, SAC official, with the light Θ and stabilised) the same way, into ``DIR/results/table1_v4_full``,
-   with what is left. Its attention models train only under the regime's acceptance guard, which reads the
-   acceptance record made at the quick size (``results/acceptance_v4_quick``); step 3 is that test's per-step
-   control at full size, so a reader can see whether the regime still rewards reweighting there.
+4. v4's acceptance test at full size (``EXPERIMENTS["acceptance_v4"]``: SSAD, headroom and the privileged control on
+   the first two development worlds at every h of the test), into ``DIR/results/acceptance_v4_full`` with its
+   ``acceptance.json``. Attention models train on a regime only once its acceptance record *for that size* has
+   passed (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
+5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full``, with
+   what is left, only when ``results/acceptance_v4_full`` in the repository has passed; otherwise the session
+   records why it was refused and how to go on (copy step 4's record into ``results/`` and run again).
 
 Every training step stops cleanly at an epoch boundary before the budget ends; what finished is recorded (each
 record with its provenance: device, torch and CUDA versions, commit, dataset version and fingerprint, wall time),
@@ -63,7 +65,7 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
 
 SESSION_VERSION = 4
 """The generator the session trains on (see the module docstring)."""
-SESSION_EXPERIMENTS = ("controls_v4", "table1_v4")
+SESSION_EXPERIMENTS = ("controls_v4", "acceptance_v4", "table1_v4")
 """What the session records, in this order, each into ``DIR/results/<experiment>_<profile>``."""
 
 
@@ -71,8 +73,12 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     from sac_minimal.lab.bench import bench_step_phases, bench_train
     from sac_minimal.lab.config import profile
     from sac_minimal.data.locate import synthetic_root
-    from sac_minimal.lab.experiments import merge_grid, run_experiment
-    from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS_V4
+    from sac_minimal.lab.experiments import merge_grid, record_acceptance, run_experiment
+    from sac_minimal.lab.hypotheses import (
+        ACCEPTANCE_HETEROGENEITIES,
+        CONFIRMATORY_WORLDS_V4,
+        DEVELOPMENT_WORLDS_V4,
+    )
     from sac_minimal.lab.provenance import provenance
     from sac_minimal.lab.variants import EXPERIMENTS
 
@@ -100,22 +106,32 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     for experiment in SESSION_EXPERIMENTS:
         name = f"{experiment}_{base.profile}"
         record = out / "results" / name
+        acceptance = experiment.startswith("acceptance")
+        grid_worlds = DEVELOPMENT_WORLDS_V4[:2] if acceptance else worlds
+        hs = ACCEPTANCE_HETEROGENEITIES if acceptance else (1.0,)
         phase_started = time.perf_counter()
         remaining = budget - (time.perf_counter() - started)
-        paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=worlds, heterogeneities=(1.0,),
-                               seeds=range(seeds), checkpoints_dir=out / "runs", seeds_together=True,
-                               time_budget_s=remaining, verbose=True) if remaining > 0 else []
-        finished = [path.stem for path in paths if path.exists()]
-        complete = bool(paths) and len(finished) == len(paths)
-        if complete:
+        entry = summary["records"][name] = {"finished_runs": [], "complete": False}
+        try:
+            paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=grid_worlds, heterogeneities=hs,
+                                   seeds=range(seeds), checkpoints_dir=out / "runs", seeds_together=True,
+                                   time_budget_s=remaining, verbose=True) if remaining > 0 else []
+        except ValueError as error:  # the acceptance guard: no passed record for this regime at this size
+            paths, entry["refused"] = [], str(error)
+        entry["finished_runs"] = [path.stem for path in paths if path.exists()]
+        entry["complete"] = bool(paths) and len(entry["finished_runs"]) == len(paths)
+        if entry["complete"]:
             merge_grid(record)
-        summary["records"][name] = {"finished_runs": finished, "complete": complete,
-                                    "seconds": _elapsed(phase_started)}
-        summary["phases"][experiment] = _elapsed(phase_started)
-        if not complete:
-            summary["records"][name]["to_finish"] = (
-                f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
-                f"{' '.join(map(str, worlds))} --heterogeneity 1 --seeds {seeds} --seeds-together --amp")
+            if acceptance:
+                entry["passed"] = record_acceptance(record)["passed"]
+        entry["seconds"] = summary["phases"][experiment] = _elapsed(phase_started)
+        if not entry["complete"]:
+            entry["to_finish"] = (
+                ("copy DIR/results/acceptance_v4_full into results/ once it has passed, then " if "refused" in entry
+                 else "")
+                + f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
+                f"{' '.join(map(str, grid_worlds))} --heterogeneity {' '.join(f'{h:g}' for h in hs)} "
+                f"--seeds {seeds} --seeds-together --amp")
     summary["wall_seconds"] = _elapsed(started)
     write_json_atomic(out / SESSION_FILE, summary)
     return summary
@@ -129,7 +145,9 @@ def format_session(summary: dict) -> str:
     lines = [header]
     lines += [f"  {phase}: {seconds:.0f} s" for phase, seconds in summary["phases"].items()]
     for name, record in summary["records"].items():
-        state = "complete" if record["complete"] else f"{len(record['finished_runs'])} runs finished"
+        state = ("refused: " + record["refused"] if "refused" in record else
+                 "complete" + (f", acceptance {'passed' if record['passed'] else 'not passed'}" if "passed" in record
+                               else "") if record["complete"] else f"{len(record['finished_runs'])} runs finished")
         lines.append(f"  {name}: {state}" + (f"; finish with: {record['to_finish']}" if "to_finish" in record else ""))
     return "\n".join(lines)
 
