@@ -16,8 +16,8 @@ from a testbed that rewards nothing):
    at full size, and at which granularity (per window is what SAC's modality attention can express). No attention
    model trains here, so this needs no acceptance record;
 4. v4's acceptance test at full size (``EXPERIMENTS["acceptance_v4"]``: SSAD, headroom and the privileged control on
-   the first two development worlds at every h of the test), into ``DIR/results/acceptance_v4_full`` with its
-   ``acceptance.json``. Attention models train on a regime only once its acceptance record *for that size* has
+   its development worlds at every h of the test), into ``DIR/results/acceptance_v4_full`` with its
+   ``acceptance.json`` once complete (what does not fit resumes with the command in ``session.json``). Attention models train on a regime only once its acceptance record *for that size* has
    passed (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
 5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full``, with
    what is left, only when ``results/acceptance_v4_full`` in the repository has passed; otherwise the session
@@ -107,7 +107,8 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
         name = f"{experiment}_{base.profile}"
         record = out / "results" / name
         acceptance = experiment.startswith("acceptance")
-        grid_worlds = DEVELOPMENT_WORLDS_V4[:2] if acceptance else worlds
+        # the acceptance test on its designed development worlds (two in a dry run, to keep it short)
+        grid_worlds = (DEVELOPMENT_WORLDS_V4[:2] if dry_run else DEVELOPMENT_WORLDS_V4) if acceptance else worlds
         hs = ACCEPTANCE_HETEROGENEITIES if acceptance else (1.0,)
         phase_started = time.perf_counter()
         remaining = budget - (time.perf_counter() - started)
