@@ -62,3 +62,63 @@ def test_gpu_session_without_an_acceptance_record_for_its_size_refuses_table1_an
     assert not table1["complete"] and not table1["finished_runs"] and "is not recorded" in table1["refused"]
     assert table1["to_finish"].startswith("copy DIR/results/acceptance_v4_full into results/ once it has passed")
     assert not (tmp_path / "results" / "table1_v4_quick" / "grid.json").exists()
+
+
+def test_a_training_loop_that_would_outlast_the_budget_stops_after_one_epoch(tmp_path):
+    """On a machine that is lent and wiped, a loop that cannot finish is lost: with ``finish_within_budget`` the
+    loop measures one epoch, projects the rest and stops with the projection; without it, it trains to the budget."""
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.train import WouldNotFinish, fit_runs
+
+    config = profile("quick", data_size="tiny", epochs=3, base_channels=16, main_channels=32, device="cpu")
+    configs = [config.replace(model="ssad", seed=seed) for seed in range(2)]
+    try:
+        fit_runs(configs, [tmp_path / "a0", tmp_path / "a1"], time_budget_s=1e-3, finish_within_budget=True)
+    except WouldNotFinish as stop:
+        assert stop.epoch_s > 0 and stop.projected_s >= 3 * stop.epoch_s - 1e-9 and stop.budget_s == 1e-3
+        assert "stopped after one epoch" in str(stop)
+    else:
+        raise AssertionError("a loop projected to outlast its budget was not stopped")
+    assert fit_runs(configs, [tmp_path / "b0", tmp_path / "b1"], time_budget_s=1e-3) is None  # stopped, no error
+    assert fit_runs(configs, [tmp_path / "c0", tmp_path / "c1"], time_budget_s=600,
+                    finish_within_budget=True) is not None  # a loop that fits trains to the end
+
+
+def test_a_session_whose_first_loop_would_not_fit_records_the_projection_and_starts_nothing_larger(tmp_path,
+                                                                                                    monkeypatch):
+    from sac_minimal.lab import experiments
+    from sac_minimal.lab.train import WouldNotFinish
+
+    def too_slow(*args, **kwargs):
+        assert kwargs["finish_within_budget"]
+        raise WouldNotFinish(projected_s=1320.0, budget_s=400.0, epoch_s=33.0)
+
+    monkeypatch.setattr(experiments, "run_experiment", too_slow)
+    assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "10"]) == 0
+    records = read_session(tmp_path)["records"]
+    controls = records["controls_v4_quick"]
+    assert controls["projected_group_minutes"] == 22.0 and controls["epoch_seconds"] == 33.0
+    assert not controls["complete"] and controls["to_finish"].startswith("python -m sac_minimal ablate controls_v4")
+    for name in ("acceptance_v4_quick", "table1_v4_quick"):
+        assert records[name]["skipped"].startswith("not started: one training loop of controls_v4_quick")
+        assert not records[name]["complete"]
+
+
+def test_a_printed_bench_train_table_reads_back_to_its_rates():
+    """What came back from a lent machine is printed text: it must read back to the numbers that were printed,
+    for one run and for runs trained together, and a text without a table is refused."""
+    import pytest
+
+    from sac_minimal.lab.bench import format_train_table, parse_train_tables
+
+    rates = {"ssad": 377.1, "ssad_theta": 273.7, "ssad_sac": 109.6, "ssad_sac_light": 118.8,
+             "ssad_input_gradient": 380.0}
+    result = {"device": "cuda", "batch": 4, "channels": 1024, **rates,
+              **{f"{key}_overhead": rates["ssad"] / value for key, value in rates.items() if key != "ssad"}}
+    text = "\n".join(format_train_table({**result, "runs": runs}) for runs in (6, 1))
+    tables = parse_train_tables("torch 2.11\n" + text)
+    assert [table["runs"] for table in tables] == [6, 1]
+    assert all(table[key] == rates[key] for table in tables for key in ("ssad", "ssad_sac", "ssad_sac_light"))
+    assert tables[0]["channels"] == 1024 and tables[0]["device"] == "cuda"
+    with pytest.raises(ValueError, match="no `bench train` table"):
+        parse_train_tables("epoch 1 loss 1.2")

@@ -7,6 +7,7 @@ times post-processing and evaluation at THUMOS14's test-split size.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -388,6 +389,28 @@ def format_step_phases(result: dict) -> str:
         lines.append(f"  {label:<34} {milliseconds[name]:8.2f}  {share:5.1f} %")
     lines.append(f"  {'step':<34} {milliseconds['step']:8.2f}")
     return "\n".join(lines)
+
+
+TRAIN_TABLE_LINE = re.compile(
+    r"training steps/s on (?P<device>\S+), batch (?P<batch>\d+), 2 x (?P<channels>\d+) channels"
+    r"(?:, (?P<runs>\d+) runs at once \(run-steps/s\))?: SSAD (?P<ssad>[\d.]+), SSAD\+Θ (?P<ssad_theta>[\d.]+), "
+    r"SSAD\+SAC (?P<ssad_sac>[\d.]+), SSAD\+SAC light Θ (?P<ssad_sac_light>[\d.]+)")
+
+
+def parse_train_tables(text: str) -> list[dict]:
+    """The rates of every ``bench train`` table printed in ``text`` (:func:`format_train_table`'s first line), as
+    dicts with the keys of :func:`bench_train`: how a measurement made on a machine that was lent and wiped (whose
+    printed output is all that came back) is read again. A text with no such line raises a ``ValueError``."""
+    tables = []
+    for match in TRAIN_TABLE_LINE.finditer(text):
+        fields = match.groupdict()
+        tables.append({"device": fields["device"], "batch": int(fields["batch"]),
+                       "channels": int(fields["channels"]), "runs": int(fields["runs"] or 1),
+                       **{key: float(fields[key]) for key in ("ssad", "ssad_theta", "ssad_sac", "ssad_sac_light")}})
+    if not tables:
+        raise ValueError("no `bench train` table in this text: expected a line that starts "
+                         "'training steps/s on <device>, batch <b>, 2 x <c> channels'")
+    return tables
 
 
 def format_train_table(result: dict) -> str:

@@ -463,7 +463,8 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
                    checkpoints_dir: str | Path, worlds: Sequence[int] | None = None,
                    heterogeneities: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
                    shard: str | None = None, verbose: bool = False, seeds_together: bool = False,
-                   time_budget_s: float | None = None, compiled: bool = False) -> list[Path]:
+                   time_budget_s: float | None = None, compiled: bool = False,
+                   finish_within_budget: bool = False) -> list[Path]:
     """Train this shard's cells of an experiment's grid; each finished cell writes its run file.
 
     ``worlds``, ``heterogeneities`` and ``seeds`` default to the experiment's design (on a dataset that is not a
@@ -473,7 +474,9 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     copied, not retrained. With ``seeds_together`` the unfinished seeds of a (variant, world, h) train in one loop
     (:func:`~sac_minimal.lab.train.fit_runs`), which is how a GPU is kept busy at the official batch of 4. With
     ``time_budget_s`` the grid stops at an epoch boundary when the budget would be exceeded (checkpoints kept; the
-    same call later resumes). ``compiled`` compiles each training step. Returns this shard's run files; those not
+    same call later resumes); with ``finish_within_budget`` too, a training loop projected after its first epoch
+    to outlast the budget left raises :class:`~sac_minimal.lab.train.WouldNotFinish`. ``compiled`` compiles each
+    training step. Returns this shard's run files; those not
     yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
@@ -535,7 +538,8 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
         if remaining is not None and remaining <= 0:
             break
         results = fit_runs([cell[2] for cell in batch], [cell[3] for cell in batch], verbose=verbose,
-                           time_budget_s=remaining, compiled=compiled)
+                           time_budget_s=remaining, compiled=compiled,
+                           finish_within_budget=finish_within_budget)
         if results is None:
             break
         for (variant, path, _, _, fingerprint), result in zip(batch, results):

@@ -23,10 +23,16 @@ from a testbed that rewards nothing):
    what is left, only when ``results/acceptance_v4_full`` in the repository has passed; otherwise the session
    records why it was refused and how to go on (copy step 4's record into ``results/`` and run again).
 
-Every training step stops cleanly at an epoch boundary before the budget ends; what finished is recorded (each
-record with its provenance: device, torch and CUDA versions, commit, dataset version and fingerprint, wall time),
-checkpoints stay under ``DIR/runs``, and ``DIR/session.json`` says where the time went and which command finishes
-the rest. ``torch.compile`` is not used: it has not been shown to help on a GPU yet, and its compile time would eat
+Every training loop (the seeds of one row, world and h, trained together) is measured for one epoch and stopped
+there when the whole loop is projected to outlast the budget left (:class:`~sac_minimal.lab.train.WouldNotFinish`):
+a lent machine is wiped when it goes back, so a loop that cannot finish is lost work. The session then records the
+projection (``projected_group_minutes``), starts nothing larger, and says which command finishes the work on a
+machine that can be held long enough. On one H200 the official recipe outlasts a lease of a quarter of an hour
+for a single loop (``results/device_h200``): the step is bound by kernel launches at the official batch of 4, not
+by arithmetic. What finished is recorded (each record with its provenance: device, torch and CUDA versions,
+commit, dataset version and fingerprint, wall time), checkpoints stay under ``DIR/runs``, and ``DIR/session.json``,
+written again after every phase (so a session stopped from outside still says what it measured), says where the
+time went and which command finishes the rest. ``torch.compile`` is not used: it has not been shown to help on a GPU yet, and its compile time would eat
 a short budget. ``--dry-run`` runs the same steps at a tiny size on the CPU (the tests do), so the session's code,
 flags and recording path are exercised without a GPU.
 """
@@ -80,6 +86,7 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
         DEVELOPMENT_WORLDS_V4,
     )
     from sac_minimal.lab.provenance import provenance
+    from sac_minimal.lab.train import WouldNotFinish
     from sac_minimal.lab.variants import EXPERIMENTS
 
     started = time.perf_counter()
@@ -88,21 +95,25 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     summary = {"dry_run": dry_run, "budget_s": budget, "seeds": seeds, "generator_version": SESSION_VERSION,
                "provenance": provenance(), "phases": {}}
     worlds = CONFIRMATORY_WORLDS_V4[:2]
+    write_json_atomic(out / SESSION_FILE, summary)
     for world in worlds:
         synthetic_root(size, world, SESSION_VERSION, 1.0)
     summary["phases"]["write the surrogate"] = _elapsed(started)
+    write_json_atomic(out / SESSION_FILE, summary)
 
     channels = 16 if dry_run else 1024
     repeats = 2 if dry_run else 10
     summary["bench_train"] = bench_train(channels=channels, repeats=repeats, runs=seeds)
     summary["bench_phases"] = bench_step_phases(channels=channels, repeats=repeats, windows=64 if dry_run else 1024)
     summary["phases"]["benchmarks"] = _elapsed(started) - summary["phases"]["write the surrogate"]
+    write_json_atomic(out / SESSION_FILE, summary)
 
     if dry_run:
         base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
     else:
         base = profile("full", data_size="full", amp=True)
     summary["records"] = {}
+    too_long = None  # the first training loop projected to outlast the budget: nothing after it starts
     for experiment in SESSION_EXPERIMENTS:
         name = f"{experiment}_{base.profile}"
         record = out / "results" / name
@@ -113,13 +124,27 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
         phase_started = time.perf_counter()
         remaining = budget - (time.perf_counter() - started)
         entry = summary["records"][name] = {"finished_runs": [], "complete": False}
-        try:
-            paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=grid_worlds, heterogeneities=hs,
-                                   seeds=range(seeds), checkpoints_dir=out / "runs", seeds_together=True,
-                                   time_budget_s=remaining, verbose=True) if remaining > 0 else []
-        except ValueError as error:  # the acceptance guard: no passed record for this regime at this size
-            paths, entry["refused"] = [], str(error)
-        entry["finished_runs"] = [path.stem for path in paths if path.exists()]
+        paths = []
+        if too_long is not None:
+            entry["skipped"] = (f"not started: one training loop of {too_long} was projected to take "
+                                f"{summary['records'][too_long]['projected_group_minutes']:.1f} min, more than "
+                                "the session had left")
+        elif remaining > 0:
+            try:
+                paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=grid_worlds,
+                                       heterogeneities=hs, seeds=range(seeds), checkpoints_dir=out / "runs",
+                                       seeds_together=True, time_budget_s=remaining, verbose=True,
+                                       finish_within_budget=True)
+            except ValueError as error:  # the acceptance guard: no passed record for this regime at this size
+                entry["refused"] = str(error)
+            except WouldNotFinish as stop:
+                too_long = name
+                entry["projected_group_minutes"] = round(stop.projected_s / 60, 1)
+                entry["epoch_seconds"] = round(stop.epoch_s, 1)
+                paths = []  # what finished before the loop that would not
+                entry["finished_runs"] = sorted(path.stem for path in (record / "runs").glob("*.json"))
+        if paths:
+            entry["finished_runs"] = [path.stem for path in paths if path.exists()]
         entry["complete"] = bool(paths) and len(entry["finished_runs"]) == len(paths)
         if entry["complete"]:
             merge_grid(record)
@@ -133,6 +158,7 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
                 + f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
                 f"{' '.join(map(str, grid_worlds))} --heterogeneity {' '.join(f'{h:g}' for h in hs)} "
                 f"--seeds {seeds} --seeds-together --amp")
+        write_json_atomic(out / SESSION_FILE, summary)
     summary["wall_seconds"] = _elapsed(started)
     write_json_atomic(out / SESSION_FILE, summary)
     return summary
@@ -147,6 +173,9 @@ def format_session(summary: dict) -> str:
     lines += [f"  {phase}: {seconds:.0f} s" for phase, seconds in summary["phases"].items()]
     for name, record in summary["records"].items():
         state = ("refused: " + record["refused"] if "refused" in record else
+                 record["skipped"] if "skipped" in record else
+                 f"stopped after one epoch ({record['epoch_seconds']:.0f} s): one training loop would take "
+                 f"{record['projected_group_minutes']:.1f} min" if "projected_group_minutes" in record else
                  "complete" + (f", acceptance {'passed' if record['passed'] else 'not passed'}" if "passed" in record
                                else "") if record["complete"] else f"{len(record['finished_runs'])} runs finished")
         lines.append(f"  {name}: {state}" + (f"; finish with: {record['to_finish']}" if "to_finish" in record else ""))

@@ -531,9 +531,22 @@ def evaluate_runs(setup: TrainingSetup, histories: list, started: float, extra: 
     return results
 
 
+class WouldNotFinish(RuntimeError):
+    """Raised by :func:`fit_runs` with ``finish_within_budget`` when, after its first epoch, the whole loop is
+    projected to outlast the time budget: on a machine that is lent for minutes and then wiped, a loop that cannot
+    finish is lost work. ``projected_s``: the loop's projected wall time (setup, the epoch just measured and the
+    epochs left at its pace); ``budget_s``: the budget it was given; ``epoch_s``: the measured epoch."""
+
+    def __init__(self, projected_s: float, budget_s: float, epoch_s: float):
+        self.projected_s, self.budget_s, self.epoch_s = projected_s, budget_s, epoch_s
+        super().__init__(f"this training loop would take about {projected_s / 60:.1f} min ({epoch_s:.1f} s per epoch)"
+                         f" but {budget_s / 60:.1f} min were left: stopped after one epoch")
+
+
 def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, progress: bool | None = None,
              verbose: bool = False, epoch_budget: int | None = None, time_budget_s: float | None = None,
-             sync_every: int | None = None, compiled: bool = False) -> list[RunResult] | None:
+             sync_every: int | None = None, compiled: bool = False,
+             finish_within_budget: bool = False) -> list[RunResult] | None:
     """Train R runs that differ only in their seed in one loop (a :class:`~sac_minimal.lab.group.ModelGroup`): one
     batched forward and backward per step for all of them. Each run keeps its own initialisation, batch order and
     random negatives (generators seeded by its seed), its own checkpoint, metrics and result, as if trained alone by
@@ -543,7 +556,8 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
     loss values (the NaN/Inf check and the metrics); default 1 on CPU, where reading costs nothing, and 25 on CUDA,
     where each read makes the host wait for the GPU; and ``compiled``: ``torch.compile`` the forward and loss (on
     CUDA with CUDA graphs), which changes nothing but speed and rounding and is recorded in the results. Returns the
-    R results, or ``None`` when stopped by a budget.
+    R results, or ``None`` when stopped by a budget. With ``finish_within_budget`` a loop projected after its first
+    epoch to outlast ``time_budget_s`` raises :class:`WouldNotFinish` instead of training on (its checkpoint stays).
     """
     started = time.perf_counter()
     progress = sys.stdout.isatty() if progress is None else progress
@@ -572,7 +586,12 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
             print(f"epoch {epoch:3d}  lr {configs[0].learning_rate_at(epoch):.1e}  loss {losses_text}  "
                   f"({seconds:.1f} s)")
         finished_epoch = epoch
-        if time_budget_s is not None and time.perf_counter() - started + seconds > time_budget_s:
+        elapsed = time.perf_counter() - started
+        if finish_within_budget and time_budget_s is not None and epoch == first_epoch:
+            projected = elapsed + seconds * (last_epoch - epoch)
+            if projected > time_budget_s:
+                raise WouldNotFinish(projected, time_budget_s, seconds)
+        if time_budget_s is not None and elapsed + seconds > time_budget_s:
             break
     if finished_epoch < epochs:
         return None
