@@ -103,3 +103,18 @@ def test_no_page_embeds_widget_state_it_cannot_show():
               if "widgets" in json.loads(path.read_text()).get("metadata", {})
               or "application/vnd.jupyter.widget-view+json" in path.read_text()]
     assert not stored, f"chapters that store widget state: {stored}"
+
+
+def test_figures_are_numbered_by_chapter_like_the_tables():
+    """Every figure caption of a chapter page reads ``Fig. <chapter>.<n>`` with n = 1, 2, ... in page order, the
+    scheme of the tables (book/_ext/chapter_numbers.py); the introduction is chapter 0."""
+    executed_notebooks()  # skips (or fails in CI) without a build
+    pages = {ROOT / "_build" / "html" / "book" / "intro.html": 0}
+    chapters = (ROOT / "_build" / "html" / "notebooks").glob("[0-9][0-9]_*.html")
+    pages.update({path: int(path.name[:2]) for path in chapters})
+    counted = 0
+    for page, chapter in pages.items():
+        numbers = re.findall(r'caption-number">Fig\. ([0-9.]+)', page.read_text())
+        assert numbers == [f"{chapter}.{n}" for n in range(1, len(numbers) + 1)], (page.name, numbers)
+        counted += len(numbers)
+    assert counted > 0

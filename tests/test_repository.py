@@ -375,3 +375,25 @@ def test_every_live_widget_has_a_static_counterpart():
                 assert "skip-execution" in cell["metadata"].get("tags", []), f"{path.name}: a widget is executed"
                 note = source(cells[index - 1])
                 assert "Run it live" in note and "{numref}`fig-" in note, f"{path.name}: no static counterpart"
+
+
+def test_figure_numbers_are_rewritten_by_chapter_in_page_order():
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from chapter_numbers import chapter_of, number_figures_by_chapter
+    finally:
+        sys.path.pop(0)
+    assert chapter_of("notebooks/09_training_table1") == 9 and chapter_of("book/intro") == 0
+    assert chapter_of("book/notation") is None
+    env = SimpleNamespace(toc_fignumbers={
+        "notebooks/09_training_table1": {"figure": {"b": (32,), "a": (31,), "c": (33,)}},
+        "book/intro": {"figure": {"x": (2,), "y": (1,)}},
+        "book/notation": {"figure": {"z": (40,)}},
+    })
+    assert number_figures_by_chapter(None, env) == []
+    assert env.toc_fignumbers["notebooks/09_training_table1"]["figure"] == {"a": (9, 1), "b": (9, 2), "c": (9, 3)}
+    assert env.toc_fignumbers["book/intro"]["figure"] == {"y": (0, 1), "x": (0, 2)}
+    assert env.toc_fignumbers["book/notation"]["figure"] == {"z": (40,)}  # not a chapter: left as Sphinx numbered it
