@@ -27,9 +27,10 @@ Every training loop (the seeds of one row, world and h, trained together) is mea
 there when the whole loop is projected to outlast the budget left (:class:`~sac_minimal.lab.train.WouldNotFinish`):
 a lent machine is wiped when it goes back, so a loop that cannot finish is lost work. The session then records the
 projection (``projected_group_minutes``), starts nothing larger, and says which command finishes the work on a
-machine that can be held long enough. On one H200 the official recipe outlasts a lease of a quarter of an hour
-for a single loop (``results/device_h200``): the step is bound by kernel launches at the official batch of 4, not
-by arithmetic. What finished is recorded (each record with its provenance: device, torch and CUDA versions,
+machine that can be held long enough. On one H200 a loop of six SSAD seeds at the official recipe takes about as
+long as a lease of a quarter of an hour, before the machine's start and the surrogate's writing, and a loop of
+SSAD+SAC about three times that (``results/device_h200``): at the official batch of 4 the step is bound by kernel
+launches, not by arithmetic. What finished is recorded (each record with its provenance: device, torch and CUDA versions,
 commit, dataset version and fingerprint, wall time), checkpoints stay under ``DIR/runs``, and ``DIR/session.json``,
 written again after every phase (so a session stopped from outside still says what it measured), says where the
 time went and which command finishes the rest. ``torch.compile`` is not used: it has not been shown to help on a GPU yet, and its compile time would eat
