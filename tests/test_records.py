@@ -214,6 +214,8 @@ def test_a_whole_run_in_another_environment_must_land_within_the_measured_spread
         edited = verify_record(copy, [Check("sac_w3_h1_s0", None)])[0]
         assert edited.outcome == "outside the cross-environment spread" and not edited.passed, edited.format()
         assert edited.spread["high"] - edited.spread["low"] == pytest.approx(2 * MAP_SPREAD)
+        low, high = 100 * edited.spread["low"], 100 * edited.spread["high"]
+        assert edited.row()["outcome"].endswith(f", allowed {low:.1f} to {high:.1f})")  # the table says the bound
         _edit(copy / "runs" / "sac_w3_h1_s0.json", lambda run: _raise_map(run, -points / 100))
     assert whole_run_bound(0.30, 0.30 + MAP_SPREAD - 1e-9)["inside"]
     assert not whole_run_bound(0.30, 0.30 + MAP_SPREAD + 1e-9)["inside"]

@@ -181,7 +181,15 @@ class CheckResult:
                 "values": len(self.compared), "mAP compared": "yes" if self.evaluation_compared else "no",
                 "environment": "the record's" if self.same_environment else
                 "another: " + ", ".join(entry.split(" (")[0] for entry in self.differences),
-                "largest difference": self.largest_difference, "outcome": self.outcome}
+                "largest difference": self.largest_difference,
+                "outcome": self.outcome + self._allowed()}
+
+    def _allowed(self) -> str:
+        """For a whole run in another environment: its mAP, the recorded one and the range the bound allows."""
+        if not self.spread:
+            return ""
+        rerun, recorded, low, high = (100 * self.spread[key] for key in ("rerun", "recorded", "low", "high"))
+        return f" (mAP {rerun:.1f}, recorded {recorded:.1f}, allowed {low:.1f} to {high:.1f})"
 
     @property
     def environment(self) -> str:
