@@ -17,8 +17,9 @@ from a testbed that rewards nothing):
    model trains here, so this needs no acceptance record;
 4. v4's acceptance test at full size (``EXPERIMENTS["acceptance_v4"]``: SSAD, headroom and the privileged control on
    its development worlds at every h of the test), into ``DIR/results/acceptance_v4_full`` with its
-   ``acceptance.json`` once complete (what does not fit resumes with the command in ``session.json``). Attention models train on a regime only once its acceptance record *for that size* has
-   passed (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
+   ``acceptance.json`` once complete (what does not fit resumes with the command in ``session.json``). Attention
+   models train on a regime only once its acceptance record *for that size* has passed
+   (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
 5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full``, with
    what is left, only when ``results/acceptance_v4_full`` in the repository has passed; otherwise the session
    records why it was refused and how to go on (copy step 4's record into ``results/`` and run again).
@@ -30,12 +31,12 @@ projection (``projected_group_minutes``), starts nothing larger, and says which 
 machine that can be held long enough. On one H200 a loop of six SSAD seeds at the official recipe takes about as
 long as a lease of a quarter of an hour, before the machine's start and the surrogate's writing, and a loop of
 SSAD+SAC about three times that (``results/device_h200``): at the official batch of 4 the step is bound by kernel
-launches, not by arithmetic. What finished is recorded (each record with its provenance: device, torch and CUDA versions,
-commit, dataset version and fingerprint, wall time), checkpoints stay under ``DIR/runs``, and ``DIR/session.json``,
-written again after every phase (so a session stopped from outside still says what it measured), says where the
-time went and which command finishes the rest. ``torch.compile`` is not used: it has not been shown to help on a GPU yet, and its compile time would eat
-a short budget. ``--dry-run`` runs the same steps at a tiny size on the CPU (the tests do), so the session's code,
-flags and recording path are exercised without a GPU.
+launches, not by arithmetic. What finished is recorded (each record with its provenance: device, torch and CUDA
+versions, commit, dataset version and fingerprint, wall time), checkpoints stay under ``DIR/runs``, and
+``DIR/session.json``, written again after every phase (so a session stopped from outside still says what it
+measured), says where the time went and which command finishes the rest. ``torch.compile`` is not used: it has not
+been shown to help on a GPU yet, and its compile time would eat a short budget. ``--dry-run`` runs the same steps at
+a tiny size on the CPU (the tests do), so the session's code, flags and recording path are exercised without a GPU.
 """
 
 from __future__ import annotations
@@ -138,11 +139,10 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
                                        finish_within_budget=True)
             except ValueError as error:  # the acceptance guard: no passed record for this regime at this size
                 entry["refused"] = str(error)
-            except WouldNotFinish as stop:
+            except WouldNotFinish as stop:  # keep what finished before the loop that would not
                 too_long = name
                 entry["projected_group_minutes"] = round(stop.projected_s / 60, 1)
                 entry["epoch_seconds"] = round(stop.epoch_s, 1)
-                paths = []  # what finished before the loop that would not
                 entry["finished_runs"] = sorted(path.stem for path in (record / "runs").glob("*.json"))
         if paths:
             entry["finished_runs"] = [path.stem for path in paths if path.exists()]
