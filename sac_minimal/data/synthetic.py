@@ -132,12 +132,10 @@ from sac_minimal.data.portable import exp, power, weighted_sum
 from sac_minimal.files import TEMPORARY_SUFFIX, save_npy_atomic, write_text_atomic
 
 GENERATOR_VERSION = 3
-GENERATOR_VERSIONS = (3, 4, 5)
+GENERATOR_VERSIONS = (3, 4, 5, 6)
 """v3: the regime where unreliability is visible noise that any read-out averages away; v4: the regime where it
 misleads on short stretches; v5: where it misleads for whole shots (module docstring). All are written; v3 stays the
 default."""
-MISLEADING_VERSIONS = (4, 5)
-"""Generator versions in which an unreliable modality misleads (:func:`_features_v4`)."""
 BYTES_REVISION = 2
 """Which way of computing a world's bytes wrote a surrogate, for one generative model. 2: every sum and exponential
 is computed with :mod:`sac_minimal.data.portable`, so a world is the same bytes on every machine. 1 (surrogates and
@@ -221,15 +219,44 @@ CORRUPTIONS_PER_MINUTE = 1.5
 CORRUPTION_SECONDS = (1.0, 4.0)
 SHOT_SECONDS = (10.0, 30.0)
 """v5: a misleading stretch lasts 10-30 s (a shot), v4's last :data:`CORRUPTION_SECONDS`."""
-SYNCHRONOUS_CONFUSER = {4: False, 5: True}
-"""Whether a generator version's confuser appears at the times of the video's own actions (v5: the two streams
-conflict) or in bursts at random times (v4)."""
 CORRUPTION_FACTOR = (0.25, 0.5)
 """A corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5 (at h = 1)."""
 COVERAGE_INSTANCES = 3
 """Instances of its class in each of a split's first 20 videos (one video per class): class coverage."""
 ACTION_SHARE = 0.6
 """Actions fill at most this share of a video."""
+
+
+@dataclass(frozen=True)
+class MisleadingRegime:
+    """What a generator version in which an unreliable modality misleads (v4 and later, :func:`_features_v4`) draws
+    its own way.
+
+    Attributes:
+        stretch_seconds: (low, high) length of each misleading stretch in seconds.
+        synchronous_confuser: the confuser appears at the times of the video's own actions (the two streams
+            conflict), else in bursts at random times.
+        shared_weight: in the modality that does not identify a group, the share of one direction its classes have
+            in common (0: that modality identifies the class too).
+        other_amplitude: a class's signal amplitude in the modality it does not prefer (the preferred one's is 1).
+        signature_weight: weight of the world's corruption signature in the misleading content, before that content
+            is scaled to the video's energy.
+    """
+
+    stretch_seconds: tuple
+    synchronous_confuser: bool
+    shared_weight: float
+    other_amplitude: float
+    signature_weight: float
+
+
+MISLEADING_REGIMES = {
+    4: MisleadingRegime(CORRUPTION_SECONDS, False, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
+    5: MisleadingRegime(SHOT_SECONDS, True, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
+    6: MisleadingRegime(SHOT_SECONDS, True, 0.0, 1.0, SIGNATURE_WEIGHT_V4),
+}
+"""Each misleading generator version's regime (module docstring)."""
+MISLEADING_VERSIONS = tuple(MISLEADING_REGIMES)
 
 
 @dataclass(frozen=True)
@@ -289,14 +316,14 @@ def make_world(seed: int, channels: int, shared_weight: float = SHARED_DIRECTION
     )
 
 
-def _amplitudes(label: int) -> tuple[float, float]:
-    """(appearance, motion) amplitude of a class's signal."""
+def _amplitudes(label: int, other: float = AMPLITUDE["other"]) -> tuple[float, float]:
+    """(appearance, motion) amplitude of a class's signal; ``other`` in the modality it does not prefer."""
     preference = MODALITY_PREFERENCE[THUMOS14_CLASSES[label]]
     if preference == "both":
         return AMPLITUDE["both"], AMPLITUDE["both"]
     if preference == "appearance":
-        return AMPLITUDE["preferred"], AMPLITUDE["other"]
-    return AMPLITUDE["other"], AMPLITUDE["preferred"]
+        return AMPLITUDE["preferred"], other
+    return other, AMPLITUDE["preferred"]
 
 
 def _place_intervals(rng: np.random.Generator, durations: np.ndarray, total: float) -> np.ndarray:
@@ -464,18 +491,19 @@ def clean_share(reliability: np.ndarray) -> np.ndarray:
 
 def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str, reliability: tuple,
                  envelopes: tuple, signatures: np.ndarray, heterogeneity: float,
-                 stretch_seconds: tuple = CORRUPTION_SECONDS,
-                 synchronous: bool = False) -> tuple[np.ndarray, dict]:
+                 regime: MisleadingRegime = MISLEADING_REGIMES[4]) -> tuple[np.ndarray, dict]:
     """v4 (module docstring): each modality's step is ``base + m c(t) + sqrt(1 - m^2) e u(t)/|u(t)|`` with c the
     clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
     same modality in bursts at random times, the world's corruption signature and noise), e the video's RMS energy of
     c, and m the step's clean share: 0 on the modality's *misleading stretches* (:func:`misleading_mask`, covering
-    1 - :func:`clean_share` (r) of the video, each ``stretch_seconds`` long: v4 1-4 s, v5 :data:`SHOT_SECONDS`), else
-    :func:`clean_share` of the corrupted stretches' factor. With ``synchronous`` (v5) the confuser follows the
-    envelope of the video's own actions in that modality instead of random bursts."""
+    1 - :func:`clean_share` (r) of the video, each ``regime.stretch_seconds`` long: v4 1-4 s, v5 and v6
+    :data:`SHOT_SECONDS`), else :func:`clean_share` of the corrupted stretches' factor. With
+    ``regime.synchronous_confuser`` (v5, v6) the confuser follows the envelope of the video's own actions in that
+    modality instead of random bursts (:class:`MisleadingRegime`)."""
     labels, step_seconds = timeline.labels, timeline.step_seconds
     preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
-    amplitudes = np.array([_amplitudes(label) for label in labels], dtype=np.float32).reshape(-1, 2)
+    amplitudes = np.array([_amplitudes(label, regime.other_amplitude) for label in labels],
+                          dtype=np.float32).reshape(-1, 2)
     channels = world.appearance_prototypes.shape[1]
     prototypes = (world.appearance_prototypes, world.motion_prototypes)
     confuser = int(rng.choice(_preference_partners(preference, timeline.main_class)))
@@ -490,13 +518,14 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
         columns = slice(modality * channels, (modality + 1) * channels)
         clean = weighted_sum(envelopes[modality] * amplitudes[:, modality], prototypes[modality][labels]) \
             + noise[:, columns]
-        timing = np.minimum(envelopes[modality].sum(axis=1, keepdims=True), 1.0) if synchronous else bursts
+        timing = np.minimum(envelopes[modality].sum(axis=1, keepdims=True), 1.0) if regime.synchronous_confuser \
+            else bursts
         wrong = (timing * amplitudes[:, modality].max(initial=1.0)) * prototypes[modality][confuser]
-        wrong = wrong + SIGNATURE_WEIGHT_V4 * signatures[modality] + misleading_noise[:, columns]
+        wrong = wrong + regime.signature_weight * signatures[modality] + misleading_noise[:, columns]
         energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
         wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
         stretches = _draw_stretches(rng, timeline.duration, 1.0 - float(clean_share(reliability[modality])),
-                                    stretch_seconds)
+                                    regime.stretch_seconds)
         misleading.append(stretches)
         share = np.where(misleading_mask(stretches, step_seconds), 0.0, clean_share(frame_factor))[:, None]
         features[:, columns] = base + share * clean + np.sqrt(1.0 - share ** 2) * wrong
@@ -559,8 +588,7 @@ def synthesize_video(world: SurrogateWorld, size: SyntheticSize, seed: int, spli
     if version in MISLEADING_VERSIONS:
         signatures = corruption_signatures(seed, size.channels_per_modality)
         features, decided = _features_v4(rng, world, timeline, condition, reliability, envelopes, signatures,
-                                         heterogeneity, SHOT_SECONDS if version == 5 else CORRUPTION_SECONDS,
-                                         SYNCHRONOUS_CONFUSER[version])
+                                         heterogeneity, MISLEADING_REGIMES[version])
     else:
         pan = pan_direction(seed, split, index, size.channels_per_modality)
         features, decided = _features(rng, world, timeline, condition, reliability, envelopes, pan, heterogeneity)
@@ -589,7 +617,7 @@ a modality; beyond, only underflow would change."""
 
 def world_shared_weight(version: int) -> float:
     """The prototypes' shared-direction weight of a generator version (v4 and v5: partly redundant evidence)."""
-    return SHARED_DIRECTION_WEIGHT_V4 if version in MISLEADING_VERSIONS else SHARED_DIRECTION_WEIGHT
+    return MISLEADING_REGIMES[version].shared_weight if version in MISLEADING_REGIMES else SHARED_DIRECTION_WEIGHT
 
 
 def check_generator_arguments(version, heterogeneity) -> None:

@@ -40,6 +40,11 @@ DEVELOPMENT_WORLDS_V5 = (200, 201, 202, 203, 204)
 only (never an attention model): never evidence."""
 CONFIRMATORY_WORLDS_V5 = (210, 211, 212, 213, 214, 215, 216, 217)
 """Worlds of generator v5 on which its Table I is tested, fixed before v5's acceptance test ran."""
+DEVELOPMENT_WORLDS_V6 = (300, 301, 302, 303, 304)
+"""Worlds of generator v6 on which its design was chosen and its acceptance test run, with SSAD and the controls
+only (never an attention model): never evidence."""
+CONFIRMATORY_WORLDS_V6 = (310, 311, 312, 313, 314, 315, 316, 317)
+"""Worlds of generator v6 on which its Table I is tested, fixed before v6's acceptance test ran."""
 HETEROGENEITIES = (0.0, 0.5, 1.0)
 """The dose-response levels of h: no reliability differences, half the spread, the full spread."""
 METRIC = "Avg 0.1:0.7"
@@ -119,12 +124,13 @@ ACCEPTANCE_NULL_POINTS = 0.5
 
 ACCEPTANCE_HETEROGENEITIES = (0.0, 0.5, 1.0)
 """The h at which the acceptance test reads the control's gain (a dose response with its null)."""
-ACCEPTANCE_CONTROLS = {4: "privileged", 5: "privileged_window"}
+ACCEPTANCE_CONTROLS = {4: "privileged", 5: "privileged_window", 6: "privileged_window"}
 """The positive control each regime's acceptance test reads: v4 was accepted on the control per step; v5 must be won
-by the control per window, the granularity of SAC's modality attention (one share per modality per window)."""
-ACCEPTANCE_PROBES = {4: "per video", 5: "per window"}
+by the control per window, the granularity of SAC's modality attention (one share per modality per window), and so
+must v6."""
+ACCEPTANCE_PROBES = {4: "per video", 5: "per window", 6: "per window"}
 """What each regime's reliability probe predicts (:func:`~sac_minimal.data.probe.reliability_probe`): v4 a window's
-video condition; v5 the window's own state, what a per-window modality attention would need to know."""
+video condition; v5 and v6 the window's own state, what a per-window modality attention would need to know."""
 
 
 def acceptance(table: dict, probes: dict, control: str = "privileged", baseline: str = "ssad") -> dict:
