@@ -103,6 +103,22 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
   Everything else (the share of a video that misleads, the signature, the corrupted stretches of 1-4 s, the
   annotations) is v4's.
 
+* **v6** is v5 with three changes, chosen on its development worlds with SSAD and the controls only (eight designs,
+  ``results/acceptance_v6_quick/development.json``), so that the control per window wins:
+
+  - *long* misleading shots of :data:`LONG_SHOT_SECONDS` (30-90 s), so that most windows are wholly clean or wholly
+    misleading in a modality and one weight per window can tell them apart;
+  - *fully redundant evidence*: the modality a class does not prefer identifies it too (its prototypes share no
+    direction, ``shared_weight`` 0) at the same amplitude as the preferred one (``other_amplitude`` 1), so that where
+    one stream misleads the other carries the class alone and turning the misleading one down gives the class back
+    (v5's control per window gained nothing: the misleading stream mostly removed evidence);
+  - the conflicting confuser of v5 and v4's signature weight are kept.
+
+  This models videos in which one stream is wrong for long stretches while the other is fine: a static or far
+  camera whose optical flow shows the wrong motion for a whole shot, a replay or an on-screen overlay over a long
+  shot, and classes that both streams can recognise on their own. Each version's draws are a
+  :class:`MisleadingRegime` (:data:`MISLEADING_REGIMES`).
+
 Everything the generator decided (class preferences, each video's condition, r_appearance and r_motion, its
 corrupted stretches and look-alike class) is written to ``root/synthetic.json`` next to the dataset, so that tests,
 notebooks and the reference gate (:func:`reference_gates`) can use it.
@@ -134,8 +150,8 @@ from sac_minimal.files import TEMPORARY_SUFFIX, save_npy_atomic, write_text_atom
 GENERATOR_VERSION = 3
 GENERATOR_VERSIONS = (3, 4, 5, 6)
 """v3: the regime where unreliability is visible noise that any read-out averages away; v4: the regime where it
-misleads on short stretches; v5: where it misleads for whole shots (module docstring). All are written; v3 stays the
-default."""
+misleads on short stretches; v5: where it misleads for whole shots; v6: for long shots while the other stream carries
+the class alone (module docstring). All are written; v3 stays the default."""
 BYTES_REVISION = 2
 """Which way of computing a world's bytes wrote a surrogate, for one generative model. 2: every sum and exponential
 is computed with :mod:`sac_minimal.data.portable`, so a world is the same bytes on every machine. 1 (surrogates and
@@ -219,6 +235,8 @@ CORRUPTIONS_PER_MINUTE = 1.5
 CORRUPTION_SECONDS = (1.0, 4.0)
 SHOT_SECONDS = (10.0, 30.0)
 """v5: a misleading stretch lasts 10-30 s (a shot), v4's last :data:`CORRUPTION_SECONDS`."""
+LONG_SHOT_SECONDS = (30.0, 90.0)
+"""v6: a misleading stretch lasts 30-90 s (a long shot: most of a window of 17 s, often a whole quick video)."""
 CORRUPTION_FACTOR = (0.25, 0.5)
 """A corrupted stretch lasts 1-4 s and multiplies both modalities' reliability by 0.25-0.5 (at h = 1)."""
 COVERAGE_INSTANCES = 3
@@ -253,7 +271,7 @@ class MisleadingRegime:
 MISLEADING_REGIMES = {
     4: MisleadingRegime(CORRUPTION_SECONDS, False, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
     5: MisleadingRegime(SHOT_SECONDS, True, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
-    6: MisleadingRegime(SHOT_SECONDS, True, 0.0, 1.0, SIGNATURE_WEIGHT_V4),
+    6: MisleadingRegime(LONG_SHOT_SECONDS, True, 0.0, 1.0, SIGNATURE_WEIGHT_V4),
 }
 """Each misleading generator version's regime (module docstring)."""
 MISLEADING_VERSIONS = tuple(MISLEADING_REGIMES)
