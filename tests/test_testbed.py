@@ -303,6 +303,26 @@ def test_v5_misleads_for_whole_shots_and_shares_everything_else_with_v4(v5, tmp_
             {key: stretches["videos"][name][key] for key in ("condition", "reliability", "corruptions")}
 
 
+def test_v6_misleads_for_long_shots_while_the_other_stream_identifies_the_class_alone(tmp_path):
+    from sac_minimal.data.synthetic import (LONG_SHOT_SECONDS, MISLEADING_REGIMES, MODALITY_PREFERENCE,
+                                            THUMOS14_CLASSES, make_world, world_shared_weight)
+
+    write_synthetic_thumos(tmp_path / "v6", "quick", seed=300, version=6, heterogeneity=1.0)
+    metadata = read_synthetic_metadata(tmp_path / "v6")
+    lengths = [end - begin for entry in metadata["videos"].values() for modality in entry["misleading"]
+               for begin, end in modality]
+    low, high = LONG_SHOT_SECONDS
+    assert lengths and low - 1e-3 <= min(lengths) and max(lengths) <= high + 1e-3
+    assert MISLEADING_REGIMES[6].synchronous_confuser and MISLEADING_REGIMES[6].other_amplitude == 1.0
+    # In the modality that does not identify a group, v5's classes share a direction and v6's do not.
+    preference = np.array([MODALITY_PREFERENCE[name] for name in THUMOS14_CLASSES])
+    motion_group = np.flatnonzero(preference == "motion")
+    for version, (lowest, highest) in ((5, (0.05, 1.0)), (6, (-1.0, 0.05))):
+        appearance = make_world(300, 512, world_shared_weight(version)).appearance_prototypes[motion_group]
+        cosines = (appearance @ appearance.T)[np.triu_indices(len(motion_group), 1)]
+        assert lowest < cosines.mean() < highest, (version, cosines.mean())
+
+
 def test_in_v5_the_probe_reads_each_windows_own_state_from_its_pooled_features(v5):
     from sac_minimal.data.probe import WINDOW_STATES, window_state
 
@@ -315,11 +335,14 @@ def test_in_v5_the_probe_reads_each_windows_own_state_from_its_pooled_features(v
     assert probe["windows"] == by_video["windows"] and probe["per_condition"] != by_video["per_condition"]
 
 
-def test_v5s_acceptance_test_is_decided_by_the_control_per_window():
+@pytest.mark.parametrize("version", [5, 6])
+def test_v5s_and_v6s_acceptance_tests_are_decided_by_the_control_per_window(version):
     from sac_minimal.lab.hypotheses import ACCEPTANCE_CONTROLS
 
-    assert ACCEPTANCE_CONTROLS == {4: "privileged", 5: "privileged_window"}
-    experiment = EXPERIMENTS["acceptance_v5"]
+    assert ACCEPTANCE_CONTROLS == {4: "privileged", 5: "privileged_window", 6: "privileged_window"}
+    experiment = EXPERIMENTS[f"acceptance_v{version}"]
+    assert dict(experiment.config_changes)["data_version"] == version
+    assert set(experiment.worlds) == set(experiment.development_worlds)
     assert experiment.primary == (("ssad", "privileged_window"),)
     assert all(VARIANTS[name].model in ("ssad", *TRUTH_MODELS) for name in experiment.variants)  # no attention
     tests = {comparison_key("ssad", "privileged_window", h): {"mean": gain, "p_holm": p}

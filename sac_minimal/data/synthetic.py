@@ -259,6 +259,8 @@ class MisleadingRegime:
         other_amplitude: a class's signal amplitude in the modality it does not prefer (the preferred one's is 1).
         signature_weight: weight of the world's corruption signature in the misleading content, before that content
             is scaled to the video's energy.
+        misleading_scale: the misleading stretches of a modality of reliability r cover ``misleading_scale x (1 -
+            clean_share(r))`` of the video (v4, v5: 1).
     """
 
     stretch_seconds: tuple
@@ -266,12 +268,13 @@ class MisleadingRegime:
     shared_weight: float
     other_amplitude: float
     signature_weight: float
+    misleading_scale: float = 1.0
 
 
 MISLEADING_REGIMES = {
     4: MisleadingRegime(CORRUPTION_SECONDS, False, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
     5: MisleadingRegime(SHOT_SECONDS, True, SHARED_DIRECTION_WEIGHT_V4, AMPLITUDE["other"], SIGNATURE_WEIGHT_V4),
-    6: MisleadingRegime(LONG_SHOT_SECONDS, True, 0.0, 1.0, SIGNATURE_WEIGHT_V4),
+    6: MisleadingRegime(LONG_SHOT_SECONDS, True, 0.0, 1.0, SIGNATURE_WEIGHT_V4, misleading_scale=0.5),
 }
 """Each misleading generator version's regime (module docstring)."""
 MISLEADING_VERSIONS = tuple(MISLEADING_REGIMES)
@@ -542,7 +545,8 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
         wrong = wrong + regime.signature_weight * signatures[modality] + misleading_noise[:, columns]
         energy = np.sqrt(np.mean(np.sum(clean ** 2, axis=1)))
         wrong = wrong * (energy / np.maximum(np.linalg.norm(wrong, axis=1, keepdims=True), 1e-6))
-        stretches = _draw_stretches(rng, timeline.duration, 1.0 - float(clean_share(reliability[modality])),
+        stretches = _draw_stretches(rng, timeline.duration,
+                                    regime.misleading_scale * (1.0 - float(clean_share(reliability[modality]))),
                                     regime.stretch_seconds)
         misleading.append(stretches)
         share = np.where(misleading_mask(stretches, step_seconds), 0.0, clean_share(frame_factor))[:, None]

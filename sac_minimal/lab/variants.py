@@ -474,6 +474,9 @@ EXPERIMENTS = {
                     "composed", "sac", "less"),),
         primary=(("composed", "sac"),), config_changes=LEARNING_RATE_ARM, seeds=4, worlds=CONFIRMATORY_WORLDS[:3]),
 }
+EXPERIMENTS["table1_v6"] = dataclasses.replace(
+    EXPERIMENTS["table1_v5"], title="Table I where a modality misleads for long shots and the other carries the class "
+    "(generator v6)", **IN_V6)
 for _paper_table in ("attention", "components", "alternatives"):  # the paper's ablations where attention can win
     _title = f"{EXPERIMENTS[_paper_table].title} (generator v4: unreliability misleads)"
     EXPERIMENTS[f"{_paper_table}_v4"] = dataclasses.replace(EXPERIMENTS[_paper_table], title=_title, **IN_V4)
