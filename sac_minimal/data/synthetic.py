@@ -103,11 +103,15 @@ Generator versions (:data:`GENERATOR_VERSION`; every record names the one it use
   Everything else (the share of a video that misleads, the signature, the corrupted stretches of 1-4 s, the
   annotations) is v4's.
 
-* **v6** is v5 with three changes, chosen on its development worlds with SSAD and the controls only (eight designs,
+* **v6** is v5 with four changes, chosen on its development worlds with SSAD and the controls only (nine designs,
   ``results/acceptance_v6_quick/development.json``), so that the control per window wins:
 
   - *long* misleading shots of :data:`LONG_SHOT_SECONDS` (30-90 s), so that most windows are wholly clean or wholly
     misleading in a modality and one weight per window can tell them apart;
+  - covering *half* the share of the video that they cover in v4 and v5 (``misleading_scale`` 0.5: a far-camera
+    video's motion misleads for 31-40 % of it at h = 1), so that a video mixes clean and misleading windows and there
+    is a window to choose (with the full share most such videos misled throughout at h = 1, and the control's gain
+    did not grow from h = 0.5 to h = 1);
   - *fully redundant evidence*: the modality a class does not prefer identifies it too (its prototypes share no
     direction, ``shared_weight`` 0) at the same amplitude as the preferred one (``other_amplitude`` 1), so that where
     one stream misleads the other carries the class alone and turning the misleading one down gives the class back

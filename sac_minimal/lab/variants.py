@@ -41,6 +41,7 @@ from sac_minimal.lab.hypotheses import (
     DEVELOPMENT_WORLDS_V4,
     DEVELOPMENT_WORLDS_V5,
     DEVELOPMENT_WORLDS_V6,
+    ACCEPTANCE_WORLDS_V6,
     HETEROGENEITIES,
     Hypothesis,
 )
@@ -386,7 +387,7 @@ h = 0 (F3-F6)."""
 
 
 
-def _acceptance_per_window(config_changes: tuple, worlds: tuple) -> Experiment:
+def _acceptance_per_window(config_changes: tuple, worlds: tuple, development_worlds: tuple) -> Experiment:
     """The acceptance grid of a regime that the control per window must win: SSAD, the headroom and the privileged
     control at three granularities on the regime's development worlds (never an attention model)."""
     version = dict(config_changes)["data_version"]
@@ -401,7 +402,7 @@ def _acceptance_per_window(config_changes: tuple, worlds: tuple) -> Experiment:
          Hypothesis("A4", "the privileged control per video beats SSAD", "ssad", "privileged_video", "greater",
                     1.0)),
         primary=(("ssad", "privileged_window"),), heterogeneities=HETEROGENEITIES, config_changes=config_changes,
-        seeds=2, worlds=worlds, development_worlds=worlds)
+        seeds=2, worlds=worlds, development_worlds=development_worlds)
 
 
 EXPERIMENTS = {
@@ -416,8 +417,8 @@ EXPERIMENTS = {
     "table1_v4": Experiment(
         _TABLE1_V4, _TABLE1_V4_TESTS, "Table I where unreliability misleads (generator v4)", _TABLE1_V4_HYPOTHESES,
         primary=_ATTENTION_VS_THETA + _OT_VS_COMPOSED, heterogeneities=HETEROGENEITIES, **IN_V4),
-    "acceptance_v5": _acceptance_per_window(V5, DEVELOPMENT_WORLDS_V5),
-    "acceptance_v6": _acceptance_per_window(V6, DEVELOPMENT_WORLDS_V6),
+    "acceptance_v5": _acceptance_per_window(V5, DEVELOPMENT_WORLDS_V5, DEVELOPMENT_WORLDS_V5),
+    "acceptance_v6": _acceptance_per_window(V6, ACCEPTANCE_WORLDS_V6, DEVELOPMENT_WORLDS_V6),
     "table1_v5": Experiment(
         _TABLE1_V5, _TABLE1_V5_TESTS, "Table I where a modality misleads for whole shots (generator v5)",
         _TABLE1_V5_HYPOTHESES, primary=(*_MATCHED_V5, ("composed", "sac")), heterogeneities=(0.0, 1.0), **IN_V5),
