@@ -569,12 +569,13 @@ BOOK_RECORDS = {
     "ablation_alternatives_quick_v4": book_checks("ablation_alternatives_quick_v4", ("nonlocal", "sequential"),
                                                   world=110),
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
+    "acceptance_v6_quick": book_checks("acceptance_v6_quick", ("ssad", "privileged_window"), world=320),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
     "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
     "light_v4_quick": book_checks("light_v4_quick", ("light_theta_baseline",), world=110),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs (notebooks 08 to 11): these
-runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 for generator
-v5's control record), the first of each record whole, so that its evaluation is compared too, the others for their
-first epoch; notebook 12 re-runs two more whole runs. ``tests/test_records.py`` re-runs the first epoch of the first
-three of each."""
+runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 and 320 for the
+control records of v5 and v6), the first of each record whole, so that its evaluation is compared too, the others
+for their first epoch; notebook 12 re-runs two more whole runs. ``tests/test_records.py`` re-runs the first epoch of
+the first three of each."""

@@ -477,7 +477,10 @@ EXPERIMENTS = {
 }
 EXPERIMENTS["table1_v6"] = dataclasses.replace(
     EXPERIMENTS["table1_v5"], title="Table I where a modality misleads for long shots and the other carries the class "
-    "(generator v6)", **IN_V6)
+    "(generator v6)", comparisons=(*EXPERIMENTS["table1_v5"].comparisons, ("ssad", "sac"), ("ssad", "light_theta")),
+    **IN_V6)
+"""v5's Table I (its hypotheses named before v5's acceptance test ran), on v6's confirmatory worlds, with the paper's
+own comparisons (SSAD+SAC and the light-Θ SAC against plain SSAD) as exploratory tests beside them."""
 for _paper_table in ("attention", "components", "alternatives"):  # the paper's ablations where attention can win
     _title = f"{EXPERIMENTS[_paper_table].title} (generator v4: unreliability misleads)"
     EXPERIMENTS[f"{_paper_table}_v4"] = dataclasses.replace(EXPERIMENTS[_paper_table], title=_title, **IN_V4)
