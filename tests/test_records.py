@@ -554,3 +554,20 @@ def test_a_check_outside_the_grid_is_refused(copy):
     (copy / "runs" / "sac_extra_w3_h1_s0.json").write_text(json.dumps(run))
     with pytest.raises(ValueError, match="not a cell of the grid"):
         verify_record(copy, [Check("sac_extra_w3_h1_s0", 1)])
+
+
+def test_an_exploratory_test_made_from_a_records_cells_equals_the_one_the_record_holds():
+    """The intro sets the paper's own comparison (SSAD+SAC against plain SSAD) beside the book's where a table does not
+    hold it; made from the cells as the table's tests are, it must equal the recorded test where there is one, and
+    carry no verdict."""
+    import math
+
+    from sac_minimal.lab.experiments import EXPLORATORY, exploratory_tests
+    from sac_minimal.lab.records import read_record
+
+    v3 = read_record("table1_quick_v3")
+    made = exploratory_tests(v3, [("ssad", "sac"), ("ssad_theta", "composed")], heterogeneities=(0.0, 1.0))
+    for key in ("sac vs ssad, h=1", "composed vs ssad_theta, h=0"):
+        for field in ("mean", "low", "high", "p", "world_differences"):
+            assert made[key][field] == pytest.approx(v3["tests"][key][field]), (key, field)
+        assert made[key]["word"] == EXPLORATORY and math.isnan(made[key]["p_holm"])

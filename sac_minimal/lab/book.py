@@ -64,11 +64,13 @@ def readable_number(value: float) -> str:
 
 
 def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
-          index: str | None = None, *, caption: str):
+          index: str | None = None, *, caption: str, numbered: bool = True):
     """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
     ``formats`` (e.g. ``{"mAP": "{:.1f}"}``) formatted, ``index`` as the row labels, and a ``caption``, numbered
-    ``Table <chapter>.<n>: caption`` inside a chapter (:func:`chapter_clock`). Floats without a format are shown with
-    at most four significant digits (0.1, not 0.100000).
+    ``Table <chapter>.<n>: caption`` inside a chapter (:func:`chapter_clock`) unless ``numbered`` is False (a
+    maintainer's table in a collapsed block, such as a record's re-runs, which the text never cites and which should
+    not push the reader's tables to higher numbers). Floats without a format are shown with at most four significant
+    digits (0.1, not 0.100000).
 
     >>> styled = table([{"model": "SSAD", "mAP": 45.52}], {"mAP": "{:.1f}"}, index="model", caption="a model")
     >>> "45.5" in styled.to_html() and "a model" in styled.to_html()
@@ -77,6 +79,10 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     True
     >>> "0.001</td>" in table([{"eps": 0.001}], caption="a float").to_html()
     True
+    >>> _ = chapter_clock(9); _ = table([{"a": 1}], caption="re-runs", numbered=False)
+    >>> table([{"a": 1}], caption="the first the reader sees").caption
+    'Table 9.1: the first the reader sees'
+    >>> _ = chapter_clock()
     """
     import pandas as pd
 
@@ -92,7 +98,7 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
         styled = styled.hide(axis="index")
     else:
         styled = styled.format_index(escape="html", axis=0)
-    if TABLES["chapter"] is not None:
+    if TABLES["chapter"] is not None and numbered:
         TABLES["count"] += 1
         caption = f"Table {TABLES['chapter']}.{TABLES['count']}: {caption}"
     return styled.set_caption(html.escape(caption))

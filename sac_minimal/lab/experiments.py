@@ -655,6 +655,21 @@ def world_tests(cells: dict, grid: dict, metric: str = METRIC) -> dict:
     return tests
 
 
+def exploratory_tests(table: dict, comparisons: Sequence[tuple[str, str]],
+                      heterogeneities: Sequence[float] = (1.0,)) -> dict:
+    """Tests a recorded table does not hold, made from its cells as :func:`world_tests` makes its own, and marked
+    :data:`EXPLORATORY` (no Holm adjustment, no verdict): e.g. the paper's comparison of SSAD+SAC with plain SSAD
+    where the table's hypotheses compare it with the capacity-matched SSAD+Θ instead. ``comparisons``: (baseline,
+    candidate) pairs of the table's rows."""
+    grid = {"worlds": table["worlds"], "seeds": table["seeds"], "comparisons": list(comparisons),
+            "heterogeneities": list(heterogeneities)}
+    tests = world_tests(table["cells"], grid)
+    for test in tests.values():
+        test.update(p_holm=math.nan, word=EXPLORATORY, low_adjusted=math.nan, high_adjusted=math.nan,
+                    excludes_paper_gain=None)
+    return tests
+
+
 def primary_tests(grid: dict, tests: dict) -> list[str]:
     """The keys of a table's primary tests: each primary comparison at every h where a hypothesis names it (a
     comparison at an h no hypothesis names is exploratory, whatever its pair), or at every h when none does."""
