@@ -66,12 +66,25 @@ def test_no_chapter_reports_a_run_time_of_zero_seconds():
     assert all(text != "0 s" for _, text in glued), f"run times of 0 s: {glued}"
 
 
-def test_every_table_shown_is_numbered():
-    captions = [(path.name, caption) for path in executed_notebooks()
-                for _, text, _ in shown_outputs(path) for caption in re.findall(r"<caption>(.*?)</caption>", text)]
+def test_every_table_shown_is_numbered_in_order_from_one():
+    """Every table in an open output is numbered, and a chapter's numbers run 1, 2, 3 ... in the order the reader
+    meets them; only a maintainer's table in a collapsed output (a record's re-runs) may be left unnumbered."""
+    captions, collapsed = [], set()
+    for path in executed_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        for index, text, _ in shown_outputs(path):
+            for caption in re.findall(r"<caption>(.*?)</caption>", text):
+                captions.append((path.name, caption))
+                if "hide-output" in cells[index].get("metadata", {}).get("tags", []):
+                    collapsed.add((path.name, caption))
     assert captions, "no table captions found"
-    unnumbered = [(name, caption[:60]) for name, caption in captions if not re.match(r"Table \d+\.\d+: ", caption)]
+    unnumbered = [(name, caption[:60]) for name, caption in captions
+                  if not re.match(r"Table \d+\.\d+: ", caption) and (name, caption) not in collapsed]
     assert not unnumbered, unnumbered
+    for name in {name for name, _ in captions}:
+        numbers = [int(match.group(1)) for page, caption in captions if page == name
+                   for match in [re.match(r"Table \d+\.(\d+): ", caption)] if match]
+        assert numbers == list(range(1, len(numbers) + 1)), (name, numbers)
 
 
 COLUMN_PIXELS = 768

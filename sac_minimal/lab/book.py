@@ -63,6 +63,14 @@ def readable_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+WIDE_TEXT = 60
+"""A table column whose longest text has more characters than this is given a minimum width
+(:data:`WIDE_COLUMN_EM`)."""
+WIDE_COLUMN_EM = {2: 16, 3: 16, 4: 14, 5: 12, 6: 10, 7: 8}
+"""The minimum width (em) of a long-text column by the table's number of columns: as much as the page's text column
+(768 px) leaves beside the others, so that the table is never wider than the page; none from 8 columns on."""
+
+
 def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
           index: str | None = None, *, caption: str, numbered: bool = True):
     """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
@@ -79,6 +87,8 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     True
     >>> "0.001</td>" in table([{"eps": 0.001}], caption="a float").to_html()
     True
+    >>> "min-width: 16em" in table([{"claim": "x" * 80, "p": 0.5}], caption="a claim").to_html()
+    True
     >>> _ = chapter_clock(9); _ = table([{"a": 1}], caption="re-runs", numbered=False)
     >>> table([{"a": 1}], caption="the first the reader sees").caption
     'Table 9.1: the first the reader sees'
@@ -91,9 +101,15 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
         frame = frame.set_index(index)
     readable = {column: readable_number for column in frame.columns if frame[column].dtype.kind == "f"}
     # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
+    # A column of long text (a claim, a criterion) gets room, so that it is not squeezed into a word per line by
+    # the narrow columns of numbers beside it.
+    room = WIDE_COLUMN_EM.get(len(frame.columns), 0)  # what the page's text column leaves beside the others
+    wide = [{"selector": f".col{position}", "props": [("min-width", f"{room}em")]}
+            for position, column in enumerate(frame.columns)
+            if room and frame[column].dtype.kind == "O" and frame[column].astype(str).str.len().max() > WIDE_TEXT]
     styled = frame.style.format({**readable, **(formats or {})}, na_rep="", escape="html").format_index(
         escape="html", axis=1).set_table_styles(
-        [{"selector": "th, td", "props": [("padding", "0.25em 0.6em"), ("text-align", "left")]}])
+        [{"selector": "th, td", "props": [("padding", "0.25em 0.6em"), ("text-align", "left")]}, *wide])
     if index is None:
         styled = styled.hide(axis="index")
     else:
