@@ -202,8 +202,8 @@ def _raise_map(run: dict, amount: float) -> None:
 
 def test_a_whole_run_in_another_environment_must_land_within_the_measured_spread(copy, monkeypatch):
     """A whole run re-made in another environment is judged by the distance of its mAP from the recorded one, bounded
-    by the spread measured across environments (MAP_SPREAD), never by an interval computed from the record's own runs:
-    a recorded mAP raised by 35 points (or by 100) is outside it, however few seeds its cell has."""
+    by the spread between seeds (MAP_SPREAD), never by an interval computed from the record's own runs: a recorded mAP
+    raised by 35 points (or by 100) is outside it, however few seeds its cell has."""
     from sac_minimal.lab.records import MAP_SPREAD, whole_run_bound
 
     _another_machine(monkeypatch)

@@ -522,8 +522,9 @@ def _features_v4(rng, world: SurrogateWorld, timeline: _Timeline, condition: str
     clean content (class signal and noise, as in v3 at reliability 1), u misleading content (a confuser class of the
     same modality in bursts at random times, the world's corruption signature and noise), e the video's RMS energy of
     c, and m the step's clean share: 0 on the modality's *misleading stretches* (:func:`misleading_mask`, covering
-    1 - :func:`clean_share` (r) of the video, each ``regime.stretch_seconds`` long: v4 1-4 s, v5 and v6
-    :data:`SHOT_SECONDS`), else :func:`clean_share` of the corrupted stretches' factor. With
+    ``regime.misleading_scale`` x (1 - :func:`clean_share` (r)) of the video, each ``regime.stretch_seconds`` long:
+    v4 1-4 s, v5 :data:`SHOT_SECONDS`, v6 :data:`LONG_SHOT_SECONDS`), else :func:`clean_share` of the corrupted
+    stretches' factor. With
     ``regime.synchronous_confuser`` (v5, v6) the confuser follows the envelope of the video's own actions in that
     modality instead of random bursts (:class:`MisleadingRegime`)."""
     labels, step_seconds = timeline.labels, timeline.step_seconds

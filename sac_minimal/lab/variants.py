@@ -386,7 +386,6 @@ at every frame against SSAD+Θ and the composed attention (F1-F2), with the moda
 h = 0 (F3-F6)."""
 
 
-
 def _acceptance_per_window(config_changes: tuple, worlds: tuple, development_worlds: tuple) -> Experiment:
     """The acceptance grid of a regime that the control per window must win: SSAD, the headroom and the privileged
     control at three granularities on the regime's development worlds (never an attention model)."""
