@@ -131,3 +131,47 @@ def test_figures_are_numbered_by_chapter_like_the_tables():
         assert numbers == [f"{chapter}.{n}" for n in range(1, len(numbers) + 1)], (page.name, numbers)
         counted += len(numbers)
     assert counted > 0
+
+
+def shown_tables():
+    """(notebook, caption, header, rows) of every HTML table in an output a reader can see or open."""
+    def text(html):
+        return re.sub(r"<.*?>", "", html).strip()
+
+    for path in executed_notebooks():
+        for _, output, _ in shown_outputs(path):
+            for html in re.findall(r"<table.*?</table>", output, re.S):
+                caption = re.search(r"<caption>(.*?)</caption>", html, re.S)
+                header = [text(cell).lower() for cell in re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)]
+                rows = [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                        for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+                yield path.name, text(caption.group(1)) if caption else "", header, [row for row in rows if row]
+
+
+def test_every_verdict_is_shown_beside_the_claim_it_judges():
+    """A verdict word means nothing without its claim: every table with a verdict column has a claim column, and
+    each claim is words (an id such as ``Q5`` alone fails)."""
+    judged = 0
+    for name, caption, header, rows in shown_tables():
+        if "verdict" not in header:
+            continue
+        judged += 1
+        claims = [index for index, column in enumerate(header) if "claim" in column]
+        assert claims, f"{name}, {caption[:60]!r}: a verdict column without a claim column"
+        short = [row[claims[0]] for row in rows if len(row[claims[0]].split()) < 4]
+        assert not short, f"{name}, {caption[:60]!r}: claims that are not words: {short[:3]}"
+    assert judged, "no table with a verdict column found"
+
+
+def test_every_table_names_a_model_by_its_display_name():
+    """Tables name each model by its display name (``SSAD+Θ``), never by its code name (``ssad_theta``), in open and
+    collapsed outputs alike; only a column headed "code name" (what a reader types on the command line) shows it."""
+    from sac_minimal.lab.variants import VARIANTS
+
+    code_names = re.compile(r"(?<![\w`])(" + "|".join(name for name in VARIANTS if "_" in name) + r")(?![\w])")
+    found = []
+    for name, caption, header, rows in shown_tables():
+        for row in rows:
+            found += [(name, caption[:40], cell[:60]) for column, cell in zip(header, row)
+                      if column != "code name" and code_names.search(cell)]
+    assert not found, found[:5]

@@ -24,8 +24,9 @@ PAPER_COST = {"SSAD": (4.29, 0.42), "SSAD+SAC": (5.08, 0.62)}
 
 
 COST_MODELS = (("ssad", "official", "SSAD"), ("ssad_theta", "official", "SSAD+Θ"),
-               ("ssad_sac", "official", "SSAD+SAC"), ("ssad_sac", "light", "SSAD+SAC (light Θ)"))
-"""Table VIII's rows: (model, SAC preset, label)."""
+               ("ssad_sac", "official", "SAC (official)"), ("ssad_sac", "light", "SAC, light Θ"))
+"""Table VIII's rows: (model, SAC preset, label); the labels are the rows' display names in every other table
+(:data:`sac_minimal.lab.variants.VARIANTS`), so SSAD+SAC with the official preset is "SAC (official)"."""
 
 
 def cost_table(channels: int = 1024, length: int = 128) -> list[dict]:

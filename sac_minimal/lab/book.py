@@ -67,8 +67,9 @@ WIDE_TEXT = 60
 """A table column whose longest text has more characters than this is given a minimum width
 (:data:`WIDE_COLUMN_EM`)."""
 WIDE_COLUMN_EM = {2: 16, 3: 16, 4: 14, 5: 12, 6: 10, 7: 8}
-"""The minimum width (em) of a long-text column by the table's number of columns: as much as the page's text column
-(768 px) leaves beside the others, so that the table is never wider than the page; none from 8 columns on."""
+"""The minimum width (em) of the long-text columns by the table's number of columns, shared among them when there are
+several: as much as the page's text column (768 px) leaves beside the others, so that the table is never wider than
+the page; none from 8 columns on."""
 
 
 def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
@@ -89,6 +90,9 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     True
     >>> "min-width: 16em" in table([{"claim": "x" * 80, "p": 0.5}], caption="a claim").to_html()
     True
+    >>> "min-width: 4em" in table([{"claim": "x" * 80, "v3": "y" * 80, "v4": "z" * 80, "p": 0.5}],
+    ...                             caption="three long columns share the room").to_html()
+    True
     >>> _ = chapter_clock(9); _ = table([{"a": 1}], caption="re-runs", numbered=False)
     >>> table([{"a": 1}], caption="the first the reader sees").caption
     'Table 9.1: the first the reader sees'
@@ -103,10 +107,12 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
     # A column of long text (a claim, a criterion) gets room, so that it is not squeezed into a word per line by
     # the narrow columns of numbers beside it.
-    room = WIDE_COLUMN_EM.get(len(frame.columns), 0)  # what the page's text column leaves beside the others
+    # Several long-text columns share that room, so that together they never push the table past the page.
+    long_text = [position for position, column in enumerate(frame.columns)
+                 if frame[column].dtype.kind == "O" and frame[column].astype(str).str.len().max() > WIDE_TEXT]
+    room = WIDE_COLUMN_EM.get(len(frame.columns), 0) // max(len(long_text), 1)
     wide = [{"selector": f".col{position}", "props": [("min-width", f"{room}em")]}
-            for position, column in enumerate(frame.columns)
-            if room and frame[column].dtype.kind == "O" and frame[column].astype(str).str.len().max() > WIDE_TEXT]
+            for position in long_text if room]
     styled = frame.style.format({**readable, **(formats or {})}, na_rep="", escape="html").format_index(
         escape="html", axis=1).set_table_styles(
         [{"selector": "th, td", "props": [("padding", "0.25em 0.6em"), ("text-align", "left")]}, *wide])

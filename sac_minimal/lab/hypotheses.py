@@ -99,6 +99,31 @@ def comparison_key(baseline: str, candidate: str, heterogeneity: float | None) -
     return f"{candidate} vs {baseline}, {where}"
 
 
+def comparison_in_words(test: dict, labels: dict, statement: str | None = None) -> str:
+    """A test, or the claim that names it, as a reader sees it: each model under its display name.
+
+    ``test``: a record's test (``candidate``, ``baseline``, ``heterogeneity``); ``labels``: the record's display
+    names. Without ``statement``, the comparison: ``"composed (no OT) vs SSAD+Θ, h = 1"``. With the statement of a
+    generated two-sided claim (``"<candidate> differs from <baseline>"``, written with code names when the grid was
+    declared), the same claim in display names; any other statement is already in words and is returned unchanged.
+
+    >>> test = {"candidate": "composed", "baseline": "ssad_theta", "heterogeneity": 1.0}
+    >>> labels = {"composed": "composed (no OT)", "ssad_theta": "SSAD+Θ"}
+    >>> comparison_in_words(test, labels)
+    'composed (no OT) vs SSAD+Θ, h = 1'
+    >>> comparison_in_words({**test, "heterogeneity": None}, labels)
+    'composed (no OT) vs SSAD+Θ, trend over h'
+    >>> comparison_in_words(test, labels, "composed differs from ssad_theta")
+    'composed (no OT) differs from SSAD+Θ'
+    """
+    candidate, baseline = (labels.get(test[side], test[side]) for side in ("candidate", "baseline"))
+    if statement is not None:
+        generated = f"{test['candidate']} differs from {test['baseline']}"
+        return f"{candidate} differs from {baseline}" if statement == generated else statement
+    where = "trend over h" if test["heterogeneity"] is None else f"h = {test['heterogeneity']:g}"
+    return f"{candidate} vs {baseline}, {where}"
+
+
 def judge(hypothesis: Hypothesis | dict, test: dict, significance: float = 0.05) -> str:
     """The verdict on a hypothesis from its test (``mean``, ``p_holm``), always at the Holm-adjusted level, so that a
     verdict never disagrees with the word ``significant`` printed beside the same test:

@@ -11,8 +11,8 @@ MODEL_COLORS = {
     "ssad": "tab:gray", "ssad_theta": "tab:brown", "reference": "tab:orange", "headroom": "tab:olive",
     "privileged": "tab:pink", "composed": "tab:blue", "sac": "tab:red", "sac_stabilised": "tab:green",
     "light_theta": "tab:purple", "joint": "tab:cyan", "modality": "tab:olive", "frame": "tab:pink",
-    "sequential": "tab:cyan", "nonlocal": "tab:brown", "privileged_window": "darkmagenta",
-    "privileged_video": "lightpink", "per_frame": "teal", "light_theta_baseline": "goldenrod",
+    "sequential": "tab:cyan", "nonlocal": "tab:brown", "privileged_window": "indigo",
+    "privileged_video": "darkkhaki", "per_frame": "teal", "light_theta_baseline": "goldenrod",
 }
 """One colour per model in every figure of the book (a model not listed is black)."""
 
