@@ -138,13 +138,17 @@ def shown_tables():
     def text(html):
         return re.sub(r"<.*?>", "", html).strip()
 
+    def cells(html):  # header and data cells alike, in column order (a row label is a <th>)
+        return [text(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", html, re.S)]
+
     for path in executed_notebooks():
         for _, output, _ in shown_outputs(path):
             for html in re.findall(r"<table.*?</table>", output, re.S):
                 caption = re.search(r"<caption>(.*?)</caption>", html, re.S)
-                header = [text(cell).lower() for cell in re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)]
-                rows = [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-                        for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+                head = re.search(r"<thead>(.*?)</thead>", html, re.S)
+                body = re.search(r"<tbody>(.*?)</tbody>", html, re.S)
+                header = [cell.lower() for cell in cells(head.group(1))] if head else []
+                rows = [cells(row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)] if body else []
                 yield path.name, text(caption.group(1)) if caption else "", header, [row for row in rows if row]
 
 

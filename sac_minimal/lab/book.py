@@ -106,8 +106,8 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     readable = {column: readable_number for column in frame.columns if frame[column].dtype.kind == "f"}
     # Cells, labels and caption are text, never markup: a record's text (a title, a label) is shown, not rendered.
     # A column of long text (a claim, a criterion) gets room, so that it is not squeezed into a word per line by
-    # the narrow columns of numbers beside it.
-    # Several long-text columns share that room, so that together they never push the table past the page.
+    # the narrow columns of numbers beside it; several such columns share that room, so that together they never
+    # push the table past the page.
     long_text = [position for position, column in enumerate(frame.columns)
                  if frame[column].dtype.kind == "O" and frame[column].astype(str).str.len().max() > WIDE_TEXT]
     room = WIDE_COLUMN_EM.get(len(frame.columns), 0) // max(len(long_text), 1)
