@@ -85,7 +85,8 @@ class AnchorTargets:
     """What each anchor should predict after matching.
 
     Attributes:
-        iou: ``[B, A]`` IoU with the best ground truth (0 when the window has none): the overlap target.
+        iou: ``[B, A]`` IoU with the best ground truth (0 when the window has none): the overlap target (with the
+            gradient of the matched boxes, if they have one).
         labels: ``[B, A]`` network class index: ground-truth class id + 1 when ``iou > 0.5``, else 0.
         boxes: ``[B, A, 2]`` the best ground truth's (start, end).
         positive: ``[B, A]`` ``iou > 0.5``.
@@ -101,24 +102,31 @@ def match_anchors(anchor_boxes: torch.Tensor, segments: torch.Tensor, labels: to
                   positive_iou: float = POSITIVE_IOU) -> AnchorTargets:
     """Match every anchor of every window to its best ground truth, in one batched operation.
 
+    The official code visits the ground-truth instances in order and gives an anchor instance k's box and label
+    when IoU_k > 0.5 and IoU_k exceeds the best IoU so far (strictly: of two equal instances, such as THUMOS14's
+    CliffDiving and Diving copies of one segment, the first listed keeps the anchor). That is the *first* instance
+    of highest IoU, which ``max`` returns here. The best IoU is the overlap target; when ``anchor_boxes`` carries a
+    gradient (the official decoded boxes, matched with autograd on), so does ``iou``: the overlap loss then also
+    moves the boxes (chapter 07). Labels, boxes and the positive mask never carry one.
+
     Args:
         anchor_boxes: ``[B, A, 2]`` boxes to match: decoded predictions (official) or default anchors (static).
         segments: ``[B, S, 2]`` ground truth in window units, padded.
         labels: ``[B, S]`` class ids (0..19), -1 where padded.
         positive_iou: anchors with IoU above this are positives.
     """
+    iou = temporal_iou(anchor_boxes, segments.to(anchor_boxes.dtype))  # [B, A, S]
+    iou = torch.where((labels >= 0)[:, None, :], iou, torch.full_like(iou, -1.0))
+    if iou.shape[-1] == 0:
+        best_iou = anchor_boxes.new_zeros(anchor_boxes.shape[:2])
+        best = torch.zeros(anchor_boxes.shape[:2], dtype=torch.long, device=anchor_boxes.device)
+    else:
+        best_iou, best = iou.max(dim=-1)  # the first instance of highest IoU
+    best_iou = best_iou.clamp(min=0.0)
     with torch.no_grad():
-        iou = temporal_iou(anchor_boxes, segments.to(anchor_boxes.dtype))  # [B, A, S]
-        iou = torch.where((labels >= 0)[:, None, :], iou, torch.full_like(iou, -1.0))
-        if iou.shape[-1] == 0:
-            best_iou = torch.zeros(anchor_boxes.shape[:2], dtype=anchor_boxes.dtype, device=anchor_boxes.device)
-            best = torch.zeros(anchor_boxes.shape[:2], dtype=torch.long, device=anchor_boxes.device)
-        else:
-            best_iou, best = iou.max(dim=-1)
-        best_iou = best_iou.clamp(min=0.0)
         positive = best_iou > positive_iou
         matched_labels = torch.gather(labels, 1, best) if labels.shape[-1] else torch.zeros_like(best)
         matched_boxes = (torch.gather(segments.to(anchor_boxes.dtype), 1, best[..., None].expand(-1, -1, 2))
                          if segments.shape[1] else torch.zeros_like(anchor_boxes))
         network_labels = torch.where(positive, matched_labels + 1, torch.zeros_like(matched_labels))
-    return AnchorTargets(iou=best_iou, labels=network_labels, boxes=matched_boxes, positive=positive)
+    return AnchorTargets(iou=best_iou, labels=network_labels, boxes=matched_boxes.detach(), positive=positive)

@@ -1,16 +1,25 @@
 """SSAD's training loss and its post-processing, from raw network outputs to video-level detections in seconds.
 
-Loss (book/recipe.md, Section 4: the official code's SSAD), over the anchors of a batch of windows:
+Loss (book/recipe.md, Section 4: the official code's SSAD, ``core/loss.py`` and ``core/ab_match.py``), over all the
+anchors of a batch of windows, flattened together:
 
-* anchors are matched to ground truth (:func:`sac_minimal.anchors.match_anchors`); positives have IoU > 0.5;
-* hard negatives: not positive, but the raw overlap output says > 0.5; random negatives: drawn from the remaining
-  anchors with a seeded generator, ``negative_ratio`` per positive;
+* anchors are matched to ground truth (:func:`sac_minimal.anchors.match_anchors`); positives have IoU > 0.5. The
+  official code measures that IoU against the *decoded* predicted boxes with autograd on, so the best IoU, which is
+  also the overlap target, carries the gradient of the IoU with respect to (rx, rw);
+* hard negatives: not positive, but the raw overlap output says > 0.5; random negatives: every remaining anchor with
+  probability ``r = ratio x N_pos / (N - N_pos - N_hard)`` (``r = 0.5`` when the batch has no positive), from one
+  uniform number per anchor (:func:`select_negatives`);
 * every term is a masked mean over the chosen anchors (:func:`ssad_loss_runs`, which also serves several models
   trained at once);
 * classification: cross-entropy over positives and both kinds of negatives (target 0 for negatives);
 * overlap: smooth-L1 between the raw overlap output and the IoU target, over the same anchors;
-* localisation: smooth-L1 between the decoded (start, end) of positives and their ground truth;
+* localisation: the mean smooth-L1 error of the positives' decoded starts **plus** the mean error of their ends;
 * total = 1 x classification + 10 x overlap + 10 x localisation (SAC's loss is added by the caller).
+
+:data:`LOSSES` names this loss (``official``) and two departures from it: ``official_detached`` (the overlap target
+without its gradient) and ``book_v1``, the loss of the book's first records (one mean over starts and ends, half the
+official localisation term; the target without gradient; exactly round(ratio x N_pos) random negatives, none when a
+batch has no positive). Every run records which one it was trained with (:class:`sac_minimal.lab.config.TrainConfig`).
 
 Post-processing (what turns a test split's windows into detections, as the official code):
 
@@ -36,6 +45,36 @@ from sac_minimal.anchors import Anchors, decode, match_anchors
 from sac_minimal.data.thumos14 import CLASS_ID, THUMOS14_CLASSES
 
 LOSS_WEIGHTS = {"classification": 1.0, "overlap": 10.0, "localisation": 10.0}
+
+
+@dataclass(frozen=True)
+class LossRecipe:
+    """How SSAD's loss is computed, in the three places where the official code and the book's first loss differ.
+
+    Attributes:
+        localisation: ``sum`` (official): the mean error of the positives' starts plus the mean error of their
+            ends; ``mean``: one mean over both (half of it).
+        target_gradient: the overlap target (the best IoU with the decoded boxes) carries its gradient into
+            (rx, rw), as in the official code, where matching runs with autograd on.
+        negatives: ``bernoulli`` (official): every anchor that is neither positive nor hard is a random negative
+            with probability r (:func:`select_negatives`); ``count``: exactly round(ratio x N_pos) of them.
+    """
+
+    localisation: str
+    target_gradient: bool
+    negatives: str
+    description: str = ""
+
+
+LOSSES = {
+    "official": LossRecipe("sum", True, "bernoulli", "the official code's loss"),
+    "official_detached": LossRecipe("sum", False, "bernoulli",
+                                    "the official code's loss with the overlap target detached (no gradient)"),
+    "book_v1": LossRecipe("mean", False, "count",
+                          "the loss of the book's first records: one mean over starts and ends, the overlap target "
+                          "detached, exactly round(ratio x N_pos) random negatives"),
+}
+"""The SSAD losses a run can be trained with, by name (``TrainConfig.loss``)."""
 BACKGROUND_THRESHOLD = 0.98
 NMS_IOU = 0.2
 MAX_PER_CLASS = 200
@@ -64,15 +103,21 @@ class SSADPrediction:
 
 
 def select_negatives(positive: torch.Tensor, overlap: torch.Tensor, negative_ratio: float,
-                     priority: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     priority: torch.Tensor, rule: str = "bernoulli") -> tuple[torch.Tensor, torch.Tensor]:
     """Hard and random negatives of each run's batch, with no host synchronisation.
 
-    Hard negatives: not positive, but the raw overlap output says > 0.5. Random negatives: round(``negative_ratio`` x
-    the run's positives) anchors (at most all remaining ones) drawn uniformly from the rest of the run's batch: the
-    remaining anchors with the highest ``priority``, a uniform random number per anchor.
+    Hard negatives: not positive, but the raw overlap output says > 0.5. Random negatives are drawn from the
+    remaining anchors of the run's batch (all its windows together, N anchors), with ``priority``, one uniform number
+    per anchor:
+
+    * ``bernoulli`` (official): anchor j is a random negative when ``priority_j > 1 - r``, i.e. with probability
+      ``r = min(1, ratio x N_pos / (N - N_pos - N_hard))``; ``r = 0.5`` when the batch has no positive (or no
+      remaining anchor), so such a batch trains on about half its anchors as background;
+    * ``count``: exactly round(ratio x N_pos) anchors (at most all remaining ones), those of highest priority.
 
     Args:
         positive, overlap, priority: ``[R, B, A]`` for R runs (independent models) of B windows each.
+        rule: ``bernoulli`` or ``count``.
 
     Returns:
         Two ``[R, B, A]`` masks (hard, random).
@@ -80,8 +125,17 @@ def select_negatives(positive: torch.Tensor, overlap: torch.Tensor, negative_rat
     runs = positive.shape[0]
     hard = ~positive & (overlap.detach() > 0.5)
     remaining = (~positive & ~hard).reshape(runs, -1)  # [R, B * A]
-    wanted = torch.minimum(torch.round(negative_ratio * positive.reshape(runs, -1).sum(-1).to(priority.dtype)),
-                           remaining.sum(-1).to(priority.dtype))  # [R]
+    positives = positive.reshape(runs, -1).sum(-1).to(priority.dtype)  # [R]
+    if rule == "bernoulli":
+        anchors, hard_count = remaining.shape[-1], hard.reshape(runs, -1).sum(-1).to(priority.dtype)
+        free = anchors - positives - hard_count
+        rate = torch.where((positives > 0) & (free > 0), negative_ratio * positives / free.clamp_min(1.0),
+                           torch.full_like(positives, 0.5)).clamp(max=1.0)
+        random_negative = remaining & (priority.reshape(runs, -1) > 1.0 - rate[:, None])
+        return hard, random_negative.reshape(positive.shape)
+    if rule != "count":
+        raise ValueError(f"rule must be 'bernoulli' or 'count', got {rule!r}")
+    wanted = torch.minimum(torch.round(negative_ratio * positives), remaining.sum(-1).to(priority.dtype))  # [R]
     masked = torch.where(remaining, priority.reshape(runs, -1), torch.full_like(priority.reshape(runs, -1), -1.0))
     order = masked.argsort(dim=-1, descending=True)
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
@@ -97,7 +151,8 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def ssad_loss_runs(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, anchors: Anchors,
-                   priority: torch.Tensor, *, matching: str = "decoded", negative_ratio: float = 1.0) -> dict:
+                   priority: torch.Tensor, *, matching: str = "decoded", negative_ratio: float = 1.0,
+                   loss: str = "official") -> dict:
     """SSAD's loss for R runs at once (R models trained together, each on its own batch), as masked means: no
     boolean indexing, no host synchronisation, so it can be batched across runs and captured in a CUDA graph.
 
@@ -106,32 +161,41 @@ def ssad_loss_runs(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tens
         segments: ``[R, B, S, 2]``; labels: ``[R, B, S]`` (-1 = padding).
         anchors: the default anchors (on the same device).
         priority: ``[R, B, A]`` uniform random numbers that pick the random negatives (see :func:`select_negatives`).
-        matching, negative_ratio: as :func:`ssad_loss`.
+        matching, negative_ratio, loss: as :func:`ssad_loss`.
 
     Returns:
         ``{"classification", "overlap", "localisation", "total", "positives"}``, each ``[R]``.
     """
     if matching not in ("decoded", "static"):
         raise ValueError(f"matching must be 'decoded' or 'static', got {matching!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    recipe = LOSSES[loss]
     runs, batch = raw.shape[:2]
     windows = SSADPrediction.from_raw(raw.flatten(0, 1))  # [R * B, A, ...]
     predicted_boxes = decode(windows.offsets, anchors)
-    boxes_to_match = (predicted_boxes.detach() if matching == "decoded"
+    boxes_to_match = (predicted_boxes if matching == "decoded"
                       else anchors.boxes().to(raw.dtype).expand(runs * batch, -1, -1))
+    if not recipe.target_gradient:
+        boxes_to_match = boxes_to_match.detach()
     targets = match_anchors(boxes_to_match, segments.flatten(0, 1), labels.flatten(0, 1))
 
     def per_run(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.reshape(runs, batch, *tensor.shape[1:])
 
     positive = per_run(targets.positive)
-    hard, random_negative = select_negatives(positive, per_run(windows.overlap), negative_ratio, priority)
+    hard, random_negative = select_negatives(positive, per_run(windows.overlap), negative_ratio, priority,
+                                             recipe.negatives)
     selected = positive | hard | random_negative
     cross_entropy = F.cross_entropy(windows.class_logits.flatten(0, 1), targets.labels.flatten(), reduction="none")
     classification = masked_mean(cross_entropy.reshape(runs, batch, -1), selected)
     overlap_error = F.smooth_l1_loss(windows.overlap, targets.iou.to(raw.dtype), reduction="none")
     overlap = masked_mean(per_run(overlap_error), selected)
-    box_error = F.smooth_l1_loss(predicted_boxes, targets.boxes, reduction="none")  # [R * B, A, 2]
-    localisation = masked_mean(per_run(box_error), per_run(targets.positive)[..., None].expand(-1, -1, -1, 2))
+    box_error = per_run(F.smooth_l1_loss(predicted_boxes, targets.boxes, reduction="none"))  # [R, B, A, 2]
+    if recipe.localisation == "sum":  # official: mean start error + mean end error
+        localisation = masked_mean(box_error[..., 0], positive) + masked_mean(box_error[..., 1], positive)
+    else:
+        localisation = masked_mean(box_error, positive[..., None].expand(-1, -1, -1, 2))
     total = (LOSS_WEIGHTS["classification"] * classification + LOSS_WEIGHTS["overlap"] * overlap
              + LOSS_WEIGHTS["localisation"] * localisation)
     return {"classification": classification, "overlap": overlap, "localisation": localisation, "total": total,
@@ -139,7 +203,7 @@ def ssad_loss_runs(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tens
 
 
 def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, anchors: Anchors, *,
-              matching: str = "decoded", negative_ratio: float = 1.0,
+              matching: str = "decoded", negative_ratio: float = 1.0, loss: str = "official",
               generator: torch.Generator | None = None) -> dict:
     """SSAD's three loss terms and their weighted total for a batch of windows (one model).
 
@@ -149,6 +213,7 @@ def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, a
         anchors: the default anchors (on the same device).
         matching: ``decoded`` (official: IoU with the decoded predicted boxes) or ``static`` (default anchors).
         negative_ratio: random negatives per positive.
+        loss: a name of :data:`LOSSES` (``official`` by default).
         generator: CPU generator for the random negatives (reproducible runs, the same draws on every device).
 
     Returns:
@@ -157,7 +222,7 @@ def ssad_loss(raw: torch.Tensor, segments: torch.Tensor, labels: torch.Tensor, a
     """
     priority = torch.rand(raw.shape[:2], generator=generator).to(raw.device)
     losses = ssad_loss_runs(raw[None], segments[None], labels[None], anchors, priority[None], matching=matching,
-                            negative_ratio=negative_ratio)
+                            negative_ratio=negative_ratio, loss=loss)
     return {**{name: value[0] for name, value in losses.items() if name != "positives"},
             "positives": int(losses["positives"][0])}
 

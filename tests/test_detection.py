@@ -125,18 +125,24 @@ def test_random_negatives_are_sized_and_follow_the_priority():
 
     positive = match_anchors(anchors.boxes()[None].expand(2, -1, -1), segments, labels).positive[None]
     priority = torch.rand(positive.shape, generator=torch.Generator().manual_seed(5))
-    hard, chosen = select_negatives(positive, raw[None, ..., -3], 1.0, priority)
+    hard, chosen = select_negatives(positive, raw[None, ..., -3], 1.0, priority, rule="count")
     assert not hard.any() and int(chosen.sum()) == int(positive.sum()) and not (chosen & positive).any()
     # the chosen ones are the highest-priority non-positive anchors
     threshold = priority[chosen].min()
     assert (priority[~positive & ~chosen] < threshold).all()
     # twice the ratio: twice as many; more than available: all remaining anchors
-    assert int(select_negatives(positive, raw[None, ..., -3], 2.0, priority)[1].sum()) == 2 * int(positive.sum())
-    assert bool((select_negatives(positive, raw[None, ..., -3], 1e6, priority)[1] == ~positive).all())
+    assert int(select_negatives(positive, raw[None, ..., -3], 2.0, priority, "count")[1].sum()) == 2 * int(positive.sum())
+    assert bool((select_negatives(positive, raw[None, ..., -3], 1e6, priority, "count")[1] == ~positive).all())
+    # official: each remaining anchor with probability r = ratio x N_pos / (N - N_pos - N_hard), from its priority
+    official = select_negatives(positive, raw[None, ..., -3], 1.0, priority)[1]
+    rate = int(positive.sum()) / (positive.numel() - int(positive.sum()))
+    assert bool((official == (~positive & (priority > 1 - rate))).all())
+    assert bool((select_negatives(positive, raw[None, ..., -3], 1e6, priority)[1] == ~positive).all())  # r capped at 1
 
 
 def reference_loss(raw, segments, labels, anchors, priority, negative_ratio):
-    """The loss written with boolean indexing, one model at a time (what the masked version must equal)."""
+    """The book's first loss (``book_v1``) written with boolean indexing, one model at a time (what the masked
+    version must equal). The official loss has its own independent reference: tests/test_official_loss.py."""
     from sac_minimal.anchors import decode
 
     overlap_raw, boxes = raw[..., -3], decode(raw[..., -2:], anchors)
@@ -164,13 +170,14 @@ def test_loss_of_several_runs_equals_indexed_reference():
     segments[1, 0] = torch.tensor([[0.2, 0.25], [0.6, 0.62]])
     labels = torch.tensor([[4, 9], [0, -1]]).expand(3, 2, 2).clone()
     priority = torch.rand(3, 2, 140, generator=generator)
-    losses = ssad_loss_runs(raw, segments, labels, anchors, priority, negative_ratio=1.5)
+    losses = ssad_loss_runs(raw, segments, labels, anchors, priority, negative_ratio=1.5, loss="book_v1")
     for run in range(3):
         expected = reference_loss(raw[run], segments[run], labels[run], anchors, priority[run], 1.5)
         got = (losses["classification"][run], losses["overlap"][run], losses["localisation"][run])
         torch.testing.assert_close(torch.stack(got), torch.stack(expected), rtol=1e-6, atol=1e-7)
     # the one-model entry point is the same computation with its own draw of priorities
-    single = ssad_loss(raw[0], segments[0], labels[0], anchors, generator=torch.Generator().manual_seed(0))
+    single = ssad_loss(raw[0], segments[0], labels[0], anchors, generator=torch.Generator().manual_seed(0),
+                       loss="book_v1")
     priority_0 = torch.rand(2, 140, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(single["classification"],
                                reference_loss(raw[0], segments[0], labels[0], anchors, priority_0, 1.0)[0])

@@ -178,12 +178,13 @@ def test_attention_models_never_run_on_a_testbed_that_was_not_accepted(tmp_path,
     from sac_minimal.lab.experiments import check_accepted, check_accepted_config, run_experiment
     from sac_minimal.lab.train import fit_runs
 
-    real = locate.REPOSITORY / "results" / "acceptance_v4_quick"
+    real = locate.REPOSITORY / "results" / "acceptance_v4_quick"  # made with the book's first loss
     table = EXPERIMENTS["table1_v4"]
-    attention = profile("quick", model="ssad_sac", data_version=4, world=110, device="cpu")
+    first = profile("quick", device="cpu", loss="book_v1")
+    attention = first.replace(model="ssad_sac", data_version=4, world=110)
     monkeypatch.setattr(locate, "REPOSITORY", tmp_path)  # a repository whose acceptance record we write
     with pytest.raises(ValueError, match=f"is not recorded: run cd {tmp_path} && python -m sac_minimal ablate"):
-        check_accepted(table)
+        check_accepted(table, first)
     with pytest.raises(ValueError, match="is not recorded"):
         check_accepted_config(attention)
     with pytest.raises(ValueError, match="is not recorded"):  # train, verify: before any training
@@ -197,15 +198,16 @@ def test_attention_models_never_run_on_a_testbed_that_was_not_accepted(tmp_path,
         with pytest.raises(ValueError, match="is not an acceptance record"):
             check_accepted_config(attention)
         with pytest.raises(ValueError, match="is not an acceptance record"):
-            run_experiment(table, profile("quick", device="cpu"), tmp_path / "record",
-                           checkpoints_dir=tmp_path / "runs")
+            run_experiment(table, first, tmp_path / "record", checkpoints_dir=tmp_path / "runs")
     assert not (tmp_path / "record").exists()
     if not (real / "acceptance.json").exists():
         pytest.skip("results/acceptance_v4_quick is not recorded")
     shutil.rmtree(recorded.parent)
     shutil.copytree(real, recorded.parent)
-    check_accepted(table)  # the real record, valid and passed: the grid may run
+    check_accepted(table, first)  # the real record, valid and passed: the grid may run
     check_accepted_config(attention)
+    with pytest.raises(ValueError, match="is not recorded"):  # accepted for its own loss only
+        check_accepted_config(attention.replace(loss="official"))
     stored = json.loads(recorded.read_text())
     stored["criteria"][0]["passed"] = not stored["criteria"][0]["passed"]
     recorded.write_text(json.dumps(stored))
@@ -218,7 +220,7 @@ def test_a_confirmatory_table_refuses_development_worlds(tmp_path):
     from sac_minimal.lab.experiments import check_confirmatory_worlds, run_experiment
 
     with pytest.raises(ValueError, match="worlds 100, 101 are development worlds"):
-        run_experiment(EXPERIMENTS["table1_v4"], profile("quick", device="cpu"), tmp_path / "record",
+        run_experiment(EXPERIMENTS["table1_v4"], profile("quick", device="cpu", loss="book_v1"), tmp_path / "record",
                        checkpoints_dir=tmp_path / "runs", worlds=(100, 101, 110))
     with pytest.raises(ValueError, match="worlds 0 are development worlds"):
         check_confirmatory_worlds(EXPERIMENTS["table1"], (0, 3))

@@ -122,6 +122,8 @@ def base_config(args: argparse.Namespace):
         changes["epochs"] = args.epochs
     if args.solver is not None:
         changes["sac_changes"] = (("solver", args.solver),)
+    if args.loss is not None:
+        changes["loss"] = args.loss
     config = profile(args.profile, **changes)
     if args.batch_size is None:
         return config
@@ -382,6 +384,7 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
     """The options shared by ``train``, ``table1`` and ``ablate``."""
     from sac_minimal.lab.config import SAC_PRESETS
     from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+    from sac_minimal.detection import LOSSES
 
     command.add_argument("--profile", choices=["quick", "full"], default="quick")
     command.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official")
@@ -396,6 +399,9 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
                          help="another batch size; the learning rate is scaled linearly with it")
     command.add_argument("--allow-large-lr", action="store_true",
                          help="train even when --batch-size scales the learning rate above 0.01")
+    command.add_argument("--loss", choices=sorted(LOSSES), default=None,
+                         help="SSAD's loss (default: the profile's, the official code's): official_detached drops "
+                              "the overlap target's gradient; book_v1 is the loss of the book's first records")
     command.add_argument("--solver", choices=["sinkhorn", "entropic"], default=None,
                          help="SAC's transport solver: Algorithm 1 (N iterations) or the exact 2 x T root-find")
     command.add_argument("--compile", action="store_true",

@@ -30,6 +30,7 @@ import warnings
 from dataclasses import dataclass
 
 from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+from sac_minimal.detection import LOSSES
 from sac_minimal.sac import PRESETS, SACConfig
 
 PRIVILEGED_CONTROLS = ("privileged", "privileged_window", "privileged_video")
@@ -45,6 +46,9 @@ MAX_SCALED_LEARNING_RATE = 0.01
 """Above this, a learning rate scaled by the linear scaling rule is refused unless asked for
 (:meth:`TrainConfig.with_batch_size`): ten times the quick profile's rate, a hundred times the official one."""
 SAC_PRESETS = tuple(PRESETS)
+LOSS_BEFORE_RECORDED = "book_v1"
+"""The SSAD loss of a config recorded before configs named their loss (:data:`sac_minimal.detection.LOSSES`): every
+such run was trained with it, so it is read back as trained, never relabelled."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class TrainConfig:
         batch_size: windows per step.
         base_channels, main_channels: SSAD widths (256/512 official).
         matching, negative_ratio: SSAD loss options (:func:`sac_minimal.detection.ssad_loss`).
+        loss: SSAD's loss, a name of :data:`sac_minimal.detection.LOSSES`: ``official`` (the official code's),
+            ``official_detached`` (its overlap target without gradient) or ``book_v1`` (the book's first records).
         device: ``auto`` (cuda when present), ``cpu``, ``cuda``.
         amp: bf16 autocast for the SSAD host on CUDA (SAC and its transport problem stay float32; ignored on CPU).
         accept_length_mismatch: train even when a feature file's rows do not fit its video's duration x fps / 4
@@ -97,6 +103,7 @@ class TrainConfig:
     main_channels: int = 512
     matching: str = "decoded"
     negative_ratio: float = 1.0
+    loss: str = "official"
     device: str = "auto"
     amp: bool = False
     accept_length_mismatch: bool = False
@@ -111,6 +118,8 @@ class TrainConfig:
                              f"{self.batch_size}, {self.learning_rate}")
         if self.data_version not in GENERATOR_VERSIONS:
             raise ValueError(f"data_version must be one of {GENERATOR_VERSIONS}, got {self.data_version!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("world", "seed"):
@@ -181,6 +190,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """A recorded config; one recorded before configs named their loss was trained with
+        :data:`LOSS_BEFORE_RECORDED`, and is read so."""
+        if isinstance(values, dict) and "loss" not in values:
+            values = {**values, "loss": LOSS_BEFORE_RECORDED}
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

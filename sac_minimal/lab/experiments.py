@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sac_minimal.lab.config import TrainConfig
+from sac_minimal.lab.config import LOSS_BEFORE_RECORDED, TrainConfig
 from sac_minimal.files import read_json, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from sac_minimal.lab.hypotheses import METRIC, comparison_key, judge
 from sac_minimal.lab.provenance import dataset_fingerprint
@@ -254,8 +254,9 @@ def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") 
                          "not a surrogate, and only those that need the surrogate's truth")
     expected = grid_definition(named[0], named[0].base_config(base), grid["worlds"], grid["heterogeneities"],
                                grid["seeds"], left_out)
+    recorded = {**grid, "base": base.to_dict()}  # a base recorded before configs named their loss, read as trained
     differing = [name for name in expected if json.dumps(expected[name], sort_keys=True)
-                 != json.dumps(grid.get(name), sort_keys=True)]
+                 != json.dumps(recorded.get(name), sort_keys=True)]
     if differing:
         raise ValueError(f"{where} is not the experiment the code defines (differs in: {', '.join(differing)}); it "
                          "was edited after the grid ran, or the definition changed since: restore it, or record the "
@@ -345,15 +346,25 @@ test's record for that regime and size has passed (:func:`check_accepted_config`
 for dry runs of scripts and are never recorded as evidence, are exempt."""
 
 
+def acceptance_name(version: int, size: str, loss: str) -> str:
+    """The record of generator ``version``'s acceptance test at ``size`` with SSAD's ``loss``:
+    ``acceptance_v<version>_<size>`` for the book's first loss (the records made before runs named their loss),
+    ``acceptance_v<version>_<size>_<loss>_loss`` for another. A testbed is accepted for one loss at a time: the
+    controls that decide it are trained with that loss."""
+    suffix = "" if loss == LOSS_BEFORE_RECORDED else f"_{loss}_loss"
+    return f"acceptance_v{version}_{size}{suffix}"
+
+
 def acceptance_record(config: TrainConfig) -> str | None:
     """The record (``results/<name>``) whose acceptance test must have passed before ``config`` may train: for an
     attention model (``ssad_sac``) on a surrogate of a regime in :data:`ACCEPTANCE_VERSIONS` at the quick or full
-    size, ``acceptance_v<version>_<size>``; else None (SSAD and the controls need none: they decide the test)."""
+    size, :func:`acceptance_name` of its version, size and loss; else None (SSAD and the controls need none: they
+    decide the test)."""
     if config.model != "ssad_sac" or config.data_version not in ACCEPTANCE_VERSIONS or config.data_size == "tiny":
         return None
     if resolve_data_root(config, create=False)[1] != "synthetic":
         return None
-    return f"acceptance_v{config.data_version}_{config.data_size}"
+    return acceptance_name(config.data_version, config.data_size, config.loss)
 
 
 def check_accepted_config(config: TrainConfig) -> None:
@@ -366,17 +377,17 @@ def check_accepted_config(config: TrainConfig) -> None:
         folder = REPOSITORY / "results" / name
         stamp = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size)
                       for path in sorted(folder.rglob("*")) if path.is_file()) if folder.is_dir() else ()
-        _validated_once(name, config.data_version, config.data_size, stamp)
+        _validated_once(name, config.data_version, config.data_size, stamp, config.loss)
 
 
 @functools.lru_cache(maxsize=8)
-def _validated_once(name: str, version: int, size: str, stamp: tuple) -> None:
+def _validated_once(name: str, version: int, size: str, stamp: tuple, loss: str) -> None:
     """:func:`validated_acceptance`, once per state of the record's files (``stamp``): a chapter that re-runs many
     attention runs checks the record once, and any edit of it is checked again."""
-    validated_acceptance(name, version, size)
+    validated_acceptance(name, version, size, loss)
 
 
-def validated_acceptance(name: str, version: int, size: str) -> dict:
+def validated_acceptance(name: str, version: int, size: str, loss: str = LOSS_BEFORE_RECORDED) -> dict:
     """The acceptance test of ``results/<name>`` after checking it: ``acceptance.json`` must be an acceptance record
     (criteria, probes, a boolean verdict), made on generator ``version`` at ``size``, and its criteria and verdict
     must be what its run files give (recomputed here from the record's table and its stored probes); then it must
@@ -387,7 +398,7 @@ def validated_acceptance(name: str, version: int, size: str) -> dict:
     results_dir = REPOSITORY / "results" / name
     path = results_dir / ACCEPTANCE_FILE
     command = (f"cd {REPOSITORY} && python -m sac_minimal ablate acceptance_v{version} --profile {size} "
-               f"--name {name}")
+               f"--name {name}" + ("" if loss == TrainConfig().loss else f" --loss {loss}"))
     purpose = (f"attention models train on generator v{version} ({size}) only once its acceptance test has passed: "
                "on a testbed where no control wins, a grid of attention models could not tell 'the attention does "
                "not help' from 'nothing here rewards attention'")
@@ -400,9 +411,9 @@ def validated_acceptance(name: str, version: int, size: str) -> dict:
                          f"record the test again: {command}")
     grid = read_grid(results_dir)
     base = TrainConfig.from_dict(grid["base"])
-    if (base.data_version, base.data_size) != (version, size):
-        raise ValueError(f"{path} tested generator v{base.data_version} ({base.data_size}), not v{version} "
-                         f"({size}); record the right test: {command}")
+    if (base.data_version, base.data_size, base.loss) != (version, size, loss):
+        raise ValueError(f"{path} tested generator v{base.data_version} ({base.data_size}) with the {base.loss} "
+                         f"loss, not v{version} ({size}) with the {loss} loss; record the right test: {command}")
     again = acceptance(build_table(results_dir), stored["probes"], ACCEPTANCE_CONTROLS[version])
     if json.dumps(again, sort_keys=True) != json.dumps({key: stored[key] for key in again}, sort_keys=True):
         raise ValueError(f"{path} is not what the record's runs give (its criteria or verdict were edited); record "
@@ -412,14 +423,15 @@ def validated_acceptance(name: str, version: int, size: str) -> dict:
     return stored
 
 
-def check_accepted(experiment: Experiment) -> None:
-    """An experiment that ``requires`` an accepted testbed runs only when that record's acceptance test is valid and
-    passed (:func:`validated_acceptance`); otherwise a ``ValueError`` says why and what to run."""
+def check_accepted(experiment: Experiment, base: TrainConfig | None = None) -> None:
+    """An experiment that ``requires`` an accepted testbed runs only when the acceptance record of its generator,
+    size and SSAD loss (:func:`acceptance_name`, for the profile ``base``) is valid and passed
+    (:func:`validated_acceptance`); otherwise a ``ValueError`` says why and what to run."""
     if experiment.requires is None:
         return
-    base = experiment.base_config(TrainConfig())
+    base = experiment.base_config(base if base is not None else TrainConfig())
     size = experiment.requires.rsplit("_", 1)[1]
-    validated_acceptance(experiment.requires, base.data_version, size)
+    validated_acceptance(acceptance_name(base.data_version, size, base.loss), base.data_version, size, base.loss)
 
 
 def check_tests_can_be_made(experiment: Experiment, worlds: Sequence[int], heterogeneities: Sequence[float],
@@ -480,7 +492,7 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
-    check_accepted(experiment)
+    check_accepted(experiment, base)
     base = experiment.base_config(base)
     asked = {"world": worlds[0] if worlds else None,
              "heterogeneity": float(heterogeneities[0]) if heterogeneities else None}

@@ -240,7 +240,8 @@ def _loss_terms(losses: dict, sac_terms: dict) -> dict:
 
 
 def training_losses(group: ModelGroup, appearance, motion, segments, labels, priority, anchors, *,
-                    matching: str = "decoded", negative_ratio: float = 1.0) -> tuple[torch.Tensor, dict]:
+                    matching: str = "decoded", negative_ratio: float = 1.0,
+                    loss: str = "official") -> tuple[torch.Tensor, dict]:
     """Forward and loss of one training step for the R runs of a group: Eq. (6), SSAD's three terms plus SAC's.
 
     Args:
@@ -252,7 +253,7 @@ def training_losses(group: ModelGroup, appearance, motion, segments, labels, pri
     """
     raw, sac_terms = group(appearance, motion)
     losses = ssad_loss_runs(raw, segments, labels, anchors, priority, matching=matching,
-                            negative_ratio=negative_ratio)
+                            negative_ratio=negative_ratio, loss=loss)
     total = WithSAC.total_loss(losses["total"], sac_terms)
     return total, {**_loss_terms(losses, sac_terms), "total": total}
 
@@ -418,7 +419,7 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
 
     def step_losses(appearance, motion, segments, labels, priority):
         return training_losses(group, appearance, motion, segments, labels, priority, anchors,
-                               matching=config.matching, negative_ratio=config.negative_ratio)
+                               matching=config.matching, negative_ratio=config.negative_ratio, loss=config.loss)
 
     if compiled:  # one optimised graph for forward and loss; on CUDA replayed as a CUDA graph (reduce-overhead)
         group.disable_host_sync()
