@@ -35,16 +35,32 @@ class Seconds(float):
         return "under 1 s" if self < 0.5 else f"{float(self):.0f} s"
 
 
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's ``glue`` inside a book build: store ``value`` under ``name`` for the page's text and figures.
+    Elsewhere (Colab, a plain Jupyter kernel, where myst-nb is not installed) there is no page to glue into: the
+    value is shown when ``display`` is true (or when it is a rich object such as a figure or an animation, which
+    the page would have shown), and nothing happens otherwise."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display or hasattr(value, "_repr_html_") or hasattr(value, "savefig"):
+            from IPython.display import display as show
+
+            show(value)
+        return
+    myst_glue(name, value, display=display)
+
+
 def glue_run_time(started: float, name: str = "run_time") -> Seconds:
     """Glue the seconds since ``started`` under ``name`` for the chapter's header (inside a book build), or print
     them (elsewhere, e.g. Colab, where myst-nb is not installed)."""
     elapsed = Seconds(time.perf_counter() - started)
     try:
-        from myst_nb import glue
+        import myst_nb  # noqa: F401  (only to tell a book build from a plain kernel)
     except ImportError:
         print(f"this notebook's code ran in {elapsed!r}")
     else:
-        glue(name, elapsed, display=False)
+        glue(name, elapsed)
     return elapsed
 
 
