@@ -183,3 +183,23 @@ def test_localisation_is_the_sum_of_two_means_twice_the_first_loss():
     official = package_loss(raw, instances, uniform, loss="official_detached")
     first = package_loss(raw, instances, uniform, loss="book_v1")
     assert abs(float(official[2]) - 2 * float(first[2])) <= 1e-12
+
+
+def test_records_made_before_configs_named_their_loss_read_as_the_first_loss():
+    """Nothing is relabelled: a config recorded without a loss was trained with ``book_v1`` and reads so, in run
+    files, grids and tables alike; a new config names its loss."""
+    from sac_minimal.lab.config import TrainConfig, profile
+    from sac_minimal.lab.experiments import load_runs, read_grid
+    from sac_minimal.lab.records import RESULTS_DIR, check_table
+
+    assert profile("quick").loss == "official" and TrainConfig.from_dict(profile("quick").to_dict()).loss == "official"
+    old = {key: value for key, value in profile("quick").to_dict().items() if key != "loss"}
+    assert TrainConfig.from_dict(old).loss == "book_v1"
+    record = RESULTS_DIR / "acceptance_v4_quick"
+    if not record.is_dir():
+        pytest.skip("results/acceptance_v4_quick is not recorded")
+    assert "loss" not in read_grid(record)["base"]
+    assert {run.config.loss for run in load_runs(record)} == {"book_v1"}
+    check_table(record)  # its table still matches its run files, read as trained
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig.from_dict({**old, "loss": "halved"})

@@ -52,6 +52,7 @@ from sac_minimal.lab.experiments import (
     run_name,
     table_csv,
 )
+from sac_minimal.lab.config import TrainConfig
 from sac_minimal.lab.hypotheses import METRIC
 from sac_minimal.files import read_json
 from sac_minimal.lab.provenance import (
@@ -403,6 +404,18 @@ TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "develop
 it)."""
 
 
+def _as_trained(configs):
+    """A table's recorded configs as their runs were trained: a config recorded before configs named their loss
+    reads as the loss it was trained with (:meth:`TrainConfig.from_dict`); anything malformed is left as it is,
+    for the comparison to name."""
+    if not isinstance(configs, dict):
+        return configs
+    try:
+        return {name: TrainConfig.from_dict(config).to_dict() for name, config in configs.items()}
+    except (TypeError, ValueError):
+        return configs
+
+
 def check_table(results_dir: str | Path) -> dict:
     """``table.json`` must be what the record's run files give: every per-seed value, mean, test and verdict is
     computed again from ``grid.json`` and ``runs/`` and compared (the book reads ``table.json``, so an edited value
@@ -413,8 +426,9 @@ def check_table(results_dir: str | Path) -> dict:
         raise ValueError(f"{results_dir / 'table.json'} is not a table (a JSON object expected); rebuild it with "
                          f"python -m sac_minimal merge {results_dir}")
     computed = build_table(results_dir)
+    compared = {**recorded, "configs": _as_trained(recorded.get("configs"))}
     differing = [name for name in (*TABLE_FIELDS, *(set(recorded) - set(TABLE_FIELDS)))
-                 if json.dumps(recorded.get(name), sort_keys=True) != json.dumps(computed.get(name), sort_keys=True)]
+                 if json.dumps(compared.get(name), sort_keys=True) != json.dumps(computed.get(name), sort_keys=True)]
     csv_path = results_dir / "table.csv"
     if not csv_path.is_file() or csv_path.read_text() != table_csv(computed):
         differing.append("table.csv")
@@ -539,8 +553,6 @@ def dataset_state(config, recorded: dict) -> str:
 def record_status(results_dir: str | Path) -> RecordStatus:
     """The :class:`RecordStatus` of a merged record (``table.json``, checked against its grid and run files by
     :func:`check_table`); a table whose provenance is missing or malformed is an error."""
-    from sac_minimal.lab.config import TrainConfig
-
     results_dir = Path(results_dir)
     table = check_table(results_dir)
     try:
