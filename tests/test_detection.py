@@ -131,7 +131,8 @@ def test_random_negatives_are_sized_and_follow_the_priority():
     threshold = priority[chosen].min()
     assert (priority[~positive & ~chosen] < threshold).all()
     # twice the ratio: twice as many; more than available: all remaining anchors
-    assert int(select_negatives(positive, raw[None, ..., -3], 2.0, priority, "count")[1].sum()) == 2 * int(positive.sum())
+    doubled = select_negatives(positive, raw[None, ..., -3], 2.0, priority, "count")[1]
+    assert int(doubled.sum()) == 2 * int(positive.sum())
     assert bool((select_negatives(positive, raw[None, ..., -3], 1e6, priority, "count")[1] == ~positive).all())
     # official: each remaining anchor with probability r = ratio x N_pos / (N - N_pos - N_hard), from its priority
     official = select_negatives(positive, raw[None, ..., -3], 1.0, priority)[1]

@@ -15,16 +15,18 @@ def test_gpu_session_dry_run_records_the_controls_and_table1_on_v4(tmp_path, cap
     summary = read_session(tmp_path)
     assert summary["dry_run"] and summary["generator_version"] == 4
     records = summary["records"]
-    assert all(records[name]["complete"] for name in ("controls_v4_quick", "acceptance_v4_quick", "table1_v4_quick"))
-    assert isinstance(records["acceptance_v4_quick"]["passed"], bool)
-    assert (tmp_path / "results" / "acceptance_v4_quick" / "acceptance.json").exists()
-    acceptance = json.loads((tmp_path / "results" / "acceptance_v4_quick" / "table.json").read_text())
+    assert all(records[name]["complete"] for name in ("controls_v4_quick_official_loss",
+                                                      "acceptance_v4_quick_official_loss",
+                                                      "table1_v4_quick_official_loss"))
+    assert isinstance(records["acceptance_v4_quick_official_loss"]["passed"], bool)
+    assert (tmp_path / "results" / "acceptance_v4_quick_official_loss" / "acceptance.json").exists()
+    acceptance = json.loads((tmp_path / "results" / "acceptance_v4_quick_official_loss" / "table.json").read_text())
     assert acceptance["worlds"] == [100, 101] and acceptance["heterogeneities"] == [0.0, 0.5, 1.0]
     assert {"write the surrogate", "benchmarks", "controls_v4", "acceptance_v4", "table1_v4"} <= set(summary["phases"])
     assert summary["bench_train"]["runs"] == 2 and summary["bench_phases"]["milliseconds"]["step"] > 0
-    controls = json.loads((tmp_path / "results" / "controls_v4_quick" / "table.json").read_text())
+    controls = json.loads((tmp_path / "results" / "controls_v4_quick_official_loss" / "table.json").read_text())
     assert list(controls["variants"]) == ["ssad", "privileged", "privileged_window", "privileged_video"]
-    table = json.loads((tmp_path / "results" / "table1_v4_quick" / "table.json").read_text())
+    table = json.loads((tmp_path / "results" / "table1_v4_quick_official_loss" / "table.json").read_text())
     assert list(table["variants"]) == list(EXPERIMENTS["table1_v4"].variants)  # every row of Table I, controls too
     assert table["worlds"] == [110, 111] and table["heterogeneities"] == [1.0]
     provenance = table["provenance"][0]
@@ -32,18 +34,19 @@ def test_gpu_session_dry_run_records_the_controls_and_table1_on_v4(tmp_path, cap
     dataset = table["datasets"]["w110_h1"]
     assert dataset["generator_version"] == 4 and len(dataset["fingerprint"]) == 64
     assert (tmp_path / "data" / "cache" / "synthetic_tiny_world111_h1_v4" / "synthetic.json").exists()
-    runs = [json.loads(path.read_text()) for path in (tmp_path / "results" / "table1_v4_quick" / "runs").iterdir()]
+    runs = [json.loads(path.read_text())
+            for path in (tmp_path / "results" / "table1_v4_quick_official_loss" / "runs").iterdir()]
     assert all(run["trained_together"] == 2 for run in runs)
-    assert "table1_v4_quick: complete" in capsys.readouterr().out
+    assert "table1_v4_quick_official_loss: complete" in capsys.readouterr().out
 
 
 def test_gpu_session_records_what_fits_and_says_how_to_finish(tmp_path):
     assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "0.001"]) == 0
     summary = read_session(tmp_path)
-    assert not summary["records"]["controls_v4_quick"]["complete"]
-    assert summary["records"]["table1_v4_quick"]["to_finish"].startswith(
-        "python -m sac_minimal ablate table1_v4 --profile quick --name table1_v4_quick --worlds 110 111")
-    assert summary["records"]["acceptance_v4_quick"]["to_finish"].endswith(
+    assert not summary["records"]["controls_v4_quick_official_loss"]["complete"]
+    assert summary["records"]["table1_v4_quick_official_loss"]["to_finish"].startswith(
+        "python -m sac_minimal ablate table1_v4 --profile quick --name table1_v4_quick_official_loss --worlds 110 111")
+    assert summary["records"]["acceptance_v4_quick_official_loss"]["to_finish"].endswith(
         "--worlds 100 101 --heterogeneity 0 0.5 1 --seeds 2 --seeds-together --amp")
 
 
@@ -57,11 +60,13 @@ def test_gpu_session_without_an_acceptance_record_for_its_size_refuses_table1_an
                         lambda config: "acceptance_v4_missing" if config.model == "ssad_sac" else None)
     assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "10"]) == 0
     records = read_session(tmp_path)["records"]
-    assert records["controls_v4_quick"]["complete"] and records["acceptance_v4_quick"]["complete"]
-    table1 = records["table1_v4_quick"]
+    assert records["controls_v4_quick_official_loss"]["complete"]
+    assert records["acceptance_v4_quick_official_loss"]["complete"]
+    table1 = records["table1_v4_quick_official_loss"]
     assert not table1["complete"] and not table1["finished_runs"] and "is not recorded" in table1["refused"]
-    assert table1["to_finish"].startswith("copy DIR/results/acceptance_v4_full into results/ once it has passed")
-    assert not (tmp_path / "results" / "table1_v4_quick" / "grid.json").exists()
+    assert table1["to_finish"].startswith(
+        "copy DIR/results/acceptance_v4_full_official_loss into results/ once it has passed")
+    assert not (tmp_path / "results" / "table1_v4_quick_official_loss" / "grid.json").exists()
 
 
 def test_a_training_loop_that_would_outlast_the_budget_stops_after_one_epoch(tmp_path):
@@ -96,11 +101,11 @@ def test_a_session_whose_first_loop_would_not_fit_records_the_projection_and_sta
     monkeypatch.setattr(experiments, "run_experiment", too_slow)
     assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "10"]) == 0
     records = read_session(tmp_path)["records"]
-    controls = records["controls_v4_quick"]
+    controls = records["controls_v4_quick_official_loss"]
     assert controls["projected_group_minutes"] == 22.0 and controls["epoch_seconds"] == 33.0
     assert not controls["complete"] and controls["to_finish"].startswith("python -m sac_minimal ablate controls_v4")
-    for name in ("acceptance_v4_quick", "table1_v4_quick"):
-        assert records[name]["skipped"].startswith("not started: one training loop of controls_v4_quick")
+    for name in ("acceptance_v4_quick_official_loss", "table1_v4_quick_official_loss"):
+        assert records[name]["skipped"].startswith("not started: one training loop of controls_v4_quick_official_loss")
         assert not records[name]["complete"]
 
 

@@ -12,16 +12,16 @@ from a testbed that rewards nothing):
    where it goes (a minute);
 3. the privileged control at three granularities (``EXPERIMENTS["controls_v4"]``: SSAD, and SSAD given the true
    clean share per step, per window and per video) at the official recipe and h = 1 in those two worlds, R seeds
-   trained together with bf16 autocast for SSAD, into ``DIR/results/controls_v4_full``: whether the truth still pays
+   trained together with bf16 autocast for SSAD, into ``DIR/results/controls_v4_full_official_loss``: whether the truth still pays
    at full size, and at which granularity (per window is what SAC's modality attention can express). No attention
    model trains here, so this needs no acceptance record;
 4. v4's acceptance test at full size (``EXPERIMENTS["acceptance_v4"]``: SSAD, headroom and the privileged control on
-   its development worlds at every h of the test), into ``DIR/results/acceptance_v4_full`` with its
+   its development worlds at every h of the test), into ``DIR/results/acceptance_v4_full_official_loss`` with its
    ``acceptance.json`` once complete (what does not fit resumes with the command in ``session.json``). Attention
    models train on a regime only once its acceptance record *for that size* has passed
    (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
-5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full``, with
-   what is left, only when ``results/acceptance_v4_full`` in the repository has passed; otherwise the session
+5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full_official_loss``, with
+   what is left, only when ``results/acceptance_v4_full_official_loss`` in the repository has passed; otherwise the session
    records why it was refused and how to go on (copy step 4's record into ``results/`` and run again).
 
 Every training loop (the seeds of one row, world and h, trained together) is measured for one epoch and stopped
@@ -74,14 +74,15 @@ def gpu_full_profile(out: str | Path, *, max_minutes: float = 9.0, seeds: int = 
 SESSION_VERSION = 4
 """The generator the session trains on (see the module docstring)."""
 SESSION_EXPERIMENTS = ("controls_v4", "acceptance_v4", "table1_v4")
-"""What the session records, in this order, each into ``DIR/results/<experiment>_<profile>``."""
+"""What the session records, in this order, each into ``DIR/results/<experiment>_<profile>_<loss>_loss`` (the
+names :func:`~sac_minimal.lab.experiments.acceptance_name` gives the acceptance record)."""
 
 
 def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     from sac_minimal.lab.bench import bench_step_phases, bench_train
     from sac_minimal.lab.config import profile
     from sac_minimal.data.locate import synthetic_root
-    from sac_minimal.lab.experiments import merge_grid, record_acceptance, run_experiment
+    from sac_minimal.lab.experiments import acceptance_name, merge_grid, record_acceptance, run_experiment
     from sac_minimal.lab.hypotheses import (
         ACCEPTANCE_HETEROGENEITIES,
         CONFIRMATORY_WORLDS_V4,
@@ -117,7 +118,7 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     summary["records"] = {}
     too_long = None  # the first training loop projected to outlast the budget: nothing after it starts
     for experiment in SESSION_EXPERIMENTS:
-        name = f"{experiment}_{base.profile}"
+        name = acceptance_name(SESSION_VERSION, base.profile, base.loss).replace("acceptance_v4", experiment)
         record = out / "results" / name
         acceptance = experiment.startswith("acceptance")
         # the acceptance test on its designed development worlds (two in a dry run, to keep it short)
@@ -154,7 +155,8 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
         entry["seconds"] = summary["phases"][experiment] = _elapsed(phase_started)
         if not entry["complete"]:
             entry["to_finish"] = (
-                ("copy DIR/results/acceptance_v4_full into results/ once it has passed, then " if "refused" in entry
+                (f"copy DIR/results/{acceptance_name(SESSION_VERSION, 'full', base.loss)} into results/ once it has "
+                 "passed, then " if "refused" in entry
                  else "")
                 + f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
                 f"{' '.join(map(str, grid_worlds))} --heterogeneity {' '.join(f'{h:g}' for h in hs)} "
