@@ -409,7 +409,7 @@ def test_a_grid_is_refused_before_its_first_run_when_a_row_needs_an_acceptance_r
     from sac_minimal.lab.config import profile
 
     monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(experiments, "check_accepted", lambda experiment: None)
+    monkeypatch.setattr(experiments, "check_accepted", lambda experiment, base=None: None)
     monkeypatch.setattr(experiments, "acceptance_record",
                         lambda config: "acceptance_v4_missing" if config.model == "ssad_sac" else None)
     base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
