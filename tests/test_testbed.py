@@ -417,3 +417,19 @@ def test_a_grid_is_refused_before_its_first_run_when_a_row_needs_an_acceptance_r
         experiments.run_experiment(EXPERIMENTS["table1_v4"], base, tmp_path / "record", worlds=(110, 111),
                                    heterogeneities=(1.0,), seeds=range(2), checkpoints_dir=tmp_path / "runs")
     assert not (tmp_path / "record" / "grid.json").exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_regime_with_an_acceptance_test_is_guarded_for_each_loss():
+    """Before: ACCEPTANCE_VERSIONS was a hand-kept (4, 5), so attention models trained on generator v6, whose
+    acceptance test did not pass. The regimes are read from the experiments that define an acceptance test."""
+    from sac_minimal.lab.config import profile
+    from sac_minimal.lab.experiments import ACCEPTANCE_VERSIONS, check_accepted_config
+
+    assert ACCEPTANCE_VERSIONS == tuple(sorted(int(name[len("acceptance_v"):]) for name in EXPERIMENTS
+                                               if name.startswith("acceptance_v")))
+    assert 6 in ACCEPTANCE_VERSIONS
+    attention = profile("quick", model="ssad_sac", data_version=6, world=310, device="cpu")
+    with pytest.raises(ValueError, match="did not pass"):
+        check_accepted_config(attention.replace(loss="book_v1"))  # v6's test, with the loss it was made with
+    with pytest.raises(ValueError, match="acceptance_v6_quick_official_loss.*is not recorded"):
+        check_accepted_config(attention)

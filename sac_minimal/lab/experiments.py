@@ -51,7 +51,7 @@ from sac_minimal.lab.hypotheses import METRIC, comparison_key, judge
 from sac_minimal.lab.provenance import dataset_fingerprint
 from sac_minimal.lab.significance import holm, mean_with_interval, significance_word, simultaneous_interval, slope
 from sac_minimal.lab.train import RESULT, RunResult, fit_runs, resolve_data_root
-from sac_minimal.lab.variants import VARIANTS, Experiment, Variant
+from sac_minimal.lab.variants import EXPERIMENTS, VARIANTS, Experiment, Variant
 
 REPORTED_METRICS = ("mAP@0.1", "mAP@0.2", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "Avg 0.1:0.7",
                     "Avg 0.3:0.7")
@@ -236,8 +236,6 @@ def check_grid(grid: dict, runs: Sequence[RunResult], where: str = "grid.json") 
     title) at the recorded design (worlds, h, seeds), and every run must be the run that experiment defines for its
     cell on the recorded base config: a flipped hypothesis, a changed primary comparison, a dropped variant or a
     forged base config is an error naming the fields that differ."""
-    from sac_minimal.lab.variants import EXPERIMENTS
-
     named = [experiment for experiment in EXPERIMENTS.values() if experiment.title == grid["title"]]
     if not named:
         raise ValueError(f"{where} names the experiment {grid['title']!r}, which is not defined in "
@@ -340,10 +338,13 @@ def _cells(experiment: Experiment, worlds, heterogeneities, seeds) -> list[tuple
             for variant in experiment.variants]
 
 
-ACCEPTANCE_VERSIONS = (4, 5)
-"""Surrogate regimes (generator versions) with an acceptance test: an attention model trains on one only after the
-test's record for that regime and size has passed (:func:`check_accepted_config`). Tiny surrogates, which exist
-for dry runs of scripts and are never recorded as evidence, are exempt."""
+ACCEPTANCE_VERSIONS = tuple(sorted(int(name.removeprefix("acceptance_v")) for name in EXPERIMENTS
+                                   if re.fullmatch(r"acceptance_v\d+", name)))
+"""Surrogate regimes (generator versions) with an acceptance test, read from the experiments that define one
+(``acceptance_v<version>`` in :data:`~sac_minimal.lab.variants.EXPERIMENTS`), never a hand-kept list: an attention
+model trains on one only after the test's record for that regime, size and loss has passed
+(:func:`check_accepted_config`). Tiny surrogates, which exist for dry runs of scripts and are never recorded as
+evidence, are exempt."""
 
 
 def acceptance_name(version: int, size: str, loss: str) -> str:

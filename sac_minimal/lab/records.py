@@ -48,6 +48,7 @@ from sac_minimal.lab.experiments import (
     acceptance_of,
     build_table,
     check_run_name,
+    read_grid,
     read_run,
     run_name,
     table_csv,
@@ -578,6 +579,18 @@ def record_status(results_dir: str | Path) -> RecordStatus:
                         seeds, provenance, code_changed, same_code, datasets, here)
 
 
+LOSS_NAMES = {"official": "the official code's loss", "official_detached": "the official loss with a detached overlap "
+              "target", "book_v1": "the book's first loss"}
+"""How the book names each SSAD loss (:data:`sac_minimal.detection.LOSSES`) in its text."""
+
+
+def record_loss(name: str) -> str:
+    """The SSAD loss a record was trained with, in words and by name (``the book's first loss (`book_v1`)``), read
+    from its ``grid.json`` as trained (:meth:`TrainConfig.from_dict`)."""
+    loss = TrainConfig.from_dict(read_grid(RESULTS_DIR / name)["base"]).loss
+    return f"{LOSS_NAMES[loss]} (`{loss}`)"
+
+
 def book_checks(record: str, variants: Sequence[str], world: int = 3, heterogeneity: float = 1.0,
                 seed: int = 0, whole: int = 1) -> list[Check]:
     """The checks of ``variants`` of ``record`` at one (world, h, seed): the first ``whole`` variants re-run whole
@@ -596,6 +609,8 @@ BOOK_RECORDS = {
     "ablation_alternatives_quick_v3": book_checks("ablation_alternatives_quick_v3", ("nonlocal", "sequential")),
     "ablation_variants_quick_v3": book_checks("ablation_variants_quick_v3", ("exact_solver", "mass_t")),
     "acceptance_v4_quick": book_checks("acceptance_v4_quick", ("ssad", "headroom", "privileged"), world=100),
+    "acceptance_v4_quick_official_loss": book_checks("acceptance_v4_quick_official_loss", ("privileged", "ssad"),
+                                                     world=100),
     "table1_v4_quick": book_checks("table1_v4_quick", ("ssad", "privileged", "composed", "sac"), world=110),
     "ablation_attention_quick_v4": book_checks("ablation_attention_quick_v4", ("joint", "frame"), world=110),
     "ablation_components_quick_v4": book_checks("ablation_components_quick_v4", ("ot_pooling", "ot_smooth"), world=110),
