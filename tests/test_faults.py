@@ -116,6 +116,35 @@ def test_merge_refuses_runs_trained_differently(quick, tmp_path):
         merge_grid(tmp_path / "record")
 
 
+def test_merge_refuses_impossible_precisions_and_malformed_run_files(quick, tmp_path, capsys):
+    """Before: an AP of 5.0 or -0.5 was accepted by merge, and a run file whose evaluation is a string ended in an
+    AttributeError traceback (merge, read_record)."""
+    run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs", seeds=[0, 1])
+    path = tmp_path / "record" / "runs" / "ssad_w3_h1_s1.json"
+    original = json.loads(path.read_text())
+    from sac_minimal.evaluation import EvaluationResult
+
+    def self_consistent(run):  # the mAP recomputed from the edited precisions, as a careful forger would
+        thresholds = [name for name in run["evaluation"] if name.startswith("mAP@")]
+        precision = np.array([[np.nan if value is None else value for value in row]
+                              for row in run["average_precision"]])
+        run["evaluation"] = EvaluationResult(np.array([float(name[4:]) for name in thresholds]), precision,
+                                             np.zeros(precision.shape[1]), 0).summary()
+
+    for edit, message in ((lambda run: run["average_precision"][0].__setitem__(0, 5.0), "average precision"),
+                          (lambda run: run["average_precision"][0].__setitem__(0, -0.5), "average precision"),
+                          (lambda run: run.__setitem__("evaluation", "0.4"), "its evaluation is a str")):
+        run = json.loads(json.dumps(original))
+        edit(run)
+        if isinstance(run["evaluation"], dict):
+            self_consistent(run)
+        path.write_text(json.dumps(run))
+        with pytest.raises(ValueError, match=message):
+            merge_grid(tmp_path / "record")
+        assert cli(["merge", str(tmp_path / "record")]) == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
 def detections_of(rows):
     return Detections(videos=("v",), video_index=np.zeros(len(rows), dtype=np.int64),
                       labels=np.zeros(len(rows), dtype=np.int64),
@@ -755,3 +784,30 @@ def test_a_grid_on_a_given_surrogate_of_another_world_runs_and_leaves_out_the_he
                            heterogeneities=(1.0,))
     assert [path.stem for path in paths] == ["ssad_w5_h1_s0", "ssad_w5_h1_s1"] and all(path.exists() for path in paths)
     assert "headroom" in capsys.readouterr().out
+
+
+def test_impossible_sizes_and_ctrl_c_end_in_a_message_not_a_traceback(capsys, monkeypatch):
+    """Before: ``bench train --runs 1000000`` and Ctrl-C ended in tracebacks."""
+    with pytest.raises(SystemExit) as stopped:
+        cli(["bench", "train", "--runs", "1000000"])
+    assert stopped.value.code == 2 and "a number of runs trained at once, 1 to 64" in capsys.readouterr().err
+    import sac_minimal.lab.bench as bench
+
+    def interrupted(**options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "bench_train", interrupted)  # Ctrl-C in the middle of the command's work
+    assert cli(["bench", "train"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "run the same command again to resume" in err and "Traceback" not in err
+
+
+def test_a_symlinked_record_folder_is_refused_before_anything_is_written(quick, tmp_path):
+    """Before: with results/<name> a symbolic link, grid.json and every run file were written into its target
+    before the refusal."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "record").symlink_to(target)
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
+    assert not any(target.iterdir()) and not (tmp_path / "runs").exists()

@@ -56,6 +56,11 @@ def number_type(convert, accept, description: str):
 
 
 positive_int = number_type(int, lambda value: value >= 1, "a whole number >= 1")
+MAX_RUNS_AT_ONCE = 64
+"""The most runs ``bench train --runs`` trains at once: 64 official SSAD+SAC models (20.4 M parameters each) hold
+about 21 GB of parameters, gradients and Adam state; more is a typo, refused before anything is allocated."""
+runs_at_once = number_type(int, lambda value: 1 <= value <= MAX_RUNS_AT_ONCE,
+                           f"a number of runs trained at once, 1 to {MAX_RUNS_AT_ONCE}")
 seed_value = number_type(int, lambda value: 0 <= value <= MAX_SEED, f"a seed, a whole number in [0, {MAX_SEED}]")
 positive_minutes = number_type(float, lambda value: math.isfinite(value) and value > 0,
                                "a positive, finite number of minutes")
@@ -444,7 +449,7 @@ def add_bench_commands(commands) -> None:
     train.add_argument("--batch", type=positive_int, default=4)
     train.add_argument("--repeats", type=positive_int, default=10)
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--runs", type=positive_int, default=1, help="runs trained at once (sac_minimal.lab.group)")
+    train.add_argument("--runs", type=runs_at_once, default=1, help="runs trained at once (sac_minimal.lab.group)")
     train.add_argument("--phases", action="store_true",
                        help="instead: where one SSAD+SAC step spends its time (data, SAC, transport, SSAD, ...)")
     train.add_argument("--sac-preset", choices=list(SAC_PRESETS), default="official", help="SAC preset for --phases")
@@ -555,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, FloatingPointError) as error:  # OSError: missing files, a full disk (WriteError)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every finished epoch and run is on disk, written atomically
+        print("\ninterrupted: what finished is kept (checkpoints at epoch boundaries, run files written whole); "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -105,10 +105,19 @@ def read_run(path: Path) -> RunResult:
         run = RunResult.from_dict(values)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"run file {path} is incomplete or corrupt ({error!r})") from error
+    for name, kind in (("evaluation", dict), ("average_precision", list), ("metrics", list)):
+        if not isinstance(getattr(run, name), kind):
+            raise ValueError(f"run file {path}: its {name} is a {type(getattr(run, name)).__name__}, not a "
+                             f"{kind.__name__}; it is incomplete or was edited")
     bad = [name for name in REPORTED_METRICS if not isinstance(run.evaluation.get(name), (int, float))
-           or isinstance(run.evaluation.get(name), bool) or not np.isfinite(run.evaluation[name])]
+           or isinstance(run.evaluation.get(name), bool) or not 0.0 <= run.evaluation[name] <= 1.0]
     if bad:
-        raise ValueError(f"run file {path} has no finite number for {', '.join(bad)} in its evaluation; it is "
+        raise ValueError(f"run file {path} has no mAP between 0 and 1 for {', '.join(bad)} in its evaluation; it is "
+                         "incomplete or was edited")
+    precisions = [value for row in run.average_precision for value in (row if isinstance(row, list) else [row])]
+    if any(value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0.0 <= value <= 1.0) for value in precisions):
+        raise ValueError(f"run file {path} has an average precision that is not a number between 0 and 1; it is "
                          "incomplete or was edited")
     return run
 
@@ -493,6 +502,9 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
     yet written are unfinished cells."""
     index, count = parse_shard(shard)
     results_dir, checkpoints_dir = Path(results_dir), Path(checkpoints_dir)
+    if results_dir.is_symlink():
+        raise ValueError(f"{results_dir} is a symbolic link (to {results_dir.resolve()}); a record is written into "
+                         "its own folder, never through a link into another: remove the link or choose another --name")
     check_accepted(experiment, base)
     base = experiment.base_config(base)
     asked = {"world": worlds[0] if worlds else None,
