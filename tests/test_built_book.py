@@ -179,3 +179,22 @@ def test_every_table_names_a_model_by_its_display_name():
             found += [(name, caption[:40], cell[:60]) for column, cell in zip(header, row)
                       if column != "code name" and code_names.search(cell)]
     assert not found, found[:5]
+
+
+def test_no_verdict_stands_beside_an_interval_that_seems_to_contradict_it_unexplained():
+    """A row that claims a difference (supported, significant, contradicted, holds) beside an interval reaching 0
+    must mark that interval, and its table's caption must say why (Holm's step-down test is sharper than the
+    simultaneous interval): a reader is never left with two numbers that seem to disagree."""
+    from sac_minimal.lab.book import DECISIVE, INTERVAL, SHARPER_MARK
+
+    unexplained = []
+    for name, caption, _, rows in shown_tables():
+        for row in rows:
+            if not any(DECISIVE.match(cell) for cell in row):
+                continue
+            for cell in row:
+                found = INTERVAL.search(cell)
+                if found and float(found.group(1)) <= 0 <= float(found.group(2)) and (
+                        SHARPER_MARK not in cell or "sharper than the simultaneous interval" not in caption):
+                    unexplained.append((name, caption[:50], cell))
+    assert not unexplained, unexplained[:5]

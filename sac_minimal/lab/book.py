@@ -9,6 +9,7 @@ so that results are tables, not padded text that runs past the page. Nothing her
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Mapping, Sequence
 
@@ -88,6 +89,32 @@ several: as much as the page's text column (768 px) leaves beside the others, so
 the page; none from 8 columns on."""
 
 
+INTERVAL = re.compile(r"\[([+-]?\d+(?:\.\d+)?), ([+-]?\d+(?:\.\d+)?)\]")
+"""An interval as the book writes it in a table cell: ``[-0.16, +6.28]``."""
+DECISIVE = re.compile(r"^(supported|significant|contradicted|holds)\b", re.IGNORECASE)
+"""A verdict that claims a difference (``not shown``, ``not significant``, ``consistent`` claim none)."""
+SHARPER_MARK = "‡"
+SHARPER_NOTE = (f" {SHARPER_MARK} An interval that reaches 0 beside a verdict that claims a difference: the verdict "
+                "is Holm's step-down test, which is sharper than the simultaneous interval shown, so both hold.")
+"""What a table's caption says when one of its rows shows a decisive verdict beside an interval reaching 0."""
+
+
+def mark_sharper_verdicts(frame) -> bool:
+    """Mark (in place, with :data:`SHARPER_MARK`) each interval of a row that also holds a decisive verdict and whose
+    interval reaches 0; return whether any was marked, so that the caption can say why (:data:`SHARPER_NOTE`)."""
+    marked = False
+    for row in range(len(frame)):
+        cells = [frame.iat[row, column] for column in range(frame.shape[1])]
+        if not any(isinstance(cell, str) and DECISIVE.match(cell.strip()) for cell in cells):
+            continue
+        for column, cell in enumerate(cells):
+            found = INTERVAL.search(cell) if isinstance(cell, str) else None
+            if found and float(found.group(1)) <= 0 <= float(found.group(2)) and SHARPER_MARK not in cell:
+                frame.iat[row, column] = f"{cell}{SHARPER_MARK}"
+                marked = True
+    return marked
+
+
 def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str, str] | None = None,
           index: str | None = None, *, caption: str, numbered: bool = True):
     """An HTML table (a pandas ``Styler``) of ``rows`` (dicts with the same keys, or columns), with each column in
@@ -109,6 +136,11 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     >>> "min-width: 4em" in table([{"claim": "x" * 80, "v3": "y" * 80, "v4": "z" * 80, "p": 0.5}],
     ...                             caption="three long columns share the room").to_html()
     True
+    >>> marked = table([{"verdict": "supported", "interval": "[-0.16, +6.28]"}], caption="a verdict")
+    >>> "+6.28]‡" in marked.to_html() and "sharper than the simultaneous interval" in marked.caption
+    True
+    >>> "‡" in table([{"verdict": "not shown", "interval": "[-0.16, +6.28]"}], caption="agree").to_html()
+    False
     >>> _ = chapter_clock(9); _ = table([{"a": 1}], caption="re-runs", numbered=False)
     >>> table([{"a": 1}], caption="the first the reader sees").caption
     'Table 9.1: the first the reader sees'
@@ -117,6 +149,8 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    if mark_sharper_verdicts(frame):
+        caption += SHARPER_NOTE
     if index is not None:
         frame = frame.set_index(index)
     readable = {column: readable_number for column in frame.columns if frame[column].dtype.kind == "f"}
