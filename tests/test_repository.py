@@ -397,3 +397,22 @@ def test_figure_numbers_are_rewritten_by_chapter_in_page_order():
     assert env.toc_fignumbers["notebooks/09_training_table1"]["figure"] == {"a": (9, 1), "b": (9, 2), "c": (9, 3)}
     assert env.toc_fignumbers["book/intro"]["figure"] == {"y": (0, 1), "x": (0, 2)}
     assert env.toc_fignumbers["book/notation"]["figure"] == {"z": (40,)}  # not a chapter: left as Sphinx numbered it
+
+
+FIGURE_COLUMN_PX = 756
+"""The width at which a chapter shows a figure of width 100 % on a 1400 px wide window (measured in headless
+Chromium on the built book: the text column beside the page's own table of contents)."""
+SMALLEST_TEXT_PX = 9
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book" / "figures").glob("*.svg")), ids=lambda path: path.name)
+def test_every_svg_text_is_at_least_nine_pixels_where_the_book_shows_it(path):
+    """An SVG drawn at 100 % of the text column is scaled by column / viewBox width; its smallest text (the root's
+    font size, every class's, every element's own) times that scale must stay legible."""
+    source = path.read_text()
+    width = float(re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) [\d.]+"', source).group(1))
+    sizes = [float(size) for size in re.findall(r'font-size(?:="|:\s*)([\d.]+)', source)]
+    assert sizes, f"{path.name}: no font size found"
+    shown = min(sizes) * FIGURE_COLUMN_PX / width
+    assert shown >= SMALLEST_TEXT_PX, (f"{path.name}: its smallest text ({min(sizes)} px in a {width:g} px wide "
+                                        f"drawing) shows at {shown:.1f} px; at least {SMALLEST_TEXT_PX} px needed")
