@@ -811,3 +811,17 @@ def test_a_symlinked_record_folder_is_refused_before_anything_is_written(quick, 
     with pytest.raises(ValueError, match="is a symbolic link"):
         run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
     assert not any(target.iterdir()) and not (tmp_path / "runs").exists()
+
+
+def test_a_damaged_cache_says_to_delete_it_not_to_choose_another_folder(tmp_path, monkeypatch):
+    """Before: a cached surrogate with damaged metadata told the user to "choose another folder", a folder the
+    package had chosen, not the user."""
+    from sac_minimal.data.locate import synthetic_root
+
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path))
+    root = synthetic_root("tiny", seed=7, create=False)
+    root.mkdir(parents=True)
+    (root / "synthetic.json").write_text("{ not json")
+    with pytest.raises(FileExistsError, match="delete that folder and it is written again") as refused:
+        synthetic_root("tiny", seed=7)
+    assert "Choose another folder" not in str(refused.value)

@@ -47,7 +47,12 @@ def synthetic_root(size: str = "quick", seed: int = 0, version: int = GENERATOR_
     (seconds for quick) unless ``create`` is False (then the folder may not exist)."""
     root = data_dir() / "cache" / f"synthetic_{size}_world{seed}_h{float(heterogeneity):g}_v{version}"
     if create:
-        ensure_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
+        try:
+            ensure_synthetic_thumos(root, size=size, seed=seed, version=version, heterogeneity=heterogeneity)
+        except FileExistsError as error:  # the package chose this folder, so the advice is not "choose another"
+            found = str(error).split("; ")[0].split(". ")[0]  # what is there, without the advice for a chosen folder
+            raise FileExistsError(f"the cached surrogate {root} is damaged or holds something else ({found}). It "
+                                  "is only a cache: delete that folder and it is written again on next use") from None
     return root
 
 
