@@ -127,3 +127,27 @@ def test_a_printed_bench_train_table_reads_back_to_its_rates():
     assert tables[0]["channels"] == 1024 and tables[0]["device"] == "cuda"
     with pytest.raises(ValueError, match="no `bench train` table"):
         parse_train_tables("epoch 1 loss 1.2")
+
+
+def test_gpu_session_keeps_its_budget_bounds_its_seeds_and_names_its_errors(tmp_path, capsys, monkeypatch):
+    """Before: ``--max-minutes 0.01`` ran the benchmarks anyway, ``--seeds 100000`` hung, and any error was
+    reported as an acceptance refusal with exit 0."""
+    import pytest
+
+    from sac_minimal.lab import experiments
+
+    assert cli(["gpu-run", "--out", str(tmp_path / "short"), "--dry-run", "--max-minutes", "0.01"]) == 0
+    summary = read_session(tmp_path / "short")
+    assert "bench_train" not in summary and summary["bench_skipped"].startswith("not started")
+    assert not any(record["complete"] for record in summary["records"].values())
+    assert summary["wall_seconds"] < 30  # at most one measured epoch past the budget, never the benchmarks
+    with pytest.raises(SystemExit):
+        cli(["gpu-run", "--out", str(tmp_path / "many"), "--dry-run", "--seeds", "100000"])
+    assert "a number of runs trained at once, 1 to 64" in capsys.readouterr().err
+
+    def broken(*arguments, **options):
+        raise ValueError("the disk is full, which is no refusal")
+
+    monkeypatch.setattr(experiments, "run_experiment", broken)
+    assert cli(["gpu-run", "--out", str(tmp_path / "broken"), "--dry-run", "--seeds", "1"]) == 2
+    assert "the disk is full, which is no refusal" in capsys.readouterr().err

@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu = commands.add_parser("gpu-run", help="the prepared full-profile session for a lent GPU")
     gpu.add_argument("--out", required=True, help="folder for the data, checkpoints, records and session.json")
     gpu.add_argument("--max-minutes", type=positive_minutes, default=9.0, help="time budget of the whole session")
-    gpu.add_argument("--seeds", type=positive_int, default=6, help="seeds 0..N-1, trained together")
+    gpu.add_argument("--seeds", type=runs_at_once, default=6, help="seeds 0..N-1, trained together")
     gpu.add_argument("--dry-run", action="store_true", help="the same steps at a tiny size on the CPU")
     gpu.set_defaults(handler=handle_gpu_run)
 

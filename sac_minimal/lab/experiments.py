@@ -356,6 +356,11 @@ model trains on one only after the test's record for that regime, size and loss 
 evidence, are exempt."""
 
 
+class NotAccepted(ValueError):
+    """An attention model was asked to train on a regime whose acceptance test is missing, invalid or not passed
+    (:func:`validated_acceptance`): a refusal by design, told apart from every other error."""
+
+
 def acceptance_name(version: int, size: str, loss: str) -> str:
     """The record of generator ``version``'s acceptance test at ``size`` with SSAD's ``loss``:
     ``acceptance_v<version>_<size>`` for the book's first loss (the records made before runs named their loss),
@@ -413,23 +418,23 @@ def validated_acceptance(name: str, version: int, size: str, loss: str = LOSS_BE
                "on a testbed where no control wins, a grid of attention models could not tell 'the attention does "
                "not help' from 'nothing here rewards attention'")
     if not path.is_file():
-        raise ValueError(f"{purpose}; {path} is not recorded: run {command}")
+        raise NotAccepted(f"{purpose}; {path} is not recorded: run {command}")
     stored = read_json(path, "acceptance file")
     if (not isinstance(stored, dict) or not isinstance(stored.get("passed"), bool)
             or not isinstance(stored.get("criteria"), list) or not isinstance(stored.get("probes"), dict)):
-        raise ValueError(f"{path} is not an acceptance record (it needs criteria, probes and a true/false verdict); "
+        raise NotAccepted(f"{path} is not an acceptance record (it needs criteria, probes and a true/false verdict); "
                          f"record the test again: {command}")
     grid = read_grid(results_dir)
     base = TrainConfig.from_dict(grid["base"])
     if (base.data_version, base.data_size, base.loss) != (version, size, loss):
-        raise ValueError(f"{path} tested generator v{base.data_version} ({base.data_size}) with the {base.loss} "
+        raise NotAccepted(f"{path} tested generator v{base.data_version} ({base.data_size}) with the {base.loss} "
                          f"loss, not v{version} ({size}) with the {loss} loss; record the right test: {command}")
     again = acceptance(build_table(results_dir), stored["probes"], ACCEPTANCE_CONTROLS[version])
     if json.dumps(again, sort_keys=True) != json.dumps({key: stored[key] for key in again}, sort_keys=True):
-        raise ValueError(f"{path} is not what the record's runs give (its criteria or verdict were edited); record "
+        raise NotAccepted(f"{path} is not what the record's runs give (its criteria or verdict were edited); record "
                          f"the test again: {command}")
     if not stored["passed"]:
-        raise ValueError(f"{purpose}, and the acceptance test in {path} did not pass")
+        raise NotAccepted(f"{purpose}, and the acceptance test in {path} did not pass")
     return stored
 
 
