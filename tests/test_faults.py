@@ -825,3 +825,19 @@ def test_a_damaged_cache_says_to_delete_it_not_to_choose_another_folder(tmp_path
     with pytest.raises(FileExistsError, match="delete that folder and it is written again") as refused:
         synthetic_root("tiny", seed=7)
     assert "Choose another folder" not in str(refused.value)
+
+
+def test_a_grid_on_a_given_surrogate_of_a_confirmatory_world_runs_on_that_world(tmp_path, monkeypatch):
+    """Before: a grid on an explicit ``--data`` surrogate of a confirmatory world was refused with a message blaming
+    ``--worlds`` (the base config's world 0 was resolved first), so such grids could not run."""
+    from sac_minimal.data.synthetic import ensure_synthetic_thumos
+    from sac_minimal.lab.variants import EXPERIMENTS
+
+    monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
+    folder = tmp_path / "world110"
+    ensure_synthetic_thumos(folder, size="tiny", seed=110, version=4, heterogeneity=1.0)
+    base = profile("quick", data_root=str(folder), data_size="tiny", epochs=1, base_channels=16, main_channels=32,
+                   device="cpu")
+    paths = run_experiment(EXPERIMENTS["controls_v4"].without(("privileged_window", "privileged_video")), base,
+                           tmp_path / "record", checkpoints_dir=tmp_path / "runs", seeds=range(2))
+    assert paths and all(path.exists() and "_w110_h1_" in path.name for path in paths)

@@ -486,6 +486,15 @@ def check_confirmatory_worlds(experiment: Experiment, worlds: Sequence[int]) -> 
                          f"confirmatory worlds {', '.join(map(str, experiment.worlds))}: choose among those")
 
 
+def _given_surrogate(base: TrainConfig) -> dict | None:
+    """The metadata of a surrogate folder given as ``data_root`` (its world is ``seed``), or None."""
+    from sac_minimal.data.synthetic import METADATA_FILE, read_synthetic_metadata
+
+    if base.data_root is None or not (Path(base.data_root) / METADATA_FILE).exists():
+        return None
+    return read_synthetic_metadata(Path(base.data_root))
+
+
 def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str | Path, *,
                    checkpoints_dir: str | Path, worlds: Sequence[int] | None = None,
                    heterogeneities: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
@@ -512,6 +521,10 @@ def run_experiment(experiment: Experiment, base: TrainConfig, results_dir: str |
                          "its own folder, never through a link into another: remove the link or choose another --name")
     check_accepted(experiment, base)
     base = experiment.base_config(base)
+    given = _given_surrogate(base)
+    if given is not None:  # one surrogate folder given with --data is one (world, h): its own, unless asked
+        worlds = worlds or (given["seed"],)
+        heterogeneities = heterogeneities or (float(given["heterogeneity"]),)
     asked = {"world": worlds[0] if worlds else None,
              "heterogeneity": float(heterogeneities[0]) if heterogeneities else None}
     probe = base.replace(**{key: value for key, value in asked.items() if value is not None})
