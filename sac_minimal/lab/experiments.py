@@ -112,8 +112,8 @@ def read_run(path: Path) -> RunResult:
     bad = [name for name in REPORTED_METRICS if not isinstance(run.evaluation.get(name), (int, float))
            or isinstance(run.evaluation.get(name), bool) or not 0.0 <= run.evaluation[name] <= 1.0]
     if bad:
-        raise ValueError(f"run file {path} has no mAP between 0 and 1 for {', '.join(bad)} in its evaluation; it is "
-                         "incomplete or was edited")
+        raise ValueError(f"run file {path} has no finite number for {', '.join(bad)} in its evaluation (an mAP lies "
+                         "between 0 and 1); it is incomplete or was edited")
     precisions = [value for row in run.average_precision for value in (row if isinstance(row, list) else [row])]
     if any(value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not 0.0 <= value <= 1.0) for value in precisions):
