@@ -200,24 +200,38 @@ def _raise_map(run: dict, amount: float) -> None:
     run["evaluation"] = {name: value + amount for name, value in run["evaluation"].items()}
 
 
+def _perfect(run: dict) -> None:
+    """Set every recorded class's AP, and so every mAP, to 1.0: a consistent edit within the range of a score."""
+    run["average_precision"] = [[None if value is None else 1.0 for value in row] for row in run["average_precision"]]
+    run["evaluation"] = {name: 1.0 for name in run["evaluation"]}
+
+
 def test_a_whole_run_in_another_environment_must_land_within_the_measured_spread(copy, monkeypatch):
     """A whole run re-made in another environment is judged by the distance of its mAP from the recorded one, bounded
     by the spread between seeds (MAP_SPREAD), never by an interval computed from the record's own runs: a recorded mAP
-    raised by 35 points (or by 100) is outside it, however few seeds its cell has."""
+    raised to a perfect 1.0 in every class is outside it, however few seeds its cell has; one raised past 1 is
+    refused when read."""
     from sac_minimal.lab.records import MAP_SPREAD, whole_run_bound
 
     _another_machine(monkeypatch)
     honest = verify_record(copy, [Check("sac_w3_h1_s0", None)])[0]
     assert not honest.same_environment and honest.outcome == "exact match"  # the same kernels, in fact
-    for points in (35, 100):
-        _edit(copy / "runs" / "sac_w3_h1_s0.json", lambda run: _raise_map(run, points / 100))
-        merge_grid(copy)  # an edit consistent with the run's per-class precisions, so the record itself checks
-        edited = verify_record(copy, [Check("sac_w3_h1_s0", None)])[0]
-        assert edited.outcome == "outside the cross-environment spread" and not edited.passed, edited.format()
-        assert edited.spread["high"] - edited.spread["low"] == pytest.approx(2 * MAP_SPREAD)
-        low, high = 100 * edited.spread["low"], 100 * edited.spread["high"]
-        assert edited.row()["outcome"].endswith(f", allowed {low:.1f} to {high:.1f})")  # the table says the bound
-        _edit(copy / "runs" / "sac_w3_h1_s0.json", lambda run: _raise_map(run, -points / 100))
+    path = copy / "runs" / "sac_w3_h1_s0.json"
+    original = path.read_text()
+    run = json.loads(original)
+    assert run["evaluation"]["Avg 0.1:0.7"] < 1 - MAP_SPREAD  # so that a perfect score is a move past the bound
+    _edit(path, _perfect)  # every class's AP 1.0
+    merge_grid(copy)  # an edit consistent with the run's per-class precisions, so the record itself checks
+    edited = verify_record(copy, [Check("sac_w3_h1_s0", None)])[0]
+    assert edited.outcome == "outside the cross-environment spread" and not edited.passed, edited.format()
+    assert edited.spread["high"] - edited.spread["low"] == pytest.approx(2 * MAP_SPREAD)
+    low, high = 100 * edited.spread["low"], 100 * edited.spread["high"]
+    assert edited.row()["outcome"].endswith(f", allowed {low:.1f} to {high:.1f})")  # the table says the bound
+    path.write_text(original)
+    _edit(path, lambda run: _raise_map(run, 1.0))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        merge_grid(copy)
+    path.write_text(original)
     assert whole_run_bound(0.30, 0.30 + MAP_SPREAD - 1e-9)["inside"]
     assert not whole_run_bound(0.30, 0.30 + MAP_SPREAD + 1e-9)["inside"]
     assert not whole_run_bound(0.30, float("nan"))["inside"]
