@@ -733,7 +733,8 @@ def test_an_absurd_heterogeneity_is_refused_with_a_message(tmp_path, capsys):
 ])
 def test_a_garbled_truth_is_refused_by_the_controls_and_reported_by_data_check(tmp_path, capsys, edit, named):
     """Before: a reliability that is a string gave an IndexError, a missing video a KeyError, and reliabilities of 0
-    passed ``data check``. After: one line naming the file, the video and what to do."""
+    passed ``data check``. After: training refuses a truth that is not the one the generator wrote (its digest), and
+    ``data check`` names the file, the video and what is wrong."""
     from sac_minimal.data.synthetic import write_synthetic_thumos
 
     root = tmp_path / "tiny"
@@ -745,9 +746,60 @@ def test_a_garbled_truth_is_refused_by_the_controls_and_reported_by_data_check(t
     assert cli(["train", "--model", "privileged", "--data", str(root), "--data-version", "4", "--world", "0",
                 "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
-    assert named in error and name in error and "data synth" in error
+    assert "truth in its synthetic.json" in error and "not the one the generator wrote" in error
+    assert "data synth" in error
     report = check_dataset(root)
     assert any(named in problem and name in problem for problem in report.problems), report.problems
+
+
+@pytest.mark.parametrize("model", ["privileged", "ssad"])
+def test_an_edited_truth_or_feature_file_is_refused_and_a_cache_of_either_is_written_again(tmp_path, capsys, model):
+    """Before: emptying every video's corruptions in synthetic.json left a cache "current" and ``train --model
+    privileged`` trained on the edited truth, and a surrogate given with ``--data`` whose features were edited after
+    writing passed ``data check`` and trained. After: the truth has a digest beside the files' fingerprint; a cache
+    with either edited is written again, a given folder is refused by ``train`` and reported by ``data check``."""
+    from sac_minimal.data.synthetic import ensure_synthetic_thumos, is_current, read_synthetic_metadata
+
+    root = tmp_path / "tiny"
+    ensure_synthetic_thumos(root, "tiny", seed=0, version=4)
+    original = (root / "synthetic.json").read_text()
+    metadata = json.loads(original)
+    assert any(entry["corruptions"] for entry in metadata["videos"].values())
+    for entry in metadata["videos"].values():
+        entry["corruptions"] = []
+    (root / "synthetic.json").write_text(json.dumps(metadata))
+    assert not is_current(root, read_synthetic_metadata(root), 4, "tiny", 0, 1.0)
+    assert check_dataset(root).problems == ["synthetic.json: the truth in its synthetic.json (conditions, "
+                                            "reliabilities, corrupted stretches) is not the one the generator wrote"]
+    assert cli(["train", "--model", model, "--data", str(root), "--data-version", "4", "--world", "0",
+                "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "not the one the generator wrote" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    ensure_synthetic_thumos(root, "tiny", seed=0, version=4)  # a cache: written again
+    assert json.loads((root / "synthetic.json").read_text())["videos"] == json.loads(original)["videos"]
+    feature = sorted((root / "i3d_features").glob("*.npy"))[0]
+    values = np.load(feature)
+    values[3, 5] += 0.5
+    np.save(feature, values)
+    assert any("fingerprint" in problem for problem in check_dataset(root).problems)
+    assert cli(["train", "--model", model, "--data", str(root), "--data-version", "4", "--world", "0",
+                "--epochs", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "feature or annotation files are not the ones the generator wrote" in capsys.readouterr().err
+
+
+def test_a_surrogate_without_its_metadata_is_refused_and_named(tmp_path, capsys):
+    """Before: a v5 surrogate copied without synthetic.json and given with ``--data`` trained ``ssad_sac`` as a
+    plain folder (no acceptance guard, no truth). After: refused, saying what is missing; ``data check`` names it."""
+    from sac_minimal.data.synthetic import write_synthetic_thumos
+
+    root = tmp_path / "v5"
+    write_synthetic_thumos(root, "tiny", seed=0, version=5)
+    (root / "synthetic.json").unlink()
+    assert cli(["train", "--model", "ssad_sac", "--data", str(root), "--epochs", "1",
+                "--run-dir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "surrogate written by this package" in error and "without its synthetic.json" in error
+    assert not (tmp_path / "run").exists()
+    assert any("synthetic.json is missing" in problem for problem in check_dataset(root).problems)
 
 
 def test_bench_ot_refuses_a_size_it_could_not_allocate(capsys):

@@ -140,13 +140,24 @@ def _check_dataset(root: Path, feature_format, width, channel_order, exclude) ->
 
 def _check_truth_file(report: DatasetReport, root: Path, videos: list) -> None:
     """A surrogate's ``synthetic.json`` must hold a usable truth for every annotated video (the controls read it)."""
-    from sac_minimal.data.synthetic import METADATA_FILE, read_synthetic_metadata, truth_problems
+    from sac_minimal.data.synthetic import (
+        METADATA_FILE,
+        read_synthetic_metadata,
+        surrogate_label,
+        surrogate_problems,
+        truth_problems,
+    )
 
     if not (root / METADATA_FILE).exists():
+        if surrogate_label(root) is not None:
+            report.problems.append(f"{METADATA_FILE} is missing: this folder holds a surrogate written by this "
+                                   "package, whose generator, world and truth cannot be checked without it")
         return
     try:
-        problems = truth_problems(read_synthetic_metadata(root), videos)
-    except (ValueError, OSError) as error:
+        metadata = read_synthetic_metadata(root)
+        problems = truth_problems(metadata, videos)
+        report.problems += [f"{METADATA_FILE}: {problem}" for problem in surrogate_problems(root, metadata)]
+    except (ValueError, OSError, AttributeError) as error:
         problems = [str(error)]
     report.problems += [f"{METADATA_FILE}: {problem}" for problem in problems[:5]]
     if len(problems) > 5:

@@ -133,6 +133,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -688,11 +689,7 @@ def _check_writable(root: Path, version: int) -> None:
             raise FileExistsError(f"{root} holds a surrogate of generator version {found} ({metadata_path}); "
                                   f"writing version {version} there would mix the two. Choose another folder.")
     elif annotation_path.exists():
-        try:
-            label = str(json.loads(annotation_path.read_text()).get("version", ""))
-        except (json.JSONDecodeError, AttributeError):
-            label = ""
-        if not label.startswith(VERSION_PREFIX):
+        if surrogate_label(root) is None:
             raise FileExistsError(f"{root} holds an annotation file that this generator did not write "
                                   f"({annotation_path}); it may be a real dataset. Choose an empty folder.")
     ours = {ANNOTATION_FILE.parts[0], FEATURE_FOLDER, FEATURE_FORMAT_FILE, METADATA_FILE}
@@ -765,9 +762,49 @@ def write_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0,
         "videos": videos,
         "seconds_to_generate": round(time.perf_counter() - started, 2),
     }
+    metadata["truth_sha256"] = truth_digest(json.loads(json.dumps(metadata)))
     # Written last: its presence marks a complete dataset.
     write_text_atomic(root / METADATA_FILE, json.dumps(metadata, indent=1))
     return metadata
+
+
+TRUTH_FIELDS = ("generator_version", "size", "seed", "heterogeneity", "modality_preference", "conditions", "videos")
+"""What ``synthetic.json`` records about a world beyond its files: which surrogate it is and its truth (each video's
+condition, reliabilities, corrupted and misleading stretches), which the controls, probes and acceptance test read."""
+
+
+def surrogate_label(root: str | Path) -> str | None:
+    """The ``version`` label of a folder's annotation file when this generator wrote it (``synthetic-thumos14-
+    surrogate v<version> size=... seed=... h=...``), else None (no such file, or another dataset's). A folder with
+    this label and no ``synthetic.json`` is a surrogate whose truth and generator cannot be checked."""
+    try:
+        label = json.loads((Path(root) / ANNOTATION_FILE).read_text()).get("version", "")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return label if isinstance(label, str) and label.startswith(VERSION_PREFIX) else None
+
+
+def truth_digest(metadata: dict) -> str:
+    """SHA-256 of :data:`TRUTH_FIELDS` of a surrogate's metadata as canonical JSON (sorted keys); the generator
+    stores it as ``truth_sha256`` beside the files' fingerprint, so that an edited truth is noticed like an edited
+    feature file (:func:`surrogate_problems`)."""
+    truth = {field: metadata.get(field) for field in TRUTH_FIELDS}
+    return hashlib.sha256(json.dumps(truth, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def surrogate_problems(root: str | Path, metadata: dict) -> list[str]:
+    """Why the surrogate at ``root`` is not what its generator wrote, as lines a person can act on; empty when its
+    files still have the fingerprint stored in ``metadata`` (``synthetic.json``) when they were written and its
+    truth the stored ``truth_sha256``."""
+    problems = []
+    if metadata.get("fingerprint") != dataset_fingerprint(root):
+        problems.append(f"its feature or annotation files are not the ones the generator wrote (their fingerprint is "
+                        f"not the one stored in {METADATA_FILE})")
+    if metadata.get("truth_sha256") != truth_digest(metadata):
+        problems.append(f"the truth in its {METADATA_FILE} (conditions, reliabilities, corrupted stretches) is not "
+                        "the one the generator wrote" if "truth_sha256" in metadata else
+                        f"its {METADATA_FILE} has no truth_sha256 (written by an older version of this package)")
+    return problems
 
 
 def read_synthetic_metadata(root: str | Path) -> dict:
@@ -800,12 +837,13 @@ def ensure_synthetic_thumos(root: str | Path, size: str = "quick", seed: int = 0
 
 def is_current(root: str | Path, metadata: dict, version: int, size: str, seed: int, heterogeneity: float) -> bool:
     """Whether the surrogate at ``root`` (its ``synthetic.json`` read as ``metadata``) is the one this package
-    would write for these arguments: same arguments, current :data:`BYTES_REVISION`, and the files' fingerprint
-    equal to the one stored when they were written (so an edited or half-overwritten cache is not current)."""
+    would write for these arguments: same arguments, current :data:`BYTES_REVISION`, and the files' fingerprint and
+    the truth's digest equal to those stored when they were written (:func:`surrogate_problems`: an edited or
+    half-overwritten cache is not current)."""
     return ((metadata["generator_version"], metadata["size"], metadata["seed"], metadata["heterogeneity"])
             == (version, size, seed, float(heterogeneity))
             and metadata.get("bytes_revision") == BYTES_REVISION
-            and metadata.get("fingerprint") == dataset_fingerprint(root))
+            and not surrogate_problems(root, metadata))
 
 
 @contextlib.contextmanager

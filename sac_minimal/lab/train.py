@@ -46,6 +46,8 @@ from sac_minimal.data.synthetic import (
     privileged_video_gates,
     read_synthetic_metadata,
     reference_gates,
+    surrogate_label,
+    surrogate_problems,
 )
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
@@ -172,12 +174,20 @@ def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path
     else:
         root = Path(config.data_root)
         kind = "synthetic" if (root / METADATA_FILE).exists() else "folder"
+        if kind == "folder" and surrogate_label(root) is not None:
+            raise ValueError(f"{root} holds a surrogate written by this package ({surrogate_label(root)}) without its "
+                             f"{METADATA_FILE}, so its generator, world and truth cannot be checked; copy the whole "
+                             "folder, or leave --data out and the package writes that surrogate again")
     if config.model == "headroom" and kind != "synthetic":
         raise ValueError(f"the headroom control is SSAD on the same surrogate world without its corruption; {root} "
                          "is not a surrogate (real videos have no uncorrupted version), so it has no headroom run")
     if config.data_root is None or kind != "synthetic":
         return root, kind
     metadata = read_synthetic_metadata(root)
+    problems = surrogate_problems(root, metadata)
+    if problems:
+        raise ValueError(f"{root} is not the surrogate its {METADATA_FILE} describes: {'; '.join(problems)}. Write it "
+                         "again (python -m sac_minimal data synth ...), or leave --data out to use the cache")
     found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
     asked = (config.data_version, config.world, config.data_heterogeneity)
     if found != asked:
@@ -388,11 +398,11 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     if len(run_dirs) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(run_dirs)} run directories")
     config = configs[0]
+    root, kind = resolve_data_root(config)  # a folder that is refused leaves no run directory behind
     for run_dir in run_dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)  # a checkpoint write killed before its rename
     device = choose_device(config.device)
-    root, kind = resolve_data_root(config)
     annotations = load_annotations(root)
     ground_truth = load_annotations(root, clip_to_video=False).split("test")  # scored as annotated
     for split, videos in (("train", annotations.split("train")), ("test", ground_truth)):
