@@ -182,19 +182,24 @@ def test_every_table_names_a_model_by_its_display_name():
 
 
 def test_no_verdict_stands_beside_an_interval_that_seems_to_contradict_it_unexplained():
-    """A row that claims a difference (supported, significant, contradicted, holds) beside an interval reaching 0
-    must mark that interval, and its table's caption must say why (Holm's step-down test is sharper than the
-    simultaneous interval): a reader is never left with two numbers that seem to disagree."""
-    from sac_minimal.lab.book import DECISIVE, INTERVAL, SHARPER_MARK
+    """An interval reaching 0 beside a verdict that claims a difference (supported, significant, contradicted,
+    holds) is marked, and its table's caption says why (Holm's step-down test is sharper than the simultaneous
+    interval); an interval beside no such verdict is never marked, so the mark means what the caption says. A cell
+    that opens with its own verdict (``holds: +3.1 [-0.2, +6.3]``) is judged by it; any other by its row's."""
+    from sac_minimal.lab.book import DECISIVE, INTERVAL, SHARPER_MARK, VERDICT
 
     unexplained = []
     for name, caption, _, rows in shown_tables():
-        for row in rows:
-            if not any(DECISIVE.match(cell) for cell in row):
-                continue
+        row_decisive = [any(DECISIVE.match(cell) and not INTERVAL.search(cell) for cell in row) for row in rows]
+        for row, decisive in zip(rows, row_decisive):
             for cell in row:
                 found = INTERVAL.search(cell)
-                if found and float(found.group(1)) <= 0 <= float(found.group(2)) and (
-                        SHARPER_MARK not in cell or "sharper than the simultaneous interval" not in caption):
+                if not found:
+                    continue
+                claims = bool(DECISIVE.match(cell)) if VERDICT.match(cell) else decisive
+                reaches_zero = float(found.group(1)) <= 0 <= float(found.group(2))
+                explained = SHARPER_MARK in cell and "sharper than the simultaneous interval" in caption
+                wrongly_marked = SHARPER_MARK in cell and not (claims and reaches_zero)
+                if (claims and reaches_zero and not explained) or wrongly_marked:
                     unexplained.append((name, caption[:50], cell))
     assert not unexplained, unexplained[:5]

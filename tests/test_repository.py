@@ -399,10 +399,7 @@ def test_figure_numbers_are_rewritten_by_chapter_in_page_order():
     assert env.toc_fignumbers["book/notation"]["figure"] == {"z": (40,)}  # not a chapter: left as Sphinx numbered it
 
 
-FIGURE_COLUMN_PX = 756
-"""The width at which a chapter shows a figure of width 100 % on a 1400 px wide window (measured in headless
-Chromium on the built book: the text column beside the page's own table of contents)."""
-SMALLEST_TEXT_PX = 9
+from sac_minimal.lab.book import FIGURE_COLUMN_PX, SMALLEST_TEXT_PX  # noqa: E402  (the PNG figures' rule too)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "book" / "figures").glob("*.svg")), ids=lambda path: path.name)

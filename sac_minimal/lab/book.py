@@ -16,13 +16,103 @@ from collections.abc import Mapping, Sequence
 
 TABLES = {"chapter": None, "count": 0}
 """The chapter being run and how many tables it has shown (for :func:`table`'s numbers)."""
+FIGURE_COLUMN_PX = 756
+"""The width at which a chapter shows a figure on a 1400 px wide window (measured in headless Chromium on the built
+book: the text column beside the page's own table of contents); a wider PNG is scaled down to it."""
+SMALLEST_TEXT_PX = 9
+"""The smallest text a figure may show, in pixels at its displayed size."""
+ILLEGIBLE: list[str] = []
+"""Figures shown since the chapter's clock started whose smallest text is below :data:`SMALLEST_TEXT_PX`."""
 
 
 def chapter_clock(chapter: int | None = None) -> float:
     """The start of a chapter's run, for :func:`glue_run_time`; with ``chapter``, its tables are numbered
     ``Table <chapter>.<n>`` from here on."""
     TABLES.update(chapter=chapter, count=0)
+    ILLEGIBLE.clear()
+    _check_figures_as_shown()
     return time.perf_counter()
+
+
+def smallest_text_px(figure, png_width: int, column_px: int = FIGURE_COLUMN_PX) -> tuple[float, str]:
+    """The smallest visible text of a matplotlib ``figure`` as the page shows it, in pixels, and that text: its font
+    size in points x the PNG's dpi / 72 x the scale the page draws the PNG at (``min(1, column_px / png_width)``,
+    ``png_width`` the rendered PNG's width in pixels).
+
+    >>> import matplotlib.pyplot as plt
+    >>> figure, axis = plt.subplots(figsize=(16, 2), dpi=100)
+    >>> _ = axis.set_title("tiny", fontsize=8)
+    >>> size, text = smallest_text_px(figure, png_width=1600)  # drawn at 756 px: 8 pt -> 11.1 px -> 5.2 px
+    >>> round(size, 1), text
+    (5.2, 'tiny')
+    >>> plt.close(figure)
+    """
+    from matplotlib.text import Text
+
+    scale = figure.dpi / 72 * min(1.0, column_px / png_width)
+    texts = [(artist.get_fontsize() * scale, artist.get_text().strip()) for artist in figure.findobj(Text)
+             if artist.get_visible() and artist.get_text().strip()]
+    return min(texts, default=(float("inf"), ""))
+
+
+def _png_width(data) -> int:
+    """The width of a PNG (bytes, or base64 text as IPython's formatter returns it) from its header."""
+    import base64
+
+    raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+    return int.from_bytes(raw[16:20], "big")
+
+
+def _check_figures_as_shown() -> None:
+    """Inside a Jupyter kernel: before every cell, make sure the PNG formatter of matplotlib figures (what the
+    inline backend and ``glue`` use to show one; the backend installs its own when the first figure is made) is
+    wrapped, so that every figure shown is measured with :func:`smallest_text_px`; one too small to read is added
+    to :data:`ILLEGIBLE`, which :func:`glue_run_time` turns into an error that fails the book's build."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter") or getattr(shell, "_checks_legibility", False):
+        return
+    shell._checks_legibility = True
+    shell.events.register("pre_run_cell", lambda *_: _wrap_figure_formatter(shell))
+    _wrap_figure_formatter(shell)
+
+
+def _wrap_figure_formatter(shell) -> None:
+    """Wrap the shell's PNG formatter for figures with the measurement (once; see :func:`_check_figures_as_shown`)."""
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        shown = formatter.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(shown, "checks_legibility", False):
+        return
+
+    def measured(figure):
+        data = shown(figure)
+        if data is not None:
+            size, text = smallest_text_px(figure, _png_width(data))
+            if size < SMALLEST_TEXT_PX:
+                title = next((axis.get_title() for axis in figure.axes if axis.get_title()), "untitled")
+                ILLEGIBLE.append(f"figure {title!r}: {text!r} shows at {size:.1f} px")
+        return data
+
+    measured.checks_legibility = True
+    formatter.for_type(Figure, measured)
+
+
+def assert_legible_figures() -> None:
+    """Fail (``ValueError``) when a figure shown since :func:`chapter_clock` has text below
+    :data:`SMALLEST_TEXT_PX` at its displayed size, naming each; a page's build then fails."""
+    if ILLEGIBLE:
+        found = "; ".join(ILLEGIBLE)
+        ILLEGIBLE.clear()
+        raise ValueError(f"text smaller than {SMALLEST_TEXT_PX} px where the page shows it: {found}. Raise its font "
+                         "size or make the figure narrower (a PNG wider than the column is scaled down)")
 
 
 class Seconds(float):
@@ -55,6 +145,7 @@ def glue(name: str, value, display: bool = False) -> None:
 def glue_run_time(started: float, name: str = "run_time") -> Seconds:
     """Glue the seconds since ``started`` under ``name`` for the chapter's header (inside a book build), or print
     them (elsewhere, e.g. Colab, where myst-nb is not installed)."""
+    assert_legible_figures()
     elapsed = Seconds(time.perf_counter() - started)
     try:
         import myst_nb  # noqa: F401  (only to tell a book build from a plain kernel)
@@ -93,6 +184,9 @@ INTERVAL = re.compile(r"\[([+-]?\d+(?:\.\d+)?), ([+-]?\d+(?:\.\d+)?)\]")
 """An interval as the book writes it in a table cell: ``[-0.16, +6.28]``."""
 DECISIVE = re.compile(r"^(supported|significant|contradicted|holds)\b", re.IGNORECASE)
 """A verdict that claims a difference (``not shown``, ``not significant``, ``consistent`` claim none)."""
+VERDICT = re.compile(r"^(supported|significant|contradicted|holds|not shown|not significant|consistent|no verdict|"
+                     r"not testable)\b", re.IGNORECASE)
+"""Any verdict a cell may open with; a cell that holds its own verdict and interval is judged by that verdict alone."""
 SHARPER_MARK = "‡"
 SHARPER_NOTE = (f" {SHARPER_MARK} An interval that reaches 0 beside a verdict that claims a difference: the verdict "
                 "is Holm's step-down test, which is sharper than the simultaneous interval shown, so both hold.")
@@ -100,17 +194,21 @@ SHARPER_NOTE = (f" {SHARPER_MARK} An interval that reaches 0 beside a verdict th
 
 
 def mark_sharper_verdicts(frame) -> bool:
-    """Mark (in place, with :data:`SHARPER_MARK`) each interval of a row that also holds a decisive verdict and whose
-    interval reaches 0; return whether any was marked, so that the caption can say why (:data:`SHARPER_NOTE`)."""
+    """Mark (in place, with :data:`SHARPER_MARK`) each interval reaching 0 that stands beside a decisive verdict:
+    the cell's own verdict when the cell opens with one (``holds: +3.1 [-0.2, +6.3]``), else a verdict in another
+    cell of its row that holds no interval. Return whether any was marked, so that the caption can say why
+    (:data:`SHARPER_NOTE`)."""
     marked = False
     for row in range(len(frame)):
         cells = [frame.iat[row, column] for column in range(frame.shape[1])]
-        if not any(isinstance(cell, str) and DECISIVE.match(cell.strip()) for cell in cells):
-            continue
-        for column, cell in enumerate(cells):
-            found = INTERVAL.search(cell) if isinstance(cell, str) else None
-            if found and float(found.group(1)) <= 0 <= float(found.group(2)) and SHARPER_MARK not in cell:
-                frame.iat[row, column] = f"{cell}{SHARPER_MARK}"
+        texts = [cell.strip() if isinstance(cell, str) else "" for cell in cells]
+        row_decisive = any(DECISIVE.match(text) and not INTERVAL.search(text) for text in texts)
+        for column, text in enumerate(texts):
+            found = INTERVAL.search(text)
+            if not found or SHARPER_MARK in text or not float(found.group(1)) <= 0 <= float(found.group(2)):
+                continue
+            if DECISIVE.match(text) if VERDICT.match(text) else row_decisive:
+                frame.iat[row, column] = f"{cells[column]}{SHARPER_MARK}"
                 marked = True
     return marked
 
@@ -141,6 +239,9 @@ def table(rows: Sequence[Mapping] | Mapping[str, Sequence], formats: Mapping[str
     True
     >>> "‡" in table([{"verdict": "not shown", "interval": "[-0.16, +6.28]"}], caption="agree").to_html()
     False
+    >>> both = table([{"v3": "not shown: +2.2 [-1.0, +5.4]", "v4": "holds: +3.1 [-0.2, +6.3]"}], caption="cells")
+    >>> "+5.4]‡" in both.to_html(), "+6.3]‡" in both.to_html()
+    (False, True)
     >>> _ = chapter_clock(9); _ = table([{"a": 1}], caption="re-runs", numbered=False)
     >>> table([{"a": 1}], caption="the first the reader sees").caption
     'Table 9.1: the first the reader sees'

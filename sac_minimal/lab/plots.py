@@ -48,7 +48,7 @@ def world_effects(table: dict, keys: Sequence[str], axis, *, title: str, adjuste
         f"{_label(table, table['tests'][key]['candidate'])} - {_label(table, table['tests'][key]['baseline'])}"
         + ("" if table["tests"][key]["heterogeneity"] is None and len(keys) < 2 else
            f", h={table['tests'][key]['heterogeneity']:g}" if table["tests"][key]["heterogeneity"] is not None
-           else ", trend") for key in keys], fontsize=8)
+           else ", trend") for key in keys], fontsize=9)
     axis.invert_yaxis()
     unit = table.get("unit", "world")
     interval = "simultaneous 95 % interval" if adjusted else "95 % interval"
@@ -79,7 +79,7 @@ def dose_response(table: dict, comparisons: Sequence[tuple[str, str]], axis, *, 
     axis.set_xticks(hs)
     axis.set_xlabel("heterogeneity h (0: every modality equally reliable)")
     axis.set_ylabel(f"difference in {table['metric']} mAP (points)")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=9)
     axis.set_title(title, fontsize=9)
 
 
@@ -95,7 +95,7 @@ def variant_means(table: dict, heterogeneity: float, axis, *, title: str, metric
         axis.plot([position - 0.25, position + 0.25], [values.mean()] * 2, color="k", lw=2)
     rotate = len(names) > 4
     axis.set_xticks(range(len(names)), [_label(table, name) for name in names], rotation=25 if rotate else 0,
-                    ha="right" if rotate else "center", fontsize=8)
+                    ha="right" if rotate else "center", fontsize=9)
     axis.set_xlabel("model (one dot per world, bar: mean)")
     axis.set_ylabel(f"{metric} mAP (%)")
     axis.set_title(title, fontsize=9)
@@ -114,7 +114,7 @@ def epoch_curves(histories: dict, column: str, axis, *, title: str, ylabel: str,
         axis.set_yscale("log")
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=9)
     axis.set_title(title, fontsize=9)
 
 
@@ -127,7 +127,7 @@ def seed_dots(groups: dict, axis, *, title: str, ylabel: str, reference: float |
         axis.plot([position - 0.25, position + 0.25], [np.nanmean(values)] * 2, color="k", lw=2)
     if reference is not None:
         axis.axhline(reference, color="k", lw=0.5, ls="--")
-    axis.set_xticks(range(len(groups)), list(groups), fontsize=8)
+    axis.set_xticks(range(len(groups)), list(groups), fontsize=9)
     axis.set_xlabel("group (one dot per seed, bar: mean)")
     axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=9)

@@ -599,6 +599,28 @@ def book_checks(record: str, variants: Sequence[str], world: int = 3, heterogene
             for position, variant in enumerate(variants)]
 
 
+BOOK_V4 = {
+    "table1": "table1_v4_quick",
+    "granularity": "granularity_v4_quick",
+    "light": "light_v4_quick",
+    "attention": "ablation_attention_quick_v4",
+    "components": "ablation_components_quick_v4",
+    "alternatives": "ablation_alternatives_quick_v4",
+}
+"""The records the book reads for regime v4, by what they hold: one place that says which record each chapter
+reads, so that a record re-made (with the official loss) replaces the one before it everywhere at once. Each
+record's loss is in its configs (:func:`record_loss`); the chapters say it where they show one.
+:data:`BOOK_V4_BEFORE` keeps the records made before with the book's first loss, for the before/after tables."""
+BOOK_V4_BEFORE = {
+    "table1": "table1_v4_quick",
+    "granularity": "granularity_v4_quick",
+    "light": "light_v4_quick",
+    "attention": "ablation_attention_quick_v4",
+    "components": "ablation_components_quick_v4",
+    "alternatives": "ablation_alternatives_quick_v4",
+}
+"""Regime v4's records made with the book's first loss (``book_v1``), before the official loss was the recipe."""
+
 BOOK_RECORDS = {
     "table1_quick_v3": book_checks("table1_quick_v3", ("ssad", "ssad_theta", "reference", "headroom", "privileged",
                                                        "composed", "sac", "light_theta", "sac_stabilised"))
