@@ -258,10 +258,22 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 def handle_verify(args: argparse.Namespace) -> int:
     """Re-run part of a recorded grid with its recorded configs and compare with the record (exit 1 on failure)."""
-    from sac_minimal.lab.records import format_verification, parse_checks, record_status, verify_record
+    from sac_minimal.lab.records import (
+        every_variant_checks,
+        format_verification,
+        parse_checks,
+        record_status,
+        recorded_seconds,
+        verify_record,
+    )
 
+    if bool(args.checks) == args.every_variant:
+        raise ValueError("name the runs to re-make (run:epochs ...) or pass --every-variant, one of the two")
     print(record_status(args.results_dir).format())
-    report = verify_record(args.results_dir, parse_checks(args.checks))
+    checks = every_variant_checks(args.results_dir) if args.every_variant else parse_checks(args.checks)
+    print(f"{len(checks)} check(s); recorded cost {recorded_seconds(args.results_dir, checks) / 60:.1f} min on the "
+          "record's machine", flush=True)
+    report = verify_record(args.results_dir, checks)
     print(format_verification(report))
     return 0 if all(row.passed for row in report) else 1
 
@@ -525,9 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.set_defaults(handler=handle_merge)
     verify = commands.add_parser("verify", help="re-run part of a recorded grid and compare with the record")
     verify.add_argument("results_dir")
-    verify.add_argument("checks", nargs="+",
+    verify.add_argument("checks", nargs="*",
                         help="run:epochs, run a run file's name (e.g. ssad_w3_h1_s0) and epochs a number >= 1 or "
                              "'all' (the whole run and its mAP), e.g. ssad_w3_h1_s0:1")
+    verify.add_argument("--every-variant", action="store_true",
+                        help="re-make one whole run of every variant of the record (the maintainer's check)")
     verify.set_defaults(handler=handle_verify)
 
     book = commands.add_parser("book", help="build the book (as CI does, or --cache for quick local rebuilds)")
