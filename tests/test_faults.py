@@ -16,7 +16,8 @@ from sac_minimal.data.check import check_dataset
 from sac_minimal.data.thumos14 import load_annotations
 from sac_minimal.detection import Detections
 from sac_minimal.evaluation import evaluate_detections
-from sac_minimal.lab.experiments import merge_grid, run_experiment
+from sac_minimal.lab.experiments import run_experiment
+from sac_minimal.lab.tables import merge_grid
 from sac_minimal.files import save_torch_atomic, write_json_atomic
 from sac_minimal.ot import entropic_ot_2xT, random_2xT_problems, sinkhorn_log
 from sac_minimal.lab.train import fit, prepare_runs
@@ -413,7 +414,7 @@ def test_a_feature_width_written_as_a_float_is_reported(tmp_path):
 
 
 def test_a_run_file_with_a_missing_metric_is_named(quick, tmp_path):
-    from sac_minimal.lab.experiments import read_run
+    from sac_minimal.lab.runs import read_run
 
     run_experiment(ONE, quick(epochs=1), tmp_path / "record", checkpoints_dir=tmp_path / "runs")
     path = tmp_path / "record" / "runs" / "ssad_w3_h1_s0.json"

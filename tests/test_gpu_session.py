@@ -54,9 +54,9 @@ def test_gpu_session_without_an_acceptance_record_for_its_size_refuses_table1_an
                                                                                                      monkeypatch):
     """At full size the attention rows of Table I need results/acceptance_v4_full: without it the session records
     the controls and the acceptance test, refuses Table I before training any of its rows, and says what to do."""
-    from sac_minimal.lab import experiments
+    from sac_minimal.lab import acceptance
 
-    monkeypatch.setattr(experiments, "acceptance_record",
+    monkeypatch.setattr(acceptance, "acceptance_record",
                         lambda config: "acceptance_v4_missing" if config.model == "ssad_sac" else None)
     assert cli(["gpu-run", "--out", str(tmp_path), "--dry-run", "--seeds", "2", "--max-minutes", "10"]) == 0
     records = read_session(tmp_path)["records"]

@@ -189,7 +189,8 @@ def test_records_made_before_configs_named_their_loss_read_as_the_first_loss():
     """Nothing is relabelled: a config recorded without a loss was trained with ``book_v1`` and reads so, in run
     files, grids and tables alike; a new config names its loss."""
     from sac_minimal.lab.config import TrainConfig, profile
-    from sac_minimal.lab.experiments import load_runs, read_grid
+    from sac_minimal.lab.runs import load_runs
+    from sac_minimal.lab.tables import read_grid
     from sac_minimal.lab.records import RESULTS_DIR, check_table
 
     assert profile("quick").loss == "official" and TrainConfig.from_dict(profile("quick").to_dict()).loss == "official"

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from sac_minimal import detection
-from sac_minimal.lab.experiments import merge_grid, run_experiment
+from sac_minimal.lab.experiments import run_experiment
+from sac_minimal.lab.tables import merge_grid
 from sac_minimal.lab.hypotheses import METRIC, Hypothesis
 from sac_minimal.lab.records import BOOK_RECORDS, Check, check_table, parse_checks, record_status, verify_record
 from sac_minimal.lab.variants import EXPERIMENTS, Experiment
@@ -588,7 +589,7 @@ def test_an_exploratory_test_made_from_a_records_cells_equals_the_one_the_record
     carry no verdict."""
     import math
 
-    from sac_minimal.lab.experiments import EXPLORATORY, exploratory_tests
+    from sac_minimal.lab.tables import EXPLORATORY, exploratory_tests
     from sac_minimal.lab.records import read_record
 
     v3 = read_record("table1_quick_v3")

@@ -17,7 +17,8 @@ from sac_minimal.data.synthetic import (
     step_reliability,
 )
 from sac_minimal.data.thumos14 import THUMOS14_CLASSES, FeatureFormat, load_annotations, load_video_features
-from sac_minimal.lab.experiments import PAPER_GAIN, claim_grid, grid_definition, summarize_grid, world_tests
+from sac_minimal.lab.experiments import claim_grid
+from sac_minimal.lab.tables import grid_definition, PAPER_GAIN, summarize_grid, world_tests
 from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS, DEVELOPMENT_WORLDS, Hypothesis, judge
 from sac_minimal.sac import smoothness_loss
 from sac_minimal.lab.significance import holm, mean_with_interval, simultaneous_interval
@@ -312,7 +313,8 @@ def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_p
     from conftest import TINY, write_tiny_dataset
 
     from sac_minimal.lab.config import profile
-    from sac_minimal.lab.experiments import merge_grid, run_experiment
+    from sac_minimal.lab.experiments import run_experiment
+    from sac_minimal.lab.tables import merge_grid
     from sac_minimal.lab.variants import EXPERIMENTS, Experiment
 
     small = Experiment(("ssad", "reference", "composed"), (("ssad", "reference"), ("ssad", "composed")),
@@ -331,7 +333,7 @@ def test_on_real_data_the_rows_that_need_the_surrogates_truth_are_left_out(tmp_p
 
 
 def test_a_primary_comparison_is_primary_where_its_hypothesis_tests_it():
-    from sac_minimal.lab.experiments import primary_tests
+    from sac_minimal.lab.tables import primary_tests
 
     grid = {"heterogeneities": [0.0, 1.0], "primary": [["a", "b"], ["a", "c"]]}
     tests = {"b vs a, h=0": {"word": "exploratory"}, "b vs a, h=1": {"word": "significant"},

@@ -413,3 +413,41 @@ def test_every_svg_text_is_at_least_nine_pixels_where_the_book_shows_it(path):
     shown = min(sizes) * FIGURE_COLUMN_PX / width
     assert shown >= SMALLEST_TEXT_PX, (f"{path.name}: its smallest text ({min(sizes)} px in a {width:g} px wide "
                                         f"drawing) shows at {shown:.1f} px; at least {SMALLEST_TEXT_PX} px needed")
+
+
+def test_the_lab_imports_in_one_direction():
+    """Each lab module imports only modules its package docstring lists above it (no circle, no import back up):
+    a ``verify`` walks down from records to tables, runs and config, never back."""
+    import ast
+
+    import sac_minimal.lab
+
+    order = [line.split()[0] for line in sac_minimal.lab.__doc__.split("listed above it.\n", 1)[1].splitlines()
+             if line.startswith("    ")]
+    folder = ROOT / "sac_minimal" / "lab"
+    assert sorted(order) == sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__")
+    upward = []
+    for position, name in enumerate(order):
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sac_minimal.lab."):
+                imported = node.module.split(".")[2]
+                if imported != name and order.index(imported) > position:
+                    upward.append(f"{name} imports {imported}")
+    assert not upward, upward
+
+
+def test_no_function_runs_past_sixty_lines_of_code():
+    """A function a reader can hold in view: at most 60 lines after its docstring, in the package."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "sac_minimal").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = node.body[0]
+                documented = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+                    isinstance(first.value.value, str)
+                start = first.end_lineno + 1 if documented and len(node.body) > 1 else first.lineno
+                if node.end_lineno - start + 1 > 60:
+                    long.append(f"{path.relative_to(ROOT)}: {node.name} ({node.end_lineno - start + 1} lines)")
+    assert not long, long

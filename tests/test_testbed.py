@@ -175,7 +175,8 @@ def test_attention_models_never_run_on_a_testbed_that_was_not_accepted(tmp_path,
 
     import sac_minimal.data.locate as locate
     from sac_minimal.lab.config import profile
-    from sac_minimal.lab.experiments import check_accepted, check_accepted_config, run_experiment
+    from sac_minimal.lab.acceptance import check_accepted, check_accepted_config
+    from sac_minimal.lab.experiments import run_experiment
     from sac_minimal.lab.train import fit_runs
 
     real = locate.REPOSITORY / "results" / "acceptance_v4_quick"  # made with the book's first loss
@@ -405,12 +406,12 @@ def test_a_grid_is_refused_before_its_first_run_when_a_row_needs_an_acceptance_r
     """The guard judges every row of a grid at the size it will train before anything is claimed or trained: a
     Table I whose attention rows lack an acceptance record for their size trains none of its SSAD rows first (on a
     GPU that would spend the session before the refusal)."""
-    from sac_minimal.lab import experiments
+    from sac_minimal.lab import acceptance, experiments
     from sac_minimal.lab.config import profile
 
     monkeypatch.setenv("SAC_MINIMAL_DATA", str(tmp_path / "data"))
     monkeypatch.setattr(experiments, "check_accepted", lambda experiment, base=None: None)
-    monkeypatch.setattr(experiments, "acceptance_record",
+    monkeypatch.setattr(acceptance, "acceptance_record",
                         lambda config: "acceptance_v4_missing" if config.model == "ssad_sac" else None)
     base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
     with pytest.raises(ValueError, match="acceptance_v4_missing.*is not recorded"):
@@ -423,7 +424,7 @@ def test_every_regime_with_an_acceptance_test_is_guarded_for_each_loss():
     """Before: ACCEPTANCE_VERSIONS was a hand-kept (4, 5), so attention models trained on generator v6, whose
     acceptance test did not pass. The regimes are read from the experiments that define an acceptance test."""
     from sac_minimal.lab.config import profile
-    from sac_minimal.lab.experiments import ACCEPTANCE_VERSIONS, check_accepted_config
+    from sac_minimal.lab.acceptance import ACCEPTANCE_VERSIONS, check_accepted_config
 
     assert ACCEPTANCE_VERSIONS == tuple(sorted(int(name[len("acceptance_v"):]) for name in EXPERIMENTS
                                                if name.startswith("acceptance_v")))
@@ -433,3 +434,19 @@ def test_every_regime_with_an_acceptance_test_is_guarded_for_each_loss():
         check_accepted_config(attention.replace(loss="book_v1"))  # v6's test, with the loss it was made with
     with pytest.raises(ValueError, match="acceptance_v6_quick_official_loss.*is not recorded"):
         check_accepted_config(attention)
+
+
+def test_a_generator_without_an_acceptance_test_is_guarded_by_default(monkeypatch):
+    """Only generator v3 is exempt (its records predate the test); any other version, one whose acceptance
+    experiment is missing included, trains attention models only after its test has passed."""
+    from sac_minimal.data.synthetic import GENERATOR_VERSIONS
+    from sac_minimal.lab import acceptance
+    from sac_minimal.lab.config import profile
+
+    assert set(acceptance.EXEMPT_VERSIONS) == {3}
+    assert set(GENERATOR_VERSIONS) - set(acceptance.EXEMPT_VERSIONS) <= set(acceptance.ACCEPTANCE_VERSIONS)
+    monkeypatch.setattr(acceptance, "ACCEPTANCE_VERSIONS", (4, 5))  # as if v6 had no acceptance experiment
+    attention = profile("quick", model="ssad_sac", data_version=6, world=310, device="cpu")
+    with pytest.raises(acceptance.NotAccepted, match="generator v6 has no acceptance test"):
+        acceptance.check_accepted_config(attention)
+    assert acceptance.acceptance_record(attention.replace(data_version=3, world=3)) is None

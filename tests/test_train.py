@@ -10,7 +10,8 @@ from scipy import stats
 
 import sac_minimal.lab.train as train_module
 from sac_minimal.lab.config import TrainConfig, profile
-from sac_minimal.lab.experiments import format_table, merge_grid, parse_shard, run_experiment, summarize_grid
+from sac_minimal.lab.experiments import parse_shard, run_experiment
+from sac_minimal.lab.tables import format_table, merge_grid, summarize_grid
 from sac_minimal.lab.hypotheses import Hypothesis
 from sac_minimal.lab.significance import minimum_detectable_difference, paired_t_test, student_t_test
 from sac_minimal.lab.train import RunResult, choose_device, fit

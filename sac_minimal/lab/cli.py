@@ -177,14 +177,9 @@ def record_name(prefix: str, args: argparse.Namespace, config) -> str:
 def run_named_experiment(experiment_name: str, prefix: str, args: argparse.Namespace) -> int:
     """Train a named experiment's grid into ``results/<name>``, then merge and print it (or say what is left)."""
     from sac_minimal.data.locate import data_dir
-    from sac_minimal.lab.experiments import (
-        check_units,
-        format_acceptance,
-        format_table,
-        merge_grid,
-        record_acceptance,
-        run_experiment,
-    )
+    from sac_minimal.lab.acceptance import format_acceptance, record_acceptance
+    from sac_minimal.lab.experiments import check_units, run_experiment
+    from sac_minimal.lab.tables import format_table, merge_grid
     from sac_minimal.lab.train import resolve_data_root
     from sac_minimal.lab.variants import experiment
 
@@ -248,7 +243,8 @@ def handle_plateau(args: argparse.Namespace) -> int:
 def handle_merge(args: argparse.Namespace) -> int:
     """Join the run files of a grid's shards into table.json and table.csv (and, for an acceptance grid, record its
     acceptance test in acceptance.json)."""
-    from sac_minimal.lab.experiments import format_acceptance, format_table, merge_grid, read_grid, record_acceptance
+    from sac_minimal.lab.acceptance import format_acceptance, record_acceptance
+    from sac_minimal.lab.tables import format_table, merge_grid, read_grid
 
     print(format_table(merge_grid(args.results_dir)))
     if read_grid(Path(args.results_dir))["title"].startswith("Acceptance"):
@@ -532,6 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
                          default=1e-4)
     plateau.add_argument("--world", type=seed_value, default=0, help="a development world (never evidence)")
     plateau.set_defaults(handler=handle_plateau)
+    add_record_commands(commands)
+    add_data_commands(commands)
+    return parser
+
+
+def add_record_commands(commands) -> None:
+    """``merge``, ``verify``, ``book`` and ``gpu-run``: what joins, checks and publishes records."""
     merge = commands.add_parser("merge", help="join the run files of a grid")
     merge.add_argument("results_dir")
     merge.set_defaults(handler=handle_merge)
@@ -556,9 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--seeds", type=runs_at_once, default=6, help="seeds 0..N-1, trained together")
     gpu.add_argument("--dry-run", action="store_true", help="the same steps at a tiny size on the CPU")
     gpu.set_defaults(handler=handle_gpu_run)
-
-    add_data_commands(commands)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,17 @@ import json
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
-from sac_minimal.data.synthetic import GENERATOR_VERSION, GENERATOR_VERSIONS
+from sac_minimal.data.locate import dataset_root
+from sac_minimal.data.synthetic import (
+    GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
+    METADATA_FILE,
+    read_synthetic_metadata,
+    surrogate_label,
+    surrogate_problems,
+)
 from sac_minimal.detection import LOSSES
 from sac_minimal.sac import PRESETS, SACConfig
 
@@ -217,3 +226,39 @@ def profile(name: str, **changes) -> TrainConfig:
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
     return PROFILES[name].replace(**changes)
+
+
+def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path, str]:
+    """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``); the
+    surrogate is written on first use unless ``create`` is False.
+
+    A surrogate given as ``data_root`` must be of the config's ``data_version``, ``world`` and ``heterogeneity``, so
+    that a record never names a generator version, world or h its data did not come from."""
+    if config.data_root is None:
+        root, kind = dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
+                                  version=config.data_version, heterogeneity=config.data_heterogeneity,
+                                  create=create)
+    else:
+        root = Path(config.data_root)
+        kind = "synthetic" if (root / METADATA_FILE).exists() else "folder"
+        if kind == "folder" and surrogate_label(root) is not None:
+            raise ValueError(f"{root} holds a surrogate written by this package ({surrogate_label(root)}) without its "
+                             f"{METADATA_FILE}, so its generator, world and truth cannot be checked; copy the whole "
+                             "folder, or leave --data out and the package writes that surrogate again")
+    if config.model == "headroom" and kind != "synthetic":
+        raise ValueError(f"the headroom control is SSAD on the same surrogate world without its corruption; {root} "
+                         "is not a surrogate (real videos have no uncorrupted version), so it has no headroom run")
+    if config.data_root is None or kind != "synthetic":
+        return root, kind
+    metadata = read_synthetic_metadata(root)
+    problems = surrogate_problems(root, metadata)
+    if problems:
+        raise ValueError(f"{root} is not the surrogate its {METADATA_FILE} describes: {'; '.join(problems)}. Write it "
+                         "again (python -m sac_minimal data synth ...), or leave --data out to use the cache")
+    found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
+    asked = (config.data_version, config.world, config.data_heterogeneity)
+    if found != asked:
+        raise ValueError(f"{root} holds the surrogate of (generator version, world, h) = {found}, but the config "
+                         f"asks for {asked}; pass the matching --data-version, --worlds and --heterogeneity, or "
+                         "another folder")
+    return root, "synthetic"

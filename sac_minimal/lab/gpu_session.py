@@ -19,7 +19,7 @@ from a testbed that rewards nothing):
    its development worlds at every h of the test), into ``DIR/results/acceptance_v4_full_official_loss`` with its
    ``acceptance.json`` once complete (what does not fit resumes with the command in ``session.json``). Attention
    models train on a regime only once its acceptance record *for that size* has passed
-   (:func:`~sac_minimal.lab.experiments.check_accepted_config`), so this is what a later session needs;
+   (:func:`~sac_minimal.lab.acceptance.check_accepted_config`), so this is what a later session needs;
 5. Table I on v4 (``EXPERIMENTS["table1_v4"]``) the same way as step 3, into ``DIR/results/table1_v4_full_official_loss``, with
    what is left, only when ``results/acceptance_v4_full_official_loss`` in the repository has passed; otherwise the session
    records why it was refused and how to go on (copy step 4's record into ``results/`` and run again).
@@ -77,46 +77,20 @@ SESSION_VERSION = 4
 """The generator the session trains on (see the module docstring)."""
 SESSION_EXPERIMENTS = ("controls_v4", "acceptance_v4", "table1_v4")
 """What the session records, in this order, each into ``DIR/results/<experiment>_<profile>_<loss>_loss`` (the
-names :func:`~sac_minimal.lab.experiments.acceptance_name` gives the acceptance record)."""
+names :func:`~sac_minimal.lab.acceptance.acceptance_name` gives the acceptance record)."""
 
 
 def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
-    from sac_minimal.lab.bench import bench_step_phases, bench_train
     from sac_minimal.lab.config import profile
-    from sac_minimal.data.locate import synthetic_root
-    from sac_minimal.lab.experiments import NotAccepted, acceptance_name, merge_grid, record_acceptance, run_experiment
-    from sac_minimal.lab.hypotheses import (
-        ACCEPTANCE_HETEROGENEITIES,
-        CONFIRMATORY_WORLDS_V4,
-        DEVELOPMENT_WORLDS_V4,
-    )
+    from sac_minimal.lab.hypotheses import CONFIRMATORY_WORLDS_V4
     from sac_minimal.lab.provenance import provenance
-    from sac_minimal.lab.train import WouldNotFinish
-    from sac_minimal.lab.variants import EXPERIMENTS
 
     started = time.perf_counter()
     budget = 60 * max_minutes
-    size = "tiny" if dry_run else "full"
     summary = {"dry_run": dry_run, "budget_s": budget, "seeds": seeds, "generator_version": SESSION_VERSION,
                "provenance": provenance(), "phases": {}}
     worlds = CONFIRMATORY_WORLDS_V4[:2]
-    write_json_atomic(out / SESSION_FILE, summary)
-    for world in worlds:
-        synthetic_root(size, world, SESSION_VERSION, 1.0)
-    summary["phases"]["write the surrogate"] = _elapsed(started)
-    write_json_atomic(out / SESSION_FILE, summary)
-
-    channels = 16 if dry_run else 1024
-    repeats = 2 if dry_run else 10
-    if budget - _elapsed(started) >= BENCHMARK_SECONDS:
-        summary["bench_train"] = bench_train(channels=channels, repeats=repeats, runs=seeds)
-        summary["bench_phases"] = bench_step_phases(channels=channels, repeats=repeats,
-                                                    windows=64 if dry_run else 1024)
-    else:
-        summary["bench_skipped"] = f"not started: less than {BENCHMARK_SECONDS} s of the budget was left"
-    summary["phases"]["benchmarks"] = _elapsed(started) - summary["phases"]["write the surrogate"]
-    write_json_atomic(out / SESSION_FILE, summary)
-
+    _data_and_benchmarks(out, summary, worlds, dry_run, started)
     if dry_run:
         base = profile("quick", data_size="tiny", epochs=1, base_channels=16, main_channels=32, device="cpu")
     else:
@@ -124,55 +98,95 @@ def _session(out: Path, max_minutes: float, seeds: int, dry_run: bool) -> dict:
     summary["records"] = {}
     too_long = None  # the first training loop projected to outlast the budget: nothing after it starts
     for experiment in SESSION_EXPERIMENTS:
-        name = acceptance_name(SESSION_VERSION, base.profile, base.loss).replace("acceptance_v4", experiment)
-        record = out / "results" / name
-        acceptance = experiment.startswith("acceptance")
-        # the acceptance test on its designed development worlds (two in a dry run, to keep it short)
-        grid_worlds = (DEVELOPMENT_WORLDS_V4[:2] if dry_run else DEVELOPMENT_WORLDS_V4) if acceptance else worlds
-        hs = ACCEPTANCE_HETEROGENEITIES if acceptance else (1.0,)
-        phase_started = time.perf_counter()
-        remaining = budget - (time.perf_counter() - started)
-        entry = summary["records"][name] = {"finished_runs": [], "complete": False}
-        paths = []
-        if too_long is not None:
-            entry["skipped"] = (f"not started: one training loop of {too_long} was projected to take "
-                                f"{summary['records'][too_long]['projected_group_minutes']:.1f} min, more than "
-                                "the session had left")
-        elif remaining <= 0:
-            entry["skipped"] = "not started: the session's budget was spent"
-        else:
-            try:
-                paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=grid_worlds,
-                                       heterogeneities=hs, seeds=range(seeds), checkpoints_dir=out / "runs",
-                                       seeds_together=True, time_budget_s=remaining, verbose=True,
-                                       finish_within_budget=True)
-            except NotAccepted as error:  # the acceptance guard: no passed record for this regime at this size
-                entry["refused"] = str(error)
-            except WouldNotFinish as stop:  # keep what finished before the loop that would not
-                too_long = name
-                entry["projected_group_minutes"] = round(stop.projected_s / 60, 1)
-                entry["epoch_seconds"] = round(stop.epoch_s, 1)
-                entry["finished_runs"] = sorted(path.stem for path in (record / "runs").glob("*.json"))
-        if paths:
-            entry["finished_runs"] = [path.stem for path in paths if path.exists()]
-        entry["complete"] = bool(paths) and len(entry["finished_runs"]) == len(paths)
-        if entry["complete"]:
-            merge_grid(record)
-            if acceptance:
-                entry["passed"] = record_acceptance(record)["passed"]
-        entry["seconds"] = summary["phases"][experiment] = _elapsed(phase_started)
-        if not entry["complete"]:
-            entry["to_finish"] = (
-                (f"copy DIR/results/{acceptance_name(SESSION_VERSION, 'full', base.loss)} into results/ once it has "
-                 "passed, then " if "refused" in entry
-                 else "")
-                + f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
-                f"{' '.join(map(str, grid_worlds))} --heterogeneity {' '.join(f'{h:g}' for h in hs)} "
-                f"--seeds {seeds} --seeds-together --amp")
+        too_long = _session_record(out, summary, experiment, base, worlds, dry_run, started, too_long)
         write_json_atomic(out / SESSION_FILE, summary)
     summary["wall_seconds"] = _elapsed(started)
     write_json_atomic(out / SESSION_FILE, summary)
     return summary
+
+
+def _data_and_benchmarks(out: Path, summary: dict, worlds, dry_run: bool, started: float) -> None:
+    """The session's first two phases: write the surrogate of ``worlds``, then benchmark (when the budget leaves
+    :data:`BENCHMARK_SECONDS`), each recorded in ``summary`` as it ends."""
+    from sac_minimal.data.locate import synthetic_root
+    from sac_minimal.lab.bench import bench_step_phases, bench_train
+
+    size = "tiny" if dry_run else "full"
+    write_json_atomic(out / SESSION_FILE, summary)
+    for world in worlds:
+        synthetic_root(size, world, SESSION_VERSION, 1.0)
+    summary["phases"]["write the surrogate"] = _elapsed(started)
+    write_json_atomic(out / SESSION_FILE, summary)
+    channels = 16 if dry_run else 1024
+    repeats = 2 if dry_run else 10
+    if summary["budget_s"] - _elapsed(started) >= BENCHMARK_SECONDS:
+        summary["bench_train"] = bench_train(channels=channels, repeats=repeats, runs=summary["seeds"])
+        summary["bench_phases"] = bench_step_phases(channels=channels, repeats=repeats,
+                                                    windows=64 if dry_run else 1024)
+    else:
+        summary["bench_skipped"] = f"not started: less than {BENCHMARK_SECONDS} s of the budget was left"
+    summary["phases"]["benchmarks"] = _elapsed(started) - summary["phases"]["write the surrogate"]
+    write_json_atomic(out / SESSION_FILE, summary)
+
+
+def _session_record(out: Path, summary: dict, experiment: str, base, worlds, dry_run: bool, started: float,
+                    too_long: str | None) -> str | None:
+    """Train one of :data:`SESSION_EXPERIMENTS` into ``out/results`` with what is left of the budget, and record in
+    ``summary`` what finished, what was refused or skipped and the command that finishes it; returns the first
+    record whose training loop was projected to outlast the budget (nothing after it starts)."""
+    from sac_minimal.lab.acceptance import NotAccepted, acceptance_name, record_acceptance
+    from sac_minimal.lab.experiments import run_experiment
+    from sac_minimal.lab.hypotheses import ACCEPTANCE_HETEROGENEITIES, DEVELOPMENT_WORLDS_V4
+    from sac_minimal.lab.tables import merge_grid
+    from sac_minimal.lab.train import WouldNotFinish
+    from sac_minimal.lab.variants import EXPERIMENTS
+
+    seeds = summary["seeds"]
+    name = acceptance_name(SESSION_VERSION, base.profile, base.loss).replace("acceptance_v4", experiment)
+    record = out / "results" / name
+    acceptance = experiment.startswith("acceptance")
+    # the acceptance test on its designed development worlds (two in a dry run, to keep it short)
+    grid_worlds = (DEVELOPMENT_WORLDS_V4[:2] if dry_run else DEVELOPMENT_WORLDS_V4) if acceptance else worlds
+    hs = ACCEPTANCE_HETEROGENEITIES if acceptance else (1.0,)
+    phase_started = time.perf_counter()
+    remaining = summary["budget_s"] - (time.perf_counter() - started)
+    entry = summary["records"][name] = {"finished_runs": [], "complete": False}
+    paths = []
+    if too_long is not None:
+        entry["skipped"] = (f"not started: one training loop of {too_long} was projected to take "
+                            f"{summary['records'][too_long]['projected_group_minutes']:.1f} min, more than "
+                            "the session had left")
+    elif remaining <= 0:
+        entry["skipped"] = "not started: the session's budget was spent"
+    else:
+        try:
+            paths = run_experiment(EXPERIMENTS[experiment], base, record, worlds=grid_worlds,
+                                   heterogeneities=hs, seeds=range(seeds), checkpoints_dir=out / "runs",
+                                   seeds_together=True, time_budget_s=remaining, verbose=True,
+                                   finish_within_budget=True)
+        except NotAccepted as error:  # the acceptance guard: no passed record for this regime at this size
+            entry["refused"] = str(error)
+        except WouldNotFinish as stop:  # keep what finished before the loop that would not
+            too_long = name
+            entry["projected_group_minutes"] = round(stop.projected_s / 60, 1)
+            entry["epoch_seconds"] = round(stop.epoch_s, 1)
+            entry["finished_runs"] = sorted(path.stem for path in (record / "runs").glob("*.json"))
+    if paths:
+        entry["finished_runs"] = [path.stem for path in paths if path.exists()]
+    entry["complete"] = bool(paths) and len(entry["finished_runs"]) == len(paths)
+    if entry["complete"]:
+        merge_grid(record)
+        if acceptance:
+            entry["passed"] = record_acceptance(record)["passed"]
+    entry["seconds"] = summary["phases"][experiment] = _elapsed(phase_started)
+    if not entry["complete"]:
+        entry["to_finish"] = (
+            (f"copy DIR/results/{acceptance_name(SESSION_VERSION, 'full', base.loss)} into results/ once it has "
+             "passed, then " if "refused" in entry else "")
+            + f"python -m sac_minimal ablate {experiment} --profile {base.profile} --name {name} --worlds "
+            f"{' '.join(map(str, grid_worlds))} --heterogeneity {' '.join(f'{h:g}' for h in hs)} "
+            f"--seeds {seeds} --seeds-together --amp")
+    return too_long
 
 
 def format_session(summary: dict) -> str:

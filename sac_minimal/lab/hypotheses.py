@@ -14,7 +14,7 @@ and noise. Two sets of worlds are fixed here, in code, before any confirmatory g
 Each experiment (:mod:`sac_minimal.lab.variants`) declares its hypotheses: a :class:`Hypothesis` names a comparison
 (candidate minus baseline on :data:`METRIC`), the heterogeneity h it is tested at (or the trend over h), and the
 direction expected. The grid writes them to its ``grid.json`` before its first run, and a record without them
-refuses to summarise (:func:`sac_minimal.lab.experiments.merge_grid`). :func:`judge` turns a test into a verdict with
+refuses to summarise (:func:`sac_minimal.lab.tables.merge_grid`). :func:`judge` turns a test into a verdict with
 the Holm-adjusted p-value of the table, so the words the book prints come from the numbers.
 """
 

@@ -43,17 +43,9 @@ import numpy as np
 import torch
 
 from sac_minimal.data.locate import REPOSITORY
-from sac_minimal.lab.experiments import (
-    ACCEPTANCE_FILE,
-    RUN_NAME,
-    acceptance_of,
-    build_table,
-    check_run_name,
-    read_grid,
-    read_run,
-    run_name,
-    table_csv,
-)
+from sac_minimal.lab.acceptance import ACCEPTANCE_FILE, acceptance_of
+from sac_minimal.lab.runs import check_run_name, read_run, RUN_NAME, run_name
+from sac_minimal.lab.tables import build_table, read_grid, table_csv
 from sac_minimal.lab.config import TrainConfig
 from sac_minimal.lab.hypotheses import METRIC
 from sac_minimal.files import read_json
@@ -375,9 +367,10 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     :func:`~sac_minimal.lab.train.load_trained_model`). A run trained together with other seeds is re-made with them
     (into a temporary folder), a compiled run compiled.
 
-    Whether every value must be equal is decided by measuring this environment against the run's
-    (:func:`~sac_minimal.lab.provenance.environment_differences`: the dataset written here, device, torch, threads,
-    numerics fingerprint); a run whose provenance is missing or malformed is an error.
+    Whether every value must be equal is decided by what the re-run shows: a first epoch equal to the record's bit
+    for bit, or an environment that is the record's (:func:`~sac_minimal.lab.provenance.environment_differences`:
+    the dataset written here, device, torch, threads, numerics fingerprint); a run whose provenance is missing or
+    malformed is an error.
     """
     results_dir = Path(results_dir)
     path = results_dir / "runs" / f"{check.run}.json"
@@ -394,31 +387,9 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
                      [f"trained with {recorded.extra['trained_together']} seeds, re-made alone"]
                      if recorded.extra.get("trained_together", 1) > 1 else []) + (["compiled"] if compiled else []))
     started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verify_")))
-        folders = [Path(run_dir) if run_dir and run.config.seed == recorded.config.seed else
-                   scratch / f"seed{run.config.seed}" for run in group]
-        stack.enter_context(cpu_threads(recorded_machine["threads"]))
-        here = machine()
-        results = fit_runs([run.config for run in group], folders, epoch_budget=check.epochs, compiled=compiled)
-        recorded_data = recorded.dataset if isinstance(recorded.dataset, dict) else {}
-        same_data = recorded_data.get("fingerprint") == dataset_fingerprint(resolve_data_root(recorded.config)[0])
-        differences = environment_differences(recorded_machine, here, same_data)
-        exact = not differences and len(group) == recorded.extra.get("trained_together", 1)
-        position = [run.config.seed for run in group].index(recorded.config.seed)
-        result = None if results is None else results[position]
-        metrics = result.metrics if result is not None else read_metrics(folders[position])
+    results, metrics, differences, threads = _remake(check, recorded, recorded_machine, group, compiled, run_dir)
     epochs = len(recorded.metrics) if check.epochs is None else check.epochs
-    compared = []
-    for recorded_row, rerun_row in zip(recorded.metrics[:epochs], metrics[:epochs]):
-        compared += [(f"epoch {recorded_row['epoch']} {name}", *values)
-                     for name, *values in _differences(recorded_row, rerun_row, METRIC_COLUMNS)]
-    if len(metrics) < epochs:
-        raise ValueError(f"the re-run of {check.run} stopped after {len(metrics)} of the {epochs} epochs the check "
-                         "re-runs (a time budget, or a run that ended early); run the check again")
-    if not compared:
-        raise ValueError(f"{check.run}: the record's metrics and the re-run's share no column ({METRIC_COLUMNS}); the "
-                         "record was made by code that logged other values: make the record again")
+    compared = _compared_epochs(check, recorded, metrics, epochs)
     # Measured, not read from the record: a re-run whose first epoch logs every loss the record holds, bit for bit,
     # computes like the run's environment (another kernel or thread count already moves the first epoch's last
     # bits), and then everything must be equal; so must a re-run where the environment is the record's (data,
@@ -427,18 +398,13 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
     if not first_equal and any(entry.startswith("threads") for entry in differences):
         # the thread count is an input of the re-run: one that makes the first epoch equal shows the record's to be
         # another than the one it was made with, and then the check is exact
-        first_equal = _first_epoch_at_other_threads(group, recorded, compiled, here["threads"])
+        first_equal = _first_epoch_at_other_threads(group, recorded, compiled, threads)
     exact = first_equal or (not differences and len(group) == recorded.extra.get("trained_together", 1))
-    # In another environment the first epoch is held to the measured tolerance; later epochs drift like seeds, and
-    # their total loss is held to the measured drift.
-    judged = [entry for entry in compared if entry[0].startswith("epoch 1 ")]
-    within = all(within_tolerance(name.rsplit(" ", 1)[1], old, new, judged) for name, old, new in judged)
-    within = within and all(abs(new - old) <= LATER_EPOCH_TOLERANCE * max(abs(old), 1e-12)
-                            for name, old, new in compared if name.endswith(" total") and entry_epoch(name) > 1)
+    within = _epochs_within_tolerance(compared)
     largest = _largest([abs(new - old) / max(abs(old), 1e-12) for _, old, new in compared])
     evaluation, spread, unequal = {}, None, []
     if check.epochs is None:
-        evaluation = result.evaluation
+        evaluation = results[[run.config.seed for run in group].index(recorded.config.seed)].evaluation
         compared += [(f"mAP {name}", recorded.evaluation[name], evaluation[name]) for name in recorded.evaluation]
         largest = _largest([largest, *(abs(evaluation[name] - recorded.evaluation[name])
                                        for name in recorded.evaluation)])
@@ -454,6 +420,51 @@ def verify_check(results_dir: str | Path, check: Check, run_dir: str | Path | No
                        recorded_epochs=len(recorded.metrics), unequal=unequal,
                        values=len(compared) + (len(outcome_values(recorded)) * len(group) if exact and evaluation
                                                else 0))
+
+
+def _remake(check: Check, recorded: RunResult, recorded_machine: dict, group: Sequence[RunResult], compiled: bool,
+            run_dir: str | Path | None) -> tuple:
+    """Re-make ``group`` (the recorded run and the seeds trained with it) for the check's epochs, at the record's
+    thread count: ``(results or None, the recorded run's re-made metrics, what differs from the record's
+    environment, the thread count used)``."""
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verify_")))
+        folders = [Path(run_dir) if run_dir and run.config.seed == recorded.config.seed else
+                   scratch / f"seed{run.config.seed}" for run in group]
+        stack.enter_context(cpu_threads(recorded_machine["threads"]))
+        here = machine()
+        results = fit_runs([run.config for run in group], folders, epoch_budget=check.epochs, compiled=compiled)
+        recorded_data = recorded.dataset if isinstance(recorded.dataset, dict) else {}
+        same_data = recorded_data.get("fingerprint") == dataset_fingerprint(resolve_data_root(recorded.config)[0])
+        differences = environment_differences(recorded_machine, here, same_data)
+        position = [run.config.seed for run in group].index(recorded.config.seed)
+        metrics = results[position].metrics if results is not None else read_metrics(folders[position])
+    return results, metrics, differences, here["threads"]
+
+
+def _compared_epochs(check: Check, recorded: RunResult, metrics: list, epochs: int) -> list[tuple[str, float, float]]:
+    """``(name, recorded, re-made)`` of every logged value of the first ``epochs`` epochs (names ``epoch <n>
+    <column>``), with an error when the re-run stopped early or shares no column with the record."""
+    compared = []
+    for recorded_row, rerun_row in zip(recorded.metrics[:epochs], metrics[:epochs]):
+        compared += [(f"epoch {recorded_row['epoch']} {name}", *values)
+                     for name, *values in _differences(recorded_row, rerun_row, METRIC_COLUMNS)]
+    if len(metrics) < epochs:
+        raise ValueError(f"the re-run of {check.run} stopped after {len(metrics)} of the {epochs} epochs the check "
+                         "re-runs (a time budget, or a run that ended early); run the check again")
+    if not compared:
+        raise ValueError(f"{check.run}: the record's metrics and the re-run's share no column ({METRIC_COLUMNS}); the "
+                         "record was made by code that logged other values: make the record again")
+    return compared
+
+
+def _epochs_within_tolerance(compared: Sequence[tuple[str, float, float]]) -> bool:
+    """For another environment: the first epoch within the measured tolerance (:func:`within_tolerance`), later
+    epochs' total loss within the measured drift (:data:`LATER_EPOCH_TOLERANCE`; they drift like seeds)."""
+    judged = [entry for entry in compared if entry[0].startswith("epoch 1 ")]
+    within = all(within_tolerance(name.rsplit(" ", 1)[1], old, new, judged) for name, old, new in judged)
+    return within and all(abs(new - old) <= LATER_EPOCH_TOLERANCE * max(abs(old), 1e-12)
+                          for name, old, new in compared if name.endswith(" total") and entry_epoch(name) > 1)
 
 
 def _first_epoch_at_other_threads(group: Sequence[RunResult], recorded: RunResult, compiled: bool,
@@ -487,7 +498,7 @@ def entry_epoch(name: str) -> int:
 TABLE_FIELDS = ("metric", "unit", "worlds", "heterogeneities", "seeds", "development_worlds", "cells", "variants",
                 "tests", "hypotheses", "primary", "configs", "datasets", "labels", "title", "provenance",
                 "wall_seconds", "left_out", "shares", "shares_window")
-"""The parts of ``table.json`` that :func:`~sac_minimal.lab.experiments.build_table` computes from the run files (all of
+"""The parts of ``table.json`` that :func:`~sac_minimal.lab.tables.build_table` computes from the run files (all of
 it)."""
 
 

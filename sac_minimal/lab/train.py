@@ -30,15 +30,13 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sac_minimal.anchors import default_anchors
-from sac_minimal.lab.config import TrainConfig
-from sac_minimal.data.locate import dataset_root
 from sac_minimal.data.synthetic import (
     METADATA_FILE,
     check_truth,
@@ -46,12 +44,15 @@ from sac_minimal.data.synthetic import (
     privileged_video_gates,
     read_synthetic_metadata,
     reference_gates,
-    surrogate_label,
-    surrogate_problems,
 )
 from sac_minimal.data.thumos14 import ANNOTATION_FILE, AnnotationSet, FeatureFormat, VideoRecord, load_annotations
 from sac_minimal.data.windows import ResidentWindows, WindowDataset
 from sac_minimal.detection import postprocess_windows, ssad_loss_runs
+from sac_minimal.evaluation import evaluate_detections
+from sac_minimal.files import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
+from sac_minimal.initialisation import official_conv_init
+from sac_minimal.lab.acceptance import check_accepted_config
+from sac_minimal.lab.config import TrainConfig, resolve_data_root
 from sac_minimal.lab.diagnostics import (
     appearance_share_drift,
     attention_diagnostics,
@@ -60,11 +61,9 @@ from sac_minimal.lab.diagnostics import (
     window_attention,
     window_truth,
 )
-from sac_minimal.evaluation import evaluate_detections
-from sac_minimal.files import remove_stale_temporaries, save_torch_atomic, write_json_atomic, write_text_atomic
 from sac_minimal.lab.group import ModelGroup, load_optimizer_states, optimizer_state_of
-from sac_minimal.initialisation import official_conv_init
 from sac_minimal.lab.provenance import dataset_fingerprint, file_sha256, provenance
+from sac_minimal.lab.runs import RESULT, RunResult
 from sac_minimal.sac import SAC, WithSAC
 from sac_minimal.ssad import SSAD
 
@@ -77,7 +76,6 @@ archive); every one of them means "unreadable", never a crash."""
 CHECKPOINT_FIELDS = ("config", "epoch", "model", "optimizer", "metrics")
 """What a checkpoint must hold to resume from it."""
 METRICS = "metrics.csv"
-RESULT = "result.json"
 NONFINITE_STATE = "nonfinite_state.pt"
 LOSS_COLUMNS = ("classification", "overlap", "localisation", "sac_ot", "sac_smooth", "sac_fnorm", "total")
 MONITOR_COLUMNS = ("appearance_share", "modality_max", "structure_mean")
@@ -123,78 +121,6 @@ class Detector(WithSAC):
     def run_host(self, features: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and features.is_cuda):
             return self.host(features).float()
-
-
-@dataclass
-class RunResult:
-    """What one run produced.
-
-    Attributes:
-        config: the run's :class:`TrainConfig`.
-        metrics: one dict per epoch (loss terms, lr, seconds).
-        evaluation: mAP per threshold and the averages (fractions), from :meth:`EvaluationResult.summary`.
-        average_precision: ``[thresholds][20]`` AP per class (NaN as None).
-        dataset: ``{"kind", "root", "annotation_sha256"}``.
-        seconds: training + evaluation wall time of this process (excluding resumed epochs' earlier time).
-    """
-
-    config: TrainConfig
-    metrics: list
-    evaluation: dict
-    average_precision: list
-    dataset: dict
-    seconds: float
-    device: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "metrics": self.metrics, "evaluation": self.evaluation,
-                "average_precision": self.average_precision, "dataset": self.dataset, "seconds": self.seconds,
-                "device": self.device, **self.extra}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> RunResult:
-        known = ("config", "metrics", "evaluation", "average_precision", "dataset", "seconds", "device")
-        return cls(config=TrainConfig.from_dict(values["config"]), metrics=values["metrics"],
-                   evaluation=values["evaluation"], average_precision=values["average_precision"],
-                   dataset=values["dataset"], seconds=values["seconds"], device=values.get("device", ""),
-                   extra={key: value for key, value in values.items() if key not in known})
-
-
-def resolve_data_root(config: TrainConfig, *, create: bool = True) -> tuple[Path, str]:
-    """The dataset folder a config trains on, and its kind (``thumos14``, ``synthetic`` or ``folder``); the
-    surrogate is written on first use unless ``create`` is False.
-
-    A surrogate given as ``data_root`` must be of the config's ``data_version``, ``world`` and ``heterogeneity``, so
-    that a record never names a generator version, world or h its data did not come from."""
-    if config.data_root is None:
-        root, kind = dataset_root(prefer_real=config.profile == "full", size=config.data_size, seed=config.world,
-                                  version=config.data_version, heterogeneity=config.data_heterogeneity,
-                                  create=create)
-    else:
-        root = Path(config.data_root)
-        kind = "synthetic" if (root / METADATA_FILE).exists() else "folder"
-        if kind == "folder" and surrogate_label(root) is not None:
-            raise ValueError(f"{root} holds a surrogate written by this package ({surrogate_label(root)}) without its "
-                             f"{METADATA_FILE}, so its generator, world and truth cannot be checked; copy the whole "
-                             "folder, or leave --data out and the package writes that surrogate again")
-    if config.model == "headroom" and kind != "synthetic":
-        raise ValueError(f"the headroom control is SSAD on the same surrogate world without its corruption; {root} "
-                         "is not a surrogate (real videos have no uncorrupted version), so it has no headroom run")
-    if config.data_root is None or kind != "synthetic":
-        return root, kind
-    metadata = read_synthetic_metadata(root)
-    problems = surrogate_problems(root, metadata)
-    if problems:
-        raise ValueError(f"{root} is not the surrogate its {METADATA_FILE} describes: {'; '.join(problems)}. Write it "
-                         "again (python -m sac_minimal data synth ...), or leave --data out to use the cache")
-    found = (metadata.get("generator_version"), metadata.get("seed"), metadata.get("heterogeneity"))
-    asked = (config.data_version, config.world, config.data_heterogeneity)
-    if found != asked:
-        raise ValueError(f"{root} holds the surrogate of (generator version, world, h) = {found}, but the config "
-                         f"asks for {asked}; pass the matching --data-version, --worlds and --heterogeneity, or "
-                         "another folder")
-    return root, "synthetic"
 
 
 GATES = {"reference": reference_gates, "privileged": privileged_gates, "privileged_video": privileged_video_gates,
@@ -390,7 +316,6 @@ def prepare_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[Path], *, sy
     """Set-up: the device, both splits' windows (checked before the first step, so that a bad test file is found
     now and not after training), the R models (each initialised from its own seed), one Adam and the step's
     forward-and-loss function."""
-    from sac_minimal.lab.experiments import check_accepted_config  # the lab's records; imported here, not at the top
 
     check_runs_can_share_a_loop(configs)
     for config in configs:
