@@ -720,7 +720,7 @@ def recorded_seconds(results_dir: str | Path, checks: Sequence[Check]) -> float:
 
 BOOK_V4 = {
     "acceptance": "acceptance_v4_quick_official_loss",
-    "table1": "table1_v4_quick",
+    "table1": "table1_v4_quick_official_loss",
     "granularity": "granularity_v4_quick",
     "light": "light_v4_quick",
     "attention": "ablation_attention_quick_v4",
