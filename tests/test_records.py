@@ -616,3 +616,17 @@ def test_the_maintainers_check_re_makes_one_whole_run_of_every_variant(copy, cap
     assert cli(["verify", str(copy), "--every-variant"]) == 1
     assert cli(["verify", str(copy)]) == 2  # neither runs nor --every-variant
     assert "--every-variant, one of the two" in capsys.readouterr().err
+
+
+def test_every_v4_record_the_book_reads_is_recorded_checked_and_named_with_its_loss():
+    """The chapters read regime v4 through records.BOOK_V4 (and the before/after tables through BOOK_V4_BEFORE):
+    each must be a recorded record that the book's checks re-run, and a re-made record must name the official loss
+    while the one it replaces names the first."""
+    from sac_minimal.lab.records import BOOK_V4, BOOK_V4_BEFORE, record_loss
+
+    assert BOOK_V4.keys() == BOOK_V4_BEFORE.keys()
+    for role, name in {**{f"{k} before": v for k, v in BOOK_V4_BEFORE.items()}, **BOOK_V4}.items():
+        assert name in BOOK_RECORDS and (RESULTS / name / "table.json").is_file(), (role, name)
+    for role, name in BOOK_V4.items():
+        if name != BOOK_V4_BEFORE[role]:
+            assert "`official`" in record_loss(name) and "`book_v1`" in record_loss(BOOK_V4_BEFORE[role]), role
