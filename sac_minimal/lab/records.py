@@ -724,7 +724,7 @@ BOOK_V4 = {
     "granularity": "granularity_v4_quick",
     "light": "light_v4_quick",
     "attention": "ablation_attention_quick_v4",
-    "components": "ablation_components_quick_v4",
+    "components": "ablation_components_quick_v4_official_loss",
     "alternatives": "ablation_alternatives_quick_v4",
 }
 """The records the book reads for regime v4, by what they hold: one place that says which record each chapter
@@ -759,6 +759,8 @@ BOOK_RECORDS = {
                                                                                    "sac"), world=110),
     "ablation_attention_quick_v4": book_checks("ablation_attention_quick_v4", ("joint", "frame"), world=110),
     "ablation_components_quick_v4": book_checks("ablation_components_quick_v4", ("ot_pooling", "ot_smooth"), world=110),
+    "ablation_components_quick_v4_official_loss": book_checks("ablation_components_quick_v4_official_loss",
+                                                              ("ot_pooling", "ot_smooth"), world=110),
     "ablation_alternatives_quick_v4": book_checks("ablation_alternatives_quick_v4", ("nonlocal", "sequential"),
                                                   world=110),
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
