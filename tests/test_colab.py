@@ -1,6 +1,6 @@
 """The Colab path: every notebook runs with only what its first cell installs (the ``colab`` extra) and what Colab
-ships (a Jupyter kernel, IPython). CI also executes the notebooks in such an environment (``.ci/run``); these tests
-check statically what that run cannot see everywhere, and the first cell itself."""
+ships (a Jupyter kernel, IPython). The maintainer's check also executes the notebooks in such an environment
+(``.ci/environments``); these tests check statically what that run cannot see everywhere, and the first cell itself."""
 
 import ast
 import importlib.metadata

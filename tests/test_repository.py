@@ -25,7 +25,7 @@ def test_there_are_notebooks_in_the_toc():
 
 CODE_COLUMN = 88
 """Characters of code that fit the book's code column without horizontal scrolling."""
-FIGURE_HELPERS = ("world_effects(", "dose_response(", "variant_means(", "epoch_curves(", "seed_dots(")
+FIGURE_HELPERS = ("world_effects(", "dose_response(", "variant_means(", "epoch_curves(", "seed_dots(", "sweep_curve(")
 """sac_minimal.lab.plots functions: each sets a title and axis labels."""
 
 

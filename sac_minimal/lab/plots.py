@@ -131,3 +131,29 @@ def seed_dots(groups: dict, axis, *, title: str, ylabel: str, reference: float |
     axis.set_xlabel("group (one dot per seed, bar: mean)")
     axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=9)
+
+
+def sweep_curve(table: dict, values: dict, default: str, axis, *, title: str, xlabel: str) -> None:
+    """One hyper-parameter sweep (the paper's Fig. 6): for each swept value (``values``: ``{variant: value}``), its
+    mAP minus the paper's value's (``default``, a variant of ``values``) in points, world by world (faint dots) and
+    as the mean over worlds with the table's simultaneous 95 % interval; the paper's value sits at 0 by definition
+    (star). Every other variant must have a test ``"<variant> vs <default>, h=<h>"`` in ``table["tests"]``."""
+    order = sorted(values, key=values.get)
+    positions = np.arange(len(order))
+    for position, name in zip(positions, order):
+        if name == default:
+            axis.plot(position, 0.0, "*", ms=12, color="tab:red", zorder=3)
+            continue
+        test = next(test for test in table["tests"].values()
+                    if test["candidate"] == name and test["baseline"] == default)
+        dots = 100 * np.asarray(test["world_differences"])
+        axis.plot(np.full(len(dots), position) + np.linspace(-0.12, 0.12, len(dots)), dots, "o", ms=3, alpha=0.5,
+                  color="tab:gray")
+        axis.errorbar(position, 100 * test["mean"], yerr=[[100 * (test["mean"] - test["low_adjusted"])],
+                                                         [100 * (test["high_adjusted"] - test["mean"])]],
+                      fmt="D", color="tab:blue", capsize=3)
+    axis.axhline(0, color="k", lw=0.8)
+    axis.set_xticks(positions, [f"{values[name]:.3g}" for name in order], fontsize=9)
+    axis.set_xlabel(f"{xlabel} (star: the paper's value)")
+    axis.set_ylabel("mAP minus the paper's value's (points)")
+    axis.set_title(title, fontsize=9)

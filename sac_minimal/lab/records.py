@@ -742,6 +742,10 @@ BOOK_V4_BEFORE = {
 }
 """Regime v4's records made with the book's first loss (``book_v1``), before the official loss was the recipe."""
 
+BOOK_V4_SWEEPS = {sweep: f"{sweep}_quick_v4" for sweep in ("sweep_eta", "sweep_k", "sweep_lambda_s", "sweep_lambda_f")}
+"""The paper's Fig. 6 on generator v4 (``ablate sweep_eta_v4`` ... ``--name sweep_eta_quick_v4``): one record per
+swept hyper-parameter, made with the official loss; chapter 11 draws those that are recorded and names the rest."""
+
 BOOK_RECORDS = {
     "table1_quick_v3": book_checks("table1_quick_v3", ("ssad", "ssad_theta", "reference", "headroom", "privileged",
                                                        "composed", "sac", "light_theta", "sac_stabilised"))

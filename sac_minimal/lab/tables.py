@@ -496,6 +496,29 @@ def describe_test(test: dict) -> str:
             + (", whose step-down test is sharper than this interval)" if sharper else ")"))
 
 
+def verdicts_before_after(before: dict, after: dict) -> list[dict]:
+    """Each claim of a record (``after``, a ``table.json``) beside the same claim (by name) in a record made before it
+    (``before``), such as a grid re-made with another loss: ``{"name", "statement", "before", "after"}``, where
+    ``before`` and ``after`` are ``(difference in points, Holm-adjusted p, verdict)`` and ``before`` is ``None`` for a
+    claim the earlier record did not make.
+
+    >>> test = {"mean": 0.02, "p_holm": 0.01}
+    >>> claim = {"name": "Q1", "statement": "s", "test": "t", "verdict": "supported"}
+    >>> old = {"hypotheses": [{**claim, "verdict": "not shown"}], "tests": {"t": {"mean": 0.01, "p_holm": 0.2}}}
+    >>> verdicts_before_after(old, {"hypotheses": [claim], "tests": {"t": test}})[0]["before"]
+    (1.0, 0.2, 'not shown')
+    """
+    earlier = {entry["name"]: entry for entry in before["hypotheses"]}
+
+    def result(record: dict, entry: dict) -> tuple[float, float, str]:
+        test = record["tests"][entry["test"]]
+        return 100 * test["mean"], test["p_holm"], entry["verdict"]
+
+    return [{"name": entry["name"], "statement": entry["statement"],
+             "before": result(before, earlier[entry["name"]]) if entry["name"] in earlier else None,
+             "after": result(after, entry)} for entry in after["hypotheses"]]
+
+
 def diagnostic_by_world(runs: Sequence[RunResult], variant: str, heterogeneity: float, measure: str) -> list[float]:
     """One attention diagnostic (:mod:`sac_minimal.lab.diagnostics`, e.g. ``share_spearman``) of a variant's runs at
     one h, averaged over each world's seeds: one value per world (worlds where the measure is undefined are left
