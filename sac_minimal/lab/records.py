@@ -723,7 +723,7 @@ BOOK_V4 = {
     "table1": "table1_v4_quick_official_loss",
     "granularity": "granularity_v4_quick",
     "light": "light_v4_quick",
-    "attention": "ablation_attention_quick_v4",
+    "attention": "ablation_attention_quick_v4_official_loss",
     "components": "ablation_components_quick_v4_official_loss",
     "alternatives": "ablation_alternatives_quick_v4",
 }
@@ -762,6 +762,8 @@ BOOK_RECORDS = {
     "table1_v4_quick_official_loss": book_checks("table1_v4_quick_official_loss", ("ssad", "privileged", "composed",
                                                                                    "sac"), world=110),
     "ablation_attention_quick_v4": book_checks("ablation_attention_quick_v4", ("joint", "frame"), world=110),
+    "ablation_attention_quick_v4_official_loss": book_checks("ablation_attention_quick_v4_official_loss",
+                                                             ("joint", "frame"), world=110),
     "ablation_components_quick_v4": book_checks("ablation_components_quick_v4", ("ot_pooling", "ot_smooth"), world=110),
     "ablation_components_quick_v4_official_loss": book_checks("ablation_components_quick_v4_official_loss",
                                                               ("ot_pooling", "ot_smooth"), world=110),
