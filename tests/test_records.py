@@ -630,3 +630,20 @@ def test_every_v4_record_the_book_reads_is_recorded_checked_and_named_with_its_l
     for role, name in BOOK_V4.items():
         if name != BOOK_V4_BEFORE[role]:
             assert "`official`" in record_loss(name) and "`book_v1`" in record_loss(BOOK_V4_BEFORE[role]), role
+
+
+def test_identical_runs_counts_only_runs_equal_bit_for_bit(record, copy, monkeypatch):
+    """Two records share a run by name; it is the same run only if every epoch's losses, the evaluation and every AP
+    are equal: one loss moved by 1e-12 in one epoch of one run, or one AP, makes that run not the same."""
+    from sac_minimal.lab import records
+
+    shutil.copytree(record, copy.parent / "original")
+    monkeypatch.setattr(records, "RESULTS_DIR", copy.parent)
+    total = len(list((record / "runs").glob("*.json")))
+    assert records.identical_runs("original", copy.name) == (total, total)
+    first, second = sorted((copy / "runs").glob("*.json"))[:2]
+    _edit(first, lambda run: run["metrics"][-1].update(total=run["metrics"][-1]["total"] + 1e-12))
+    _edit(second, lambda run: run["average_precision"][0].__setitem__(0, 0.5))
+    assert records.identical_runs("original", copy.name) == (total - 2, total)
+    (copy / "runs" / first.name).unlink()
+    assert records.identical_runs("original", copy.name) == (total - 2, total - 1)

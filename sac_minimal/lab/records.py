@@ -688,6 +688,23 @@ def record_loss(name: str) -> str:
     return f"{LOSS_NAMES[loss]} (`{loss}`)"
 
 
+def identical_runs(first: str, second: str) -> tuple[int, int]:
+    """How many runs two records share (the same run name: variant, world, h, seed; the same configuration) and how
+    many of those are the same bit for bit (every epoch's losses and monitors, the evaluation and every AP). A shared
+    run made on machines with other numerics is a valid run of the same configuration, seed and starting weights, but
+    not the same bits: training amplifies rounding differences (chapter 08)."""
+    first_runs, second_runs = (RESULTS_DIR / first / "runs", RESULTS_DIR / second / "runs")
+    shared = sorted({path.name for path in first_runs.glob("*.json")}
+                    & {path.name for path in second_runs.glob("*.json")})
+
+    def content(run: RunResult) -> tuple:
+        losses = [[row.get(column) for column in METRIC_COLUMNS] for row in run.metrics]
+        return json.dumps(losses), json.dumps(run.evaluation, sort_keys=True), json.dumps(run.average_precision)
+
+    same = sum(content(read_run(first_runs / name)) == content(read_run(second_runs / name)) for name in shared)
+    return same, len(shared)
+
+
 def book_checks(record: str, variants: Sequence[str], world: int = 3, heterogeneity: float = 1.0,
                 seed: int = 0, whole: int = 1) -> list[Check]:
     """The checks of ``variants`` of ``record`` at one (world, h, seed): the first ``whole`` variants re-run whole
