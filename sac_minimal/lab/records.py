@@ -742,7 +742,7 @@ BOOK_V4 = {
     "light": "light_v4_quick",
     "attention": "ablation_attention_quick_v4_official_loss",
     "components": "ablation_components_quick_v4_official_loss",
-    "alternatives": "ablation_alternatives_quick_v4",
+    "alternatives": "ablation_alternatives_quick_v4_official_loss",
 }
 """The records the book reads for regime v4, by what they hold: one place that says which record each chapter
 reads, so that a record re-made (with the official loss) replaces the one before it everywhere at once. Each
@@ -786,6 +786,8 @@ BOOK_RECORDS = {
                                                               ("ot_pooling", "ot_smooth"), world=110),
     "ablation_alternatives_quick_v4": book_checks("ablation_alternatives_quick_v4", ("nonlocal", "sequential"),
                                                   world=110),
+    "ablation_alternatives_quick_v4_official_loss": book_checks("ablation_alternatives_quick_v4_official_loss",
+                                                                ("nonlocal", "sequential"), world=110),
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
     "acceptance_v6_quick": book_checks("acceptance_v6_quick", ("ssad", "privileged_window"), world=320),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
