@@ -159,6 +159,7 @@ def sinkhorn_log(
     tol: float | None = None,
     gamma: float = 1e-8,
     check_inputs: bool = True,
+    residual: bool = True,
 ) -> TransportResult:
     """Log-domain Sinkhorn, exactly the paper's Algorithm 1 (v update, then u update).
 
@@ -193,6 +194,10 @@ def sinkhorn_log(
             exact arithmetic) miss ``a`` by more than 1 % raises a ``ValueError`` (costs too large for eps in this
             dtype). Costs host synchronisations; training turns it off, where the loop's NaN guard stops a
             non-finite loss instead.
+        residual: compute each update as the official code does, the potential plus its correction (default), or
+            directly as written above (the form the book's records made before the official loss used). The two
+            are equal in exact arithmetic; in float32 the residual form's unrolled gradient keeps one to two more
+            digits.
 
     Returns:
         :class:`TransportResult`.
@@ -224,8 +229,12 @@ def sinkhorn_log(
     for iterations in range(1, n_iter + 1):
         # The residual form of the official code: each potential changes by its correction. In exact arithmetic
         # it is the update of the docstring; in float32 its unrolled gradient keeps one to two more digits.
-        log_v = log_v + (log_b - torch.logsumexp(neg_cost + log_u + log_v, dim=-2, keepdim=True))
-        log_u = log_u + (log_a - torch.logsumexp(neg_cost + log_u + log_v, dim=-1, keepdim=True))
+        if residual:
+            log_v = log_v + (log_b - torch.logsumexp(neg_cost + log_u + log_v, dim=-2, keepdim=True))
+            log_u = log_u + (log_a - torch.logsumexp(neg_cost + log_u + log_v, dim=-1, keepdim=True))
+        else:
+            log_v = log_b - torch.logsumexp(neg_cost + log_u, dim=-2, keepdim=True)
+            log_u = log_a - torch.logsumexp(neg_cost + log_v, dim=-1, keepdim=True)
         if tol is not None:
             with torch.no_grad():
                 column_sums = torch.exp(neg_cost + log_u + log_v).sum(-2)

@@ -73,6 +73,8 @@ class SACConfig:
         use_ot: compute L_OT and the regularisers (needs composed or sequential attention).
         solver: ``sinkhorn`` (Algorithm 1, fixed ``n_iter``) or ``entropic`` (exact root-find, any eps).
         eps, n_iter: the entropic regularisation and Sinkhorn iterations.
+        sinkhorn_residual: Algorithm 1 in the official code's residual form (default) or as written (the book's
+            records made before the official loss; :func:`sac_minimal.ot.sinkhorn_log`'s ``residual``).
         smoothness_reduce: ``max`` (paper) or ``sum`` (official) over the two modalities of S.
         smoothness_difference: ``signed`` (paper) or ``absolute`` (official) temporal differences.
         eta: the smoothness term keeps the floor(T eta) smallest of the T - 1 temporal differences.
@@ -95,6 +97,7 @@ class SACConfig:
     solver: str = "sinkhorn"
     eps: float = 1e-3
     n_iter: int = 50
+    sinkhorn_residual: bool = True
     smoothness_reduce: str = "max"
     smoothness_difference: str = "signed"
     eta: float = 0.8
@@ -348,7 +351,8 @@ def ot_loss(structure, supplier, receiver, config: SACConfig, stop_early: bool =
             its fixed number of steps runs.
     """
     if config.solver == "sinkhorn":
-        plan = sinkhorn_log(structure, supplier, receiver, config.eps, n_iter=config.n_iter, check_inputs=False).plan
+        plan = sinkhorn_log(structure, supplier, receiver, config.eps, n_iter=config.n_iter, check_inputs=False,
+                            residual=config.sinkhorn_residual).plan
     else:
         receiver = receiver * supplier.sum(-1, keepdim=True) / receiver.sum(-1, keepdim=True)  # official masses
         plan = entropic_ot_2xT(structure, supplier, receiver, config.eps, check_inputs=False,

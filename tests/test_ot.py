@@ -345,3 +345,29 @@ def test_float32_transport_gradients_within_1e4_of_float64_on_saturated_problems
             for name, want, got in zip(("structure", "modality", "frame"), exact, single):
                 error = float((got - want).abs().max() / want.abs().max())
                 assert error < 1e-4, (solver, scale, seed, name, error)
+
+
+def test_the_direct_update_the_first_records_used_is_kept_for_them():
+    """The records made before the official loss were trained with Algorithm 1 as written (potentials recomputed
+    from scratch); ``residual=False`` is that loop, bit for bit (written out here), so they still verify. The two forms
+    agree in float64; in float32 the direct one loses digits on a saturated problem, which is why it is not the
+    default."""
+    from sac_minimal.lab.config import TrainConfig, profile
+
+    structure, modality, frame = _saturated_sac_logits(0, 8.0, torch.float32)
+    cost, a, b = torch.sigmoid(structure), torch.softmax(modality, -1), torch.sigmoid(frame)
+    log_a, log_b, neg_cost = torch.log(a + 1e-8).unsqueeze(-1), torch.log(b + 1e-8).unsqueeze(-2), -cost / 0.1
+    log_u = torch.zeros_like(log_a)
+    for _ in range(50):
+        log_v = log_b - torch.logsumexp(neg_cost + log_u, dim=-2, keepdim=True)
+        log_u = log_a - torch.logsumexp(neg_cost + log_v, dim=-1, keepdim=True)
+    direct = sinkhorn_log(cost, a, b, 0.1, n_iter=50, check_inputs=False, residual=False).plan
+    assert torch.equal(direct, torch.exp(neg_cost + log_u + log_v))
+    double = [tensor.double() for tensor in (cost, a, b)]
+    assert torch.allclose(sinkhorn_log(*double, 0.1, n_iter=50, residual=False).plan,
+                          sinkhorn_log(*double, 0.1, n_iter=50).plan, rtol=0, atol=1e-12)
+    recorded = {key: value for key, value in profile("quick", model="ssad_sac").to_dict().items()
+                if key not in ("loss", "sinkhorn_update")}  # a config recorded before configs named their loss
+    old = TrainConfig.from_dict(recorded)
+    assert old.sinkhorn_update == "direct" and not old.sac_config(64, 64).sinkhorn_residual
+    assert TrainConfig.from_dict({**recorded, "loss": "official"}).sac_config(64, 64).sinkhorn_residual

@@ -58,6 +58,10 @@ SAC_PRESETS = tuple(PRESETS)
 LOSS_BEFORE_RECORDED = "book_v1"
 """The SSAD loss of a config recorded before configs named their loss (:data:`sac_minimal.detection.LOSSES`): every
 such run was trained with it, so it is read back as trained, never relabelled."""
+SINKHORN_UPDATES = ("residual", "direct")
+"""How Algorithm 1 updates its potentials (:func:`sac_minimal.ot.sinkhorn_log`'s ``residual``): ``residual``, the
+official code's form, since the official loss; ``direct``, the form every config recorded before configs named
+their loss was trained with (the two arrived together), read back so."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class TrainConfig:
         matching, negative_ratio: SSAD loss options (:func:`sac_minimal.detection.ssad_loss`).
         loss: SSAD's loss, a name of :data:`sac_minimal.detection.LOSSES`: ``official`` (the official code's),
             ``official_detached`` (its overlap target without gradient) or ``book_v1`` (the book's first records).
+        sinkhorn_update: ``residual`` (the official code's) or ``direct`` (:data:`SINKHORN_UPDATES`).
         device: ``auto`` (cuda when present), ``cpu``, ``cuda``.
         amp: bf16 autocast for the SSAD host on CUDA (SAC and its transport problem stay float32; ignored on CPU).
         accept_length_mismatch: train even when a feature file's rows do not fit its video's duration x fps / 4
@@ -113,6 +118,7 @@ class TrainConfig:
     matching: str = "decoded"
     negative_ratio: float = 1.0
     loss: str = "official"
+    sinkhorn_update: str = "residual"
     device: str = "auto"
     amp: bool = False
     accept_length_mismatch: bool = False
@@ -129,6 +135,8 @@ class TrainConfig:
             raise ValueError(f"data_version must be one of {GENERATOR_VERSIONS}, got {self.data_version!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.sinkhorn_update not in SINKHORN_UPDATES:
+            raise ValueError(f"sinkhorn_update must be one of {SINKHORN_UPDATES}, got {self.sinkhorn_update!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("world", "seed"):
@@ -159,7 +167,7 @@ class TrainConfig:
         attention or OT."""
         if self.model in HOST_ONLY:
             return None
-        changes = dict(self.sac_changes)
+        changes = {**dict(self.sac_changes), "sinkhorn_residual": self.sinkhorn_update == "residual"}
         if self.model == "ssad_theta":
             changes.update(attention="none", use_ot=False, modulate="projected", projection=True)
         return SACConfig.preset(self.sac_preset, appearance_channels=appearance_channels,
@@ -200,7 +208,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """A recorded config; one recorded before configs named their loss was trained with
-        :data:`LOSS_BEFORE_RECORDED`, and is read so."""
+        :data:`LOSS_BEFORE_RECORDED` and the direct Sinkhorn update (:data:`SINKHORN_UPDATES`), and is read so."""
+        if isinstance(values, dict) and "sinkhorn_update" not in values:
+            values = {**values, "sinkhorn_update": "residual" if "loss" in values else "direct"}
         if isinstance(values, dict) and "loss" not in values:
             values = {**values, "loss": LOSS_BEFORE_RECORDED}
         known = {field.name for field in dataclasses.fields(cls)}

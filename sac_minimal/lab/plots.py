@@ -137,7 +137,7 @@ def sweep_curve(table: dict, values: dict, default: str, axis, *, title: str, xl
     """One hyper-parameter sweep (the paper's Fig. 6): for each swept value (``values``: ``{variant: value}``), its
     mAP minus the paper's value's (``default``, a variant of ``values``) in points, world by world (faint dots) and
     as the mean over worlds with the table's simultaneous 95 % interval; the paper's value sits at 0 by definition
-    (star). Every other variant must have a test ``"<variant> vs <default>, h=<h>"`` in ``table["tests"]``."""
+    (star; the caption says so). Every other variant must have a test ``"<variant> vs <default>, h=<h>"`` in ``table["tests"]``."""
     order = sorted(values, key=values.get)
     positions = np.arange(len(order))
     for position, name in zip(positions, order):
@@ -154,6 +154,6 @@ def sweep_curve(table: dict, values: dict, default: str, axis, *, title: str, xl
                       fmt="D", color="tab:blue", capsize=3)
     axis.axhline(0, color="k", lw=0.8)
     axis.set_xticks(positions, [f"{values[name]:.3g}" for name in order], fontsize=9)
-    axis.set_xlabel(f"{xlabel} (star: the paper's value)")
-    axis.set_ylabel("mAP minus the paper's value's (points)")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("mAP difference (points)")
     axis.set_title(title, fontsize=9)

@@ -531,7 +531,8 @@ def fit_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], *, 
             break
     if finished_epoch < epochs:
         return None
-    extra = {**({"trained_together": len(configs)} if len(configs) > 1 else {}),
+    extra = {**({"trained_together": len(configs), "trained_with": sorted(config.seed for config in configs)}
+                if len(configs) > 1 else {}),
              **({"compiled": True} if compiled else {})}
     return evaluate_runs(setup, histories, started, extra)
 
