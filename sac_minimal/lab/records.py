@@ -815,6 +815,7 @@ BOOK_RECORDS = {
                                                                 ("nonlocal", "sequential"), world=110),
     "sweep_eta_quick_v4": book_checks("sweep_eta_quick_v4", ("eta_0.5", "eta_0.9"), world=110),
     "sweep_k_quick_v4": book_checks("sweep_k_quick_v4", ("k_0.0625", "k_0.5"), world=110),
+    "sweep_lambda_s_quick_v4": book_checks("sweep_lambda_s_quick_v4", ("lambda_s_0.06", "lambda_s_0.14"), world=110),
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
     "acceptance_v6_quick": book_checks("acceptance_v6_quick", ("ssad", "privileged_window"), world=320),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
