@@ -764,7 +764,7 @@ BOOK_V4 = {
     "acceptance": "acceptance_v4_quick_official_loss",
     "table1": "table1_v4_quick_official_loss",
     "granularity": "granularity_v4_quick",
-    "light": "light_v4_quick",
+    "light": "light_v4_quick_official_loss",
     "attention": "ablation_attention_quick_v4_official_loss",
     "components": "ablation_components_quick_v4_official_loss",
     "alternatives": "ablation_alternatives_quick_v4_official_loss",
@@ -816,11 +816,13 @@ BOOK_RECORDS = {
     "sweep_eta_quick_v4": book_checks("sweep_eta_quick_v4", ("eta_0.5", "eta_0.9"), world=110),
     "sweep_k_quick_v4": book_checks("sweep_k_quick_v4", ("k_0.0625", "k_0.5"), world=110),
     "sweep_lambda_s_quick_v4": book_checks("sweep_lambda_s_quick_v4", ("lambda_s_0.06", "lambda_s_0.14"), world=110),
+    "sweep_lambda_f_quick_v4": book_checks("sweep_lambda_f_quick_v4", ("lambda_f_0.006", "lambda_f_0.014"), world=110),
     "acceptance_v5_quick": book_checks("acceptance_v5_quick", ("ssad", "privileged_window"), world=200),
     "acceptance_v6_quick": book_checks("acceptance_v6_quick", ("ssad", "privileged_window"), world=320),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
     "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
     "light_v4_quick": book_checks("light_v4_quick", ("light_theta_baseline",), world=110),
+    "light_v4_quick_official_loss": book_checks("light_v4_quick_official_loss", ("light_theta_baseline",), world=110),
 }
 """The quick records the book reads, and the subset of each that the book build re-runs (notebooks 08 to 11): these
 runs in world 3 (world 100 for generator v4's control record, 110 for its Table I and ablations, 200 and 320 for the
