@@ -763,7 +763,7 @@ def recorded_seconds(results_dir: str | Path, checks: Sequence[Check]) -> float:
 BOOK_V4 = {
     "acceptance": "acceptance_v4_quick_official_loss",
     "table1": "table1_v4_quick_official_loss",
-    "granularity": "granularity_v4_quick",
+    "granularity": "granularity_v4_quick_official_loss",
     "light": "light_v4_quick_official_loss",
     "attention": "ablation_attention_quick_v4_official_loss",
     "components": "ablation_components_quick_v4_official_loss",
@@ -821,6 +821,8 @@ BOOK_RECORDS = {
     "acceptance_v6_quick": book_checks("acceptance_v6_quick", ("ssad", "privileged_window"), world=320),
     "controls_quick_v3": book_checks("controls_quick_v3", ("privileged_window", "privileged_video")),
     "granularity_v4_quick": book_checks("granularity_v4_quick", ("privileged_window", "per_frame"), world=110),
+    "granularity_v4_quick_official_loss": book_checks("granularity_v4_quick_official_loss",
+                                                      ("privileged_window", "per_frame"), world=110),
     "light_v4_quick": book_checks("light_v4_quick", ("light_theta_baseline",), world=110),
     "light_v4_quick_official_loss": book_checks("light_v4_quick_official_loss", ("light_theta_baseline",), world=110),
 }
