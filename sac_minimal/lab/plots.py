@@ -137,7 +137,8 @@ def sweep_curve(table: dict, values: dict, default: str, axis, *, title: str, xl
     """One hyper-parameter sweep (the paper's Fig. 6): for each swept value (``values``: ``{variant: value}``), its
     mAP minus the paper's value's (``default``, a variant of ``values``) in points, world by world (faint dots) and
     as the mean over worlds with the table's simultaneous 95 % interval; the paper's value sits at 0 by definition
-    (star; the caption says so). Every other variant must have a test ``"<variant> vs <default>, h=<h>"`` in ``table["tests"]``."""
+    (star; the caption says so). Every other variant must have a test ``"<variant> vs <default>, h=<h>"`` in
+    ``table["tests"]``."""
     order = sorted(values, key=values.get)
     positions = np.arange(len(order))
     for position, name in zip(positions, order):
